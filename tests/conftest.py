@@ -1,0 +1,38 @@
+"""Shared fixtures: a private token cache, small corpora and tiny configs that train in seconds."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tui_trainer.engine.config import TrainConfig, config_from_dict
+
+REPO = Path(__file__).resolve().parent.parent
+
+TINY = dict(d_model=32, num_blocks=2, num_heads=2, context_length=32, dropout=0.0, batch_size=8,
+            max_iters=60, eval_interval=20, eval_iters=4, log_interval=5, tokenizer="byte",
+            learning_rate=3e-3)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _token_cache(tmp_path_factory) -> None:
+    os.environ["GPT_TUI_CACHE"] = str(tmp_path_factory.mktemp("token-cache"))
+
+
+@pytest.fixture(scope="session")
+def corpus(tmp_path_factory) -> Path:
+    """A few KB slice of the bundled order names: enough to learn from in 60 steps."""
+    path = tmp_path_factory.mktemp("data") / "orders.txt"
+    lines = (REPO / "data" / "orders.txt").read_text(encoding="utf-8").splitlines()[:400]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def tiny_config(corpus, tmp_path) -> TrainConfig:
+    return config_from_dict({**TINY, "data": str(corpus), "out_dir": str(tmp_path / "runs")})
+
+
+def make_config(base: TrainConfig, **changes) -> TrainConfig:
+    return config_from_dict({**base.to_dict(), **changes})

@@ -1,0 +1,129 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from tui_trainer.cli import main
+
+from .conftest import TINY
+
+TINY_SETS = [f"--set={k}={v}" for k, v in TINY.items()]
+
+
+def gpt_tui(*args, timeout=120, **kwargs):
+    return subprocess.run([sys.executable, "-m", "tui_trainer", *args], capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, "PYTHONUNBUFFERED": "1"}, **kwargs)
+
+
+def test_engine_never_imports_the_ui():
+    code = ("import sys, tui_trainer.engine.trainer, tui_trainer.engine.checkpoint, tui_trainer.cli, "
+            "tui_trainer.commands; bad = [m for m in ('textual', 'plotext', 'textual_plotext', 'tui_trainer.ui.app') "
+            "if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_help_is_fast_and_does_not_import_torch():
+    code = ("import sys, time; t = time.perf_counter(); from tui_trainer.cli import main\n"
+            "try: main(['--help'])\nexcept SystemExit: pass\n"
+            "print(time.perf_counter() - t, 'torch' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    seconds, torch_loaded = result.stdout.split()[-2:]
+    assert torch_loaded == "False" and float(seconds) < 0.5
+
+
+def test_train_then_sample(corpus, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--data", str(corpus), "--out", str(out), *TINY_SETS]) == 0
+    printed = capsys.readouterr().out
+    assert "eval step 60" in printed and f"saved {out / 'model.ckpt'} at step 60" in printed
+    assert main(["sample", str(out), "--prompt", "order", "--max-new-tokens", "20", "--seed", "3"]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("order") and len(text.encode()) >= len("order") + 10
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "--set", "d_model=90"], "d_model 90 is not divisible by num_heads 4"),
+    (["train", "--set", "max_iters=0"], "max_iters = 0: must be >= 1"),
+    (["train", "--set", "learning_rate=nan"], "learning_rate = nan: must be a finite number"),
+    (["train", "--set", "dropout=1"], "dropout = 1.0: must be in [0, 1)"),
+    (["train", "--set", "device=tpu"], "device = 'tpu'"),
+    (["train", "--set", "d_mode=8"], "unknown key 'd_mode'"),
+    (["train", "--set", "max_iters"], "expected KEY=VALUE"),
+    (["train", "--set", "batch_size=two"], "batch_size = 'two': must be an integer"),
+    (["train", "--config", "no/such.toml"], "config file 'no/such.toml' does not exist"),
+    (["train", "--data", "no/such.txt"], "data path 'no/such.txt' does not exist"),
+    (["train", "--set", "context_length=100000"], "context_length + 1 = 100001"),
+    (["sample", "no/such.ckpt"], "checkpoint 'no/such.ckpt' does not exist"),
+])
+def test_bad_input_exits_2_with_one_clear_message(args, message, capsys):
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert err.startswith("gpt-tui: error: ")
+
+
+def test_not_a_checkpoint_and_hostile_pickle(tmp_path, capsys):
+    text_file = tmp_path / "notes.ckpt"
+    text_file.write_text("hello")
+    assert main(["sample", str(text_file)]) == 2
+    assert "not a readable torch file" in capsys.readouterr().err
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"weights": torch.zeros(2)}, foreign)
+    assert main(["sample", str(foreign)]) == 2
+    assert "not a gpt-tui checkpoint" in capsys.readouterr().err
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    hostile = tmp_path / "evil.ckpt"
+    torch.save({"model_state_dict": Evil()}, hostile)
+    assert main(["sample", str(hostile)]) == 2
+    assert "refused" in capsys.readouterr().err and not marker.exists()
+
+
+def test_truncated_checkpoint(tiny_config, tmp_path, capsys):
+    assert main(["train", "--data", tiny_config.data, "--out", str(tmp_path / "r"), *TINY_SETS,
+                 "--set", "max_iters=5"]) == 0
+    good = (tmp_path / "r" / "model.ckpt").read_bytes()
+    cut = tmp_path / "cut.ckpt"
+    cut.write_bytes(good[: len(good) // 2])
+    capsys.readouterr()
+    assert main(["sample", str(cut)]) == 2
+    assert "truncated" in capsys.readouterr().err
+
+
+def test_run_dir_that_cannot_be_created(corpus, tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert main(["train", "--data", str(corpus), "--out", str(blocker / "run"), *TINY_SETS]) == 2
+    assert "cannot be created or written" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGHUP, 129)])
+def test_signals_save_a_checkpoint_and_exit(sig, code, corpus, tmp_path):
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "tui_trainer", "train", "--data", str(corpus), "--out", str(out),
+                             *TINY_SETS, "--set", "max_iters=100000", "--set", "log_interval=1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    metrics = out / "metrics.jsonl"
+    deadline = time.time() + 60
+    while time.time() < deadline and '"step": 20,' not in (metrics.read_text() if metrics.exists() else ""):
+        time.sleep(0.1)
+    proc.send_signal(sig)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == code, stderr
+    lines = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
+    last_logged = max(l["step"] for l in lines if l["event"] == "step")
+    saved = torch.load(out / "model.ckpt", weights_only=True)
+    assert saved["step"] >= last_logged >= 20
+    assert json.loads((out / "run.json").read_text())["status"] == "stopped"
+    assert f"received {signal.Signals(sig).name}" in stdout

@@ -1,0 +1,49 @@
+import torch
+
+from tui_trainer.engine.model import GPT, ModelConfig, filter_logits, sinusoidal_positions
+
+
+def small() -> GPT:
+    torch.manual_seed(0)
+    return GPT(ModelConfig(vocab_size=50, d_model=16, num_blocks=2, num_heads=4, context_length=12, dropout=0.0))
+
+
+def test_shapes_and_loss():
+    model = small()
+    idx = torch.randint(50, (3, 12))
+    logits, loss = model(idx, idx)
+    assert logits.shape == (3, 12, 50)
+    assert loss.shape == () and abs(loss.item() - torch.log(torch.tensor(50.0)).item()) < 1.0
+    assert model(idx)[1] is None
+
+
+def test_causal_future_tokens_do_not_change_the_past():
+    model = small().eval()
+    idx = torch.randint(50, (1, 12))
+    changed = idx.clone()
+    changed[0, 8:] = (changed[0, 8:] + 1) % 50
+    a, _ = model(idx)
+    b, _ = model(changed)
+    assert torch.allclose(a[0, :8], b[0, :8], atol=1e-6)
+    assert not torch.allclose(a[0, 8:], b[0, 8:])
+
+
+def test_positions_are_a_fixed_buffer_outside_the_state_dict():
+    model = small()
+    assert "positions" not in model.state_dict()
+    table = sinusoidal_positions(12, 16)
+    assert torch.equal(model.positions, table)
+    assert torch.allclose(table[0, 0::2], torch.zeros(8)) and torch.allclose(table[0, 1::2], torch.ones(8))
+
+
+def test_generate_crops_context_and_extends():
+    model = small()
+    out = model.generate(torch.zeros((1, 20), dtype=torch.long), max_new_tokens=5, top_k=3, top_p=0.9)
+    assert out.shape == (1, 25)
+
+
+def test_top_k_and_top_p_filtering():
+    logits = torch.tensor([[1.0, 3.0, 2.0, 0.0]])
+    assert torch.isinf(filter_logits(logits, 2, None)).tolist() == [[True, False, False, True]]
+    # probabilities ~ [0.09, 0.67, 0.24, 0.03]: top_p 0.5 keeps only the largest
+    assert torch.isinf(filter_logits(logits, None, 0.5)).tolist() == [[True, False, True, True]]

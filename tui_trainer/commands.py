@@ -1,0 +1,128 @@
+"""The bodies of `gpt-tui` commands; each imports torch (and textual) only when it runs."""
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from typing import Any
+
+from .engine.config import TrainConfig, load_config, parse_overrides
+from .engine.errors import ConfigError
+
+EXIT_FAILED = 1
+SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGHUP: 129}
+
+
+def run_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    overrides = parse_overrides(args.overrides)
+    if args.data:
+        overrides["data"] = args.data
+    return overrides
+
+
+def run_config(args: argparse.Namespace) -> TrainConfig:
+    """--config (or configs/default.toml) plus --data and --set, validated together."""
+    from .cli import default_config_path
+
+    return load_config(args.config or default_config_path(), run_overrides(args))
+
+
+class StopOnSignals:
+    """SIGINT, SIGTERM and SIGHUP ask the trainer to stop at the next step boundary and save.
+
+    A second Ctrl+C interrupts at once, for a user who really means it.
+    """
+
+    def __init__(self, control) -> None:
+        self.control = control
+        self.received: int | None = None
+        self._previous = {}
+
+    def _handle(self, signum, frame) -> None:
+        if self.received == signal.SIGINT and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.received = self.received or signum
+        self.control.stop(f"received {signal.Signals(signum).name}")
+
+    def __enter__(self) -> "StopOnSignals":
+        for sig in SIGNAL_EXIT:
+            self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def train(args: argparse.Namespace) -> int:
+    from .console import ConsoleReporter
+    from .engine.control import TrainingControl
+    from .engine.events import RunFailed
+    from .engine.trainer import Trainer
+
+    reporter = ConsoleReporter()
+    control = TrainingControl()
+    if args.resume:
+        if args.config:
+            raise ConfigError(["--config cannot be combined with --resume: the checkpoint holds the config; "
+                               "change keys with --set"])
+        trainer = Trainer(None, reporter, control, run_dir=args.out, resume=args.resume,
+                          resume_overrides=run_overrides(args), progress=reporter.tokenizing)
+    else:
+        trainer = Trainer(run_config(args), reporter, control, run_dir=args.out, progress=reporter.tokenizing)
+    with StopOnSignals(control) as signals:
+        result = trainer.run()
+    reporter.close()
+    if isinstance(result, RunFailed):
+        return 2 if result.kind == "input" else EXIT_FAILED
+    return SIGNAL_EXIT[signals.received] if signals.received else 0
+
+
+def sample(args: argparse.Namespace) -> int:
+    import torch
+
+    from .engine.checkpoint import load_checkpoint, model_from_checkpoint, resolve_checkpoint
+    from .engine.device import resolve_device
+    from .engine.sampling import generate_text
+    from .engine.tokenizer import get_tokenizer
+
+    problems = []
+    if args.max_new_tokens < 1:
+        problems.append(f"--max-new-tokens {args.max_new_tokens}: must be >= 1")
+    if args.temperature < 0:
+        problems.append(f"--temperature {args.temperature}: must be >= 0 (0 = greedy)")
+    if args.top_k is not None and args.top_k < 1:
+        problems.append(f"--top-k {args.top_k}: must be >= 1")
+    if args.top_p is not None and not 0 < args.top_p <= 1:
+        problems.append(f"--top-p {args.top_p}: must be in (0, 1]")
+    if problems:
+        raise ConfigError(problems)
+    path = resolve_checkpoint(args.checkpoint, prefer=("best.ckpt", "model.ckpt"))
+    ckpt = load_checkpoint(path)
+    model, config, vocab = model_from_checkpoint(ckpt, path)
+    model.to(resolve_device(args.device))
+    if args.seed is not None:
+        torch.manual_seed(args.seed)
+    text = generate_text(model, get_tokenizer(ckpt["tokenizer"]["name"]), vocab, args.prompt, args.max_new_tokens,
+                         args.temperature, args.top_k, args.top_p, args.seed)
+    print(text)
+    return 0
+
+
+def info() -> int:
+    from .engine.device import device_info
+
+    details = device_info()
+    width = max(map(len, details))
+    for key, value in details.items():
+        if value is not None:
+            print(f"{key:<{width}}  {value}")
+    return 0
+
+
+def app(args: argparse.Namespace) -> int:
+    from .ui.app import create_app
+
+    application = create_app(run_config(args), run_dir=args.out, start=args.start)
+    application.run()
+    return application.return_code or 0

@@ -1,0 +1,125 @@
+"""Checkpoints: a plain dict, written atomically, read only with ``weights_only=True``.
+
+Keys: model_state_dict, h_params (the chapter's names plus max_token_value),
+optimizer_state_dict, step, config, tokenizer, best_val_loss, format_version, and
+trainer_state (RNG states and the lr scale) so a resumed run continues exactly.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .config import CHAPTER_KEYS, TrainConfig, config_from_dict
+from .errors import CheckpointError, ConfigError
+from .model import GPT, ModelConfig
+from .tokenizer import VocabMap
+
+FORMAT_VERSION = 1
+REQUIRED_KEYS = ("model_state_dict", "h_params", "config", "tokenizer", "step", "format_version")
+
+
+def h_params(config: TrainConfig, vocab_size: int) -> dict[str, Any]:
+    """The chapter's h_params dict, so code written for the chapter finds what it expects."""
+    params = {key: getattr(config, key) for key in CHAPTER_KEYS}
+    params["max_token_value"] = vocab_size
+    return params
+
+
+def write_atomic(path: Path, payload: dict[str, Any]) -> None:
+    """torch.save to a temp file beside ``path``, fsync, then rename over it.
+
+    A failure at any point leaves the previous file untouched and removes the temp file.
+    """
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(payload, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    try:  # make the rename itself durable
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError:
+        pass
+
+
+def resolve_checkpoint(path: str | Path, prefer: tuple[str, ...] = ("model.ckpt",)) -> Path:
+    """A checkpoint file, or the first of ``prefer`` inside a run directory."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        for name in prefer:
+            if (path / name).is_file():
+                return path / name
+        raise CheckpointError(f"run directory {str(path)!r} has no {' or '.join(prefer)}: train it first, "
+                              "or name a .ckpt file")
+    if not path.exists():
+        raise CheckpointError(f"checkpoint {str(path)!r} does not exist: check the path")
+    return path
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load and check a checkpoint; anything that is not ours, or is unsafe, is refused."""
+    path = Path(path)
+    try:
+        with warnings.catch_warnings():  # torch warns about pickle protocols; the outcome is what matters
+            warnings.simplefilter("ignore")
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise CheckpointError(f"checkpoint {str(path)!r} does not exist: check the path") from None
+    except IsADirectoryError:
+        raise CheckpointError(f"checkpoint {str(path)!r} is a directory: name a .ckpt file or a run directory") from None
+    except pickle.UnpicklingError:
+        # weights_only refuses pickles that would import or call anything: never retry without it.
+        raise CheckpointError(f"checkpoint {str(path)!r} was refused: it holds Python objects other than tensors "
+                              "and plain data, which could run code when loaded; only load files you trust") from None
+    except Exception as exc:  # torch raises many types for garbage and truncated files
+        raise CheckpointError(f"checkpoint {str(path)!r} is not a readable torch file ({type(exc).__name__}); "
+                              "it may be truncated or not a checkpoint") from None
+    if not isinstance(ckpt, dict) or any(key not in ckpt for key in REQUIRED_KEYS):
+        raise CheckpointError(f"checkpoint {str(path)!r} is a torch file but not a gpt-tui checkpoint "
+                              f"(it needs the keys {', '.join(REQUIRED_KEYS)})")
+    if ckpt["format_version"] > FORMAT_VERSION:
+        raise CheckpointError(f"checkpoint {str(path)!r} has format {ckpt['format_version']}, newer than this "
+                              f"gpt-tui ({FORMAT_VERSION}): upgrade gpt-tui")
+    return ckpt
+
+
+def config_of(ckpt: dict[str, Any], path: Path | str = "checkpoint") -> TrainConfig:
+    try:
+        return config_from_dict(ckpt["config"])
+    except ConfigError as exc:
+        raise CheckpointError(f"checkpoint {str(path)!r} holds an invalid config: {'; '.join(exc.problems)}") from None
+
+
+def model_config(config: TrainConfig, vocab_size: int) -> ModelConfig:
+    return ModelConfig(vocab_size=vocab_size, d_model=config.d_model, num_blocks=config.num_blocks,
+                       num_heads=config.num_heads, context_length=config.context_length, dropout=config.dropout)
+
+
+def model_from_checkpoint(ckpt: dict[str, Any], path: Path | str = "checkpoint"
+                          ) -> tuple[GPT, TrainConfig, VocabMap]:
+    """Rebuild the model (on CPU, eval mode) and its vocabulary from a loaded checkpoint."""
+    config = config_of(ckpt, path)
+    vocab = VocabMap.from_state(ckpt["tokenizer"])
+    model = GPT(model_config(config, vocab.size))
+    try:
+        model.load_state_dict(ckpt["model_state_dict"])
+    except RuntimeError as exc:
+        raise CheckpointError(f"checkpoint {str(path)!r} weights do not match its config: "
+                              f"{str(exc).splitlines()[0][:160]}") from None
+    model.eval()
+    return model, config, vocab

@@ -1,0 +1,83 @@
+"""Commands for a running trainer, safe to call from any thread; applied at step boundaries."""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class SampleRequest:
+    prompt: str
+    max_new_tokens: int
+    temperature: float
+    top_k: int | None
+    top_p: float | None = None
+
+
+class TrainingControl:
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._stop_reason: str | None = None
+        self._paused = False
+        self._save = False
+        self._lr: float | None = None
+        self._sample: SampleRequest | None = None
+
+    # -- called by the UI, the CLI's signal handlers, or the watch control file --
+    def stop(self, reason: str = "stopped by user") -> None:
+        with self._cond:
+            self._stop_reason = self._stop_reason or reason
+            self._cond.notify_all()
+
+    def pause(self) -> None:
+        with self._cond:
+            self._paused = True
+
+    def resume(self) -> None:
+        with self._cond:
+            self._paused = False
+            self._cond.notify_all()
+
+    def save_now(self) -> None:
+        with self._cond:
+            self._save = True
+
+    def set_lr(self, lr: float) -> None:
+        with self._cond:
+            self._lr = lr
+
+    def request_sample(self, request: SampleRequest) -> None:
+        with self._cond:
+            self._sample = request
+
+    # -- called by the trainer at a step boundary --
+    @property
+    def stop_reason(self) -> str | None:
+        with self._cond:
+            return self._stop_reason
+
+    @property
+    def paused(self) -> bool:
+        with self._cond:
+            return self._paused
+
+    def wait_while_paused(self, timeout: float = 0.5) -> None:
+        """Block until resumed or stopped (wakes every ``timeout`` s so callers can poll files)."""
+        with self._cond:
+            if self._paused and self._stop_reason is None:
+                self._cond.wait(timeout)
+
+    def take_save(self) -> bool:
+        with self._cond:
+            save, self._save = self._save, False
+            return save
+
+    def take_lr(self) -> float | None:
+        with self._cond:
+            lr, self._lr = self._lr, None
+            return lr
+
+    def take_sample(self) -> SampleRequest | None:
+        with self._cond:
+            request, self._sample = self._sample, None
+            return request

@@ -1,0 +1,94 @@
+"""A run directory: config.toml, metrics.jsonl, samples.txt, run.json and the checkpoints."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import socket
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from .config import TrainConfig, save_config
+from .errors import RunDirError
+
+
+def new_run_dir(config: TrainConfig) -> Path:
+    """``out_dir/run_name-YYYYmmdd-HHMMSS`` (with a suffix if that exists already)."""
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = Path(config.out_dir).expanduser() / f"{config.run_name}-{stamp}"
+    path, n = base, 1
+    while path.exists():
+        n += 1
+        path = base.with_name(f"{base.name}-{n}")
+    return path
+
+
+def _clean(value: Any) -> Any:
+    """JSON has no NaN or inf: write them as null."""
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+class RunDir:
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            probe = self.path / ".write-test"
+            probe.write_text("ok")
+            probe.unlink()
+        except OSError as exc:
+            raise RunDirError(f"run directory {str(self.path)!r} cannot be created or written "
+                              f"({exc.strerror or exc}): choose another --out or out_dir") from None
+        self._metrics = open(self.metrics_path, "a", encoding="utf-8")
+        self._status: dict[str, Any] = self.read_status()
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.path / "metrics.jsonl"
+
+    @property
+    def latest(self) -> Path:
+        return self.path / "model.ckpt"
+
+    @property
+    def best(self) -> Path:
+        return self.path / "best.ckpt"
+
+    def write_config(self, config: TrainConfig) -> None:
+        save_config(config, self.path / "config.toml")
+
+    def log(self, event: str, step: int, **fields: Any) -> None:
+        """Append one metrics line and flush it at once, so a crash loses nothing written."""
+        record = {"event": event, "step": step, "time": round(time.time(), 3)}
+        record.update({k: _clean(v) for k, v in fields.items()})
+        self._metrics.write(json.dumps(record, ensure_ascii=False) + "\n")
+        self._metrics.flush()
+
+    def sync(self) -> None:
+        self._metrics.flush()
+        os.fsync(self._metrics.fileno())
+
+    def append_sample(self, step: int, text: str) -> None:
+        with open(self.path / "samples.txt", "a", encoding="utf-8") as handle:
+            handle.write(f"--- step {step} ---\n{text}\n")
+
+    def read_status(self) -> dict[str, Any]:
+        try:
+            return json.loads((self.path / "run.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+
+    def update_status(self, **fields: Any) -> None:
+        """Rewrite run.json atomically with ``fields`` merged in."""
+        self._status.update({k: _clean(v) for k, v in fields.items()})
+        self._status.setdefault("host", socket.gethostname())
+        tmp = self.path / ".run.json.tmp"
+        tmp.write_text(json.dumps(self._status, indent=2, ensure_ascii=False), encoding="utf-8")
+        os.replace(tmp, self.path / "run.json")
+
+    def close(self) -> None:
+        if not self._metrics.closed:
+            self.sync()
+            self._metrics.close()
