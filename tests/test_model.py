@@ -47,3 +47,11 @@ def test_top_k_and_top_p_filtering():
     assert torch.isinf(filter_logits(logits, 2, None)).tolist() == [[True, False, False, True]]
     # probabilities ~ [0.09, 0.67, 0.24, 0.03]: top_p 0.5 keeps only the largest
     assert torch.isinf(filter_logits(logits, None, 0.5)).tolist() == [[True, False, True, True]]
+
+
+def test_count_params_matches_the_module():
+    from tui_trainer.engine.model import count_params
+
+    for vocab, d, blocks in [(50, 16, 2), (432, 80, 6), (99751, 80, 6)]:
+        model = GPT(ModelConfig(vocab_size=vocab, d_model=d, num_blocks=blocks, num_heads=4, context_length=8))
+        assert count_params(vocab, d, blocks) == model.num_params()

@@ -120,9 +120,26 @@ def info() -> int:
     return 0
 
 
-def app(args: argparse.Namespace) -> int:
-    from .ui.app import create_app
+def check_data(config: TrainConfig) -> None:
+    """Read the corpus once before the app opens, so bad data is a clear line and exit 2."""
+    from .engine.data import build_corpus
+    from .engine.tokenizer import get_tokenizer
 
-    application = create_app(run_config(args), run_dir=args.out, start=args.start)
-    application.run()
-    return application.return_code or 0
+    build_corpus(config.data, get_tokenizer(config.tokenizer), config.vocab).check_fits(config.context_length)
+
+
+def app(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .ui.app import create_app
+    from .ui.native_stderr import NativeStderr
+
+    config = run_config(args)
+    check_data(config)
+    stderr = NativeStderr()
+    stderr.start(Path(args.out or config.out_dir) / "gpt-tui-stderr.log")
+    try:
+        result = create_app(config, run_dir=args.out, start=args.start, stderr=stderr).run()
+    finally:
+        stderr.stop()
+    return result or 0

@@ -18,15 +18,18 @@ class TrainingControl:
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self._stop_reason: str | None = None
+        self._save_on_stop = True
         self._paused = False
         self._save = False
         self._lr: float | None = None
         self._sample: SampleRequest | None = None
 
     # -- called by the UI, the CLI's signal handlers, or the watch control file --
-    def stop(self, reason: str = "stopped by user") -> None:
+    def stop(self, reason: str = "stopped by user", save: bool = True) -> None:
+        """Stop at the next step boundary; ``save`` writes model.ckpt first (the default)."""
         with self._cond:
             self._stop_reason = self._stop_reason or reason
+            self._save_on_stop = self._save_on_stop and save
             self._cond.notify_all()
 
     def pause(self) -> None:
@@ -55,6 +58,11 @@ class TrainingControl:
     def stop_reason(self) -> str | None:
         with self._cond:
             return self._stop_reason
+
+    @property
+    def save_on_stop(self) -> bool:
+        with self._cond:
+            return self._save_on_stop
 
     @property
     def paused(self) -> bool:

@@ -349,7 +349,7 @@ class Trainer:
         except Exception as exc:  # a bug or a library error: keep the details, report one line
             (self.rundir.path / "error.log").write_text(traceback.format_exc(), encoding="utf-8")
             return self._fail("error", f"{type(exc).__name__}: {exc} (details in {self.rundir.path / 'error.log'})")
-        if self._saved_step != self.step:
+        if self._saved_step != self.step and (reason is None or self.control.save_on_stop):
             self.save_checkpoint("latest")
         status = "stopped" if reason else "finished"
         self.rundir.log("end", self.step, status=status, reason=reason or "")

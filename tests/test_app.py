@@ -1,0 +1,159 @@
+"""Pilot tests of the app, through the same factory the CLI uses."""
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from textual.widgets import Button, Input, Static
+
+from tui_trainer.engine.config import config_from_dict
+from tui_trainer.engine.events import StepMetrics
+from tui_trainer.ui.app import create_app
+from tui_trainer.ui.widgets.log_panel import LogPanel
+from tui_trainer.ui.widgets.loss_plot import LossPlot
+
+from .conftest import make_config
+
+SIZE = (120, 40)
+
+
+async def wait_for(pilot, condition, timeout: float = 60.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError("condition not met in time")
+        await pilot.pause(0.05)
+
+
+def log_text(app) -> str:
+    return "\n".join(text for _, text in app.query_one(LogPanel).messages)
+
+
+@pytest.fixture
+def app_config(tiny_config):
+    return make_config(tiny_config, max_iters=40, checkpoint_interval=0)
+
+
+async def test_invalid_form_shows_rule_and_disables_start(app_config):
+    app = create_app(app_config)
+    async with app.run_test(size=SIZE) as pilot:
+        assert not app.query_one("#start", Button).disabled
+        await pilot.click("#f-d_model")
+        await pilot.press("end", "backspace", "backspace", "3", "3")  # d_model 32 -> 33
+        await pilot.pause()
+        error = app.query_one("#error-d_model", Static)
+        assert error.display and "d_model 33 is not divisible by num_heads 2" in str(error.render())
+        assert app.query_one("#start", Button).disabled
+        await pilot.press("f5")
+        await pilot.pause()
+        assert app.state == "idle" and app.trainer is None
+        app.query_one("#f-d_model", Input).value = "32"
+        await pilot.pause()
+        assert not app.query_one("#start", Button).disabled and not error.display
+
+
+async def test_start_trains_and_plot_fills(app_config):
+    app = create_app(app_config)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("f5")
+        await wait_for(pilot, lambda: app.state == "ended")
+        plot = app.query_one(LossPlot)
+        assert plot.raw.total == 8 and len(plot.eval_val) == 3  # log every 5 of 40 steps; evals at 0, 20, 40
+        assert plot.eval_val.ys[-1] < plot.eval_val.ys[0]
+        run_dir = Path(app.run_dir)
+        for name in ("config.toml", "metrics.jsonl", "model.ckpt", "best.ckpt"):
+            assert (run_dir / name).exists()
+        assert "finished at step 40" in log_text(app)
+        await pilot.pause(0.3)
+        assert "step 40/40" in str(app.query_one("#run-figures", Static).render())
+
+
+async def test_pause_resume_stop_and_save(app_config):
+    app = create_app(make_config(app_config, max_iters=100000, log_interval=1))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("f5")
+        await wait_for(pilot, lambda: app.trainer is not None and app.trainer.step >= 3)
+        await pilot.press("f6")
+        await wait_for(pilot, lambda: app.state == "paused")
+        step = app.trainer.step
+        await pilot.pause(0.3)
+        assert app.trainer.step == step
+        await pilot.press("ctrl+s")  # saving works while paused
+        ckpt = Path(app.run_dir) / "model.ckpt"
+        await wait_for(pilot, ckpt.exists)
+        saved = torch.load(ckpt, weights_only=True)
+        assert saved["step"] == step and "model_state_dict" in saved
+        await pilot.press("f6")
+        await wait_for(pilot, lambda: app.trainer.step > step + 2)
+        await pilot.press("f7")
+        await wait_for(pilot, lambda: app.state == "ended")
+        stopped_at = app.trainer.step
+        assert torch.load(ckpt, weights_only=True)["step"] == stopped_at
+        # after a stop the model stays in memory: sampling and saving still work
+        await pilot.press("f8")
+        await wait_for(pilot, lambda: "step" in "".join(s.text for s in app.query_one("#sample-log").lines))
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: log_text(app).count(f"saved {ckpt} at step {stopped_at}") >= 2)
+
+
+async def test_engine_error_is_shown_and_app_stays_alive(app_config, monkeypatch):
+    from tui_trainer.engine import trainer as trainer_mod
+
+    def broken(self, lr):
+        raise RuntimeError("simulated kernel failure")
+
+    monkeypatch.setattr(trainer_mod.Trainer, "_train_step", broken)
+    app = create_app(app_config)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("f5")
+        await wait_for(pilot, lambda: app.state == "ended")
+        assert "RuntimeError: simulated kernel failure" in log_text(app)
+        assert app.is_running
+        monkeypatch.undo()
+        await pilot.press("f5")  # the app is usable: a new run works
+        await wait_for(pilot, lambda: "finished at step 40" in log_text(app))
+
+
+async def test_bad_data_in_form_reported_in_app(app_config, tmp_path):
+    app = create_app(app_config)
+    async with app.run_test(size=SIZE) as pilot:
+        app.query_one("#f-data", Input).value = str(tmp_path / "missing.txt")
+        await pilot.pause()
+        await pilot.press("f5")
+        await wait_for(pilot, lambda: "does not exist" in log_text(app))
+        assert app.state == "idle" and app.is_running
+
+
+async def test_live_learning_rate_change(app_config):
+    app = create_app(make_config(app_config, max_iters=100000, log_interval=1))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("f5")
+        await wait_for(pilot, lambda: app.state == "running")
+        lr_input = app.query_one("#f-learning_rate", Input)
+        assert not lr_input.disabled and app.query_one("#f-d_model", Input).disabled
+        lr_input.value = "0.0005"
+        lr_input.focus()
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: "learning rate set to 0.0005" in log_text(app))
+        await pilot.press("f7")
+        await wait_for(pilot, lambda: app.state == "ended")
+        lines = [json.loads(l) for l in (Path(app.run_dir) / "metrics.jsonl").read_text().splitlines()]
+        assert [l["lr"] for l in lines if l["event"] == "step"][-1] == 0.0005
+
+
+async def test_quit_during_run_asks_and_saves(app_config):
+    app = create_app(make_config(app_config, max_iters=100000, log_interval=1))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("f5")
+        await wait_for(pilot, lambda: app.state == "running")
+        await pilot.press("ctrl+q")
+        await pilot.pause()
+        assert app.screen.__class__.__name__ == "QuitScreen"
+        await pilot.press("s")
+        await wait_for(pilot, lambda: not app.is_running)
+    saved = torch.load(Path(app.run_dir) / "model.ckpt", weights_only=True)
+    assert saved["step"] == app.trainer.step

@@ -1,0 +1,386 @@
+"""The gpt-tui app: edit hyperparameters, start training, watch the loss, save with ctrl+s.
+
+Training runs in a thread worker that drives the engine's Trainer. Engine events arrive as
+``EngineEvent`` messages; the app stores them and redraws at most ten times a second.
+User actions become TrainingControl commands.
+"""
+from __future__ import annotations
+
+import signal
+import warnings
+from pathlib import Path
+
+from textual import on, work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Button, Footer, Header, TabbedContent, TabPane
+from textual.worker import Worker, WorkerState
+
+from ..engine.config import TrainConfig, save_config
+from ..engine.control import SampleRequest, TrainingControl
+from ..engine.errors import GptTuiError
+from ..engine.events import (CheckpointSaved, EvalResult, LogMessage, RunFailed, RunFinished, RunStarted,
+                             SampleText, StateChanged, StepMetrics)
+from ..engine.resources import configs_dir
+from .messages import CorpusInfo, EngineEvent, TrainerReady
+from .native_stderr import NativeStderr
+from .screens import QuitScreen
+from .widgets.device_panel import DevicePanel
+from .widgets.form import HyperparamForm
+from .widgets.log_panel import LogPanel
+from .widgets.loss_plot import LossPlot
+from .widgets.progress_panel import ProgressPanel
+from .widgets.samples_panel import SamplesPanel
+
+UI_TICK = 0.1  # seconds between redraws: at most ten a second, whatever the step rate
+
+
+class GptTuiApp(App[int]):
+    CSS_PATH = "app.tcss"
+    TITLE = "gpt-tui"
+    BINDINGS = [
+        Binding("f5", "start", "Start", tooltip="Start training with the form's values"),
+        Binding("f6", "toggle_pause", "Pause/Resume"),
+        Binding("f7", "stop", "Stop", tooltip="Stop at the next step; the model stays in memory"),
+        Binding("ctrl+s", "save", "Save ckpt", priority=True),
+        Binding("f8", "sample", "Sample"),
+        Binding("f9", "toggle_log_y", "Log y"),
+        Binding("ctrl+q", "request_quit", "Quit", priority=True),
+    ]
+
+    def __init__(self, config: TrainConfig, run_dir: str | Path | None = None, start: bool = False,
+                 stderr: NativeStderr | None = None):
+        super().__init__()
+        self.config = config
+        self.form_config: TrainConfig | None = config
+        self.first_run_dir = run_dir
+        self.start_on_mount = start
+        self.stderr = stderr
+        self.control: TrainingControl | None = None
+        self.trainer = None
+        self.state = "idle"  # idle, starting, running, paused, stopping, ended
+        self.run_dir: str | None = None
+        self._dirty = False
+        self._corpus_key: tuple | None = None
+        self._quit_after_run = False
+        self._previous_showwarning = warnings.showwarning
+        self._previous_sighup = signal.SIG_DFL
+
+    # ---- layout --------------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(id="main"):
+            presets = [(p.stem, str(p)) for p in sorted(configs_dir().glob("*.toml"))]
+            yield HyperparamForm(self.config, presets, id="form")
+            with Vertical(id="right"):
+                with Horizontal(id="buttons"):
+                    yield Button("Start", id="start", variant="success", compact=True)
+                    yield Button("Pause", id="pause", compact=True)
+                    yield Button("Stop", id="stop", variant="error", compact=True)
+                    yield Button("Save checkpoint", id="save", variant="primary", compact=True)
+                yield ProgressPanel(id="progress")
+                yield LossPlot(id="plot")
+                with TabbedContent(id="tabs"):
+                    with TabPane("Log", id="tab-log"):
+                        yield LogPanel(id="log")
+                    with TabPane("Samples", id="tab-samples"):
+                        yield SamplesPanel(self.config.sample_tokens, id="samples")
+                    with TabPane("Device", id="tab-device"):
+                        yield DevicePanel(id="device")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self._previous_showwarning = warnings.showwarning
+        warnings.showwarning = self._show_warning
+        self._previous_sighup = signal.signal(signal.SIGHUP, self._on_hangup)
+        self.set_interval(UI_TICK, self._tick)
+        self._sync_controls()
+        if self.start_on_mount:
+            self.call_after_refresh(self.action_start)
+
+    def on_unmount(self) -> None:
+        warnings.showwarning = self._previous_showwarning
+        signal.signal(signal.SIGHUP, self._previous_sighup)
+
+    def get_system_commands(self, screen):
+        yield from super().get_system_commands(screen)
+        for action, title, help_text in (
+                ("start", "Start training", "Start a run with the form's values (F5)"),
+                ("toggle_pause", "Pause or resume training", "F6"),
+                ("stop", "Stop training", "Stop at the next step; save and sample still work (F7)"),
+                ("save", "Save checkpoint", "Write RUN_DIR/model.ckpt at the next step boundary (ctrl+s)"),
+                ("sample", "Generate a sample", "Sample from the current model (F8)"),
+                ("toggle_log_y", "Toggle log-scale loss axis", "F9"),
+                ("request_quit", "Quit", "Asks to save first during a run (ctrl+q)")):
+            if self.check_action(action, ()) is True:
+                yield SystemCommand(title, help_text, getattr(self, f"action_{action}"))
+
+    # ---- helpers -------------------------------------------------------------------------------
+    def log_line(self, text: str, level: str = "info") -> None:
+        self.query_one(LogPanel).add(text, level)
+
+    def _show_warning(self, message, category, filename, lineno, file=None, line=None) -> None:
+        # Warnings may come from the training thread: post, never touch widgets directly.
+        self.post_message(EngineEvent(LogMessage("warning", f"{category.__name__}: {message}")))
+
+    def _on_hangup(self, signum, frame) -> None:
+        """The terminal went away (SSH closed): stop, save and leave, as on the CLI."""
+        if self.control and self.state in ("running", "paused", "starting"):
+            self.control.stop("received SIGHUP", save=True)
+            self._quit_after_run = True
+        else:
+            self.call_later(self.exit, 129)
+
+    def _set_state(self, state: str) -> None:
+        self.state = state
+        self.query_one(ProgressPanel).set_state(state)
+        self.query_one(HyperparamForm).set_running(state in ("starting", "running", "paused", "stopping"))
+        self._sync_controls()
+        self._dirty = True
+
+    def _sync_controls(self) -> None:
+        for button_id in ("start", "pause", "stop", "save"):
+            self.query_one(f"#{button_id}", Button).disabled = self.check_action(button_id if button_id != "pause"
+                                                                                 else "toggle_pause", ()) is not True
+        self.query_one("#pause", Button).label = "Resume" if self.state == "paused" else "Pause"
+        self.refresh_bindings()
+
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        """True: allowed now. None: shown dimmed in the footer, so every key stays discoverable."""
+        if action == "start":
+            allowed = self.state in ("idle", "ended") and self.form_config is not None
+        elif action in ("toggle_pause", "stop"):
+            allowed = self.state in ("running", "paused")
+        elif action in ("save", "sample"):
+            allowed = self.trainer is not None and self.state in ("running", "paused", "ended")
+        else:
+            return True
+        return True if allowed else None
+
+    def _tick(self) -> None:
+        if self._dirty:
+            self._dirty = False
+            self.query_one(ProgressPanel).redraw()
+            self.query_one(LossPlot).refresh()
+
+    # ---- form ----------------------------------------------------------------------------------
+    @on(HyperparamForm.Changed)
+    def _form_changed(self, event: HyperparamForm.Changed) -> None:
+        self.form_config = event.config
+        if self.state in ("idle", "ended"):
+            self._sync_controls()
+        if event.config is not None:
+            key = (event.config.data, event.config.tokenizer, event.config.vocab)
+            if key != self._corpus_key:
+                self._corpus_key = key
+                self._read_corpus(key)
+
+    @work(thread=True, exclusive=True, group="corpus", exit_on_error=False)
+    def _read_corpus(self, key: tuple) -> None:
+        from ..engine.data import build_corpus
+        from ..engine.tokenizer import get_tokenizer
+
+        data, tokenizer, vocab = key
+        try:
+            corpus = build_corpus(data, get_tokenizer(tokenizer), vocab)
+            self.post_message(CorpusInfo(key, corpus.raw_count, corpus.vocab.size))
+        except GptTuiError as exc:
+            self.post_message(CorpusInfo(key, None, None, str(exc)))
+
+    @on(CorpusInfo)
+    def _corpus_info(self, event: CorpusInfo) -> None:
+        if event.key == self._corpus_key:
+            self.query_one(HyperparamForm).set_corpus_info(event.tokens, event.vocab_size, event.error)
+
+    @on(HyperparamForm.LearningRateSubmitted)
+    def _lr_submitted(self, event: HyperparamForm.LearningRateSubmitted) -> None:
+        if self.control and self.state in ("running", "paused"):
+            self.control.set_lr(event.learning_rate)
+            self.notify(f"learning rate {event.learning_rate:g} from the next step", title="Learning rate")
+
+    @on(HyperparamForm.PresetSaveRequested)
+    def _save_preset(self, event: HyperparamForm.PresetSaveRequested) -> None:
+        name = event.name or event.config.run_name
+        if not name.replace("-", "").replace("_", "").isalnum():
+            self.notify(f"preset name {name!r}: use letters, digits, - and _", severity="error")
+            return
+        path = configs_dir() / f"{name}.toml"
+        try:
+            save_config(event.config, path)
+        except OSError as exc:
+            self.notify(f"could not write {path}: {exc.strerror or exc}", severity="error")
+            return
+        self.notify(f"saved preset {path}", title="Preset")
+        self.log_line(f"saved preset {path}")
+
+    # ---- actions -------------------------------------------------------------------------------
+    def action_start(self) -> None:
+        if self.check_action("start", ()) is not True:
+            if self.form_config is None:
+                self.notify("fix the highlighted fields first", severity="error", title="Cannot start")
+            return
+        config = self.form_config
+        self.control = TrainingControl()
+        self.trainer = None
+        self.query_one(LossPlot).reset()
+        run_dir, self.first_run_dir = self.first_run_dir, None
+        self._set_state("starting")
+        self.log_line("starting: reading the corpus and building the model")
+        self._train(config, run_dir, self.control)
+
+    @work(thread=True, exclusive=True, group="training", exit_on_error=False)
+    def _train(self, config: TrainConfig, run_dir, control: TrainingControl) -> None:
+        from ..engine.trainer import Trainer
+
+        trainer = Trainer(config, on_event=lambda event: self.post_message(EngineEvent(event)), control=control,
+                          run_dir=run_dir, reserve_core=True)
+        self.post_message(TrainerReady(trainer))
+        trainer.run()
+
+    def action_toggle_pause(self) -> None:
+        if self.state == "running":
+            self.control.pause()
+            self.log_line("pausing at the next step")
+        elif self.state == "paused":
+            self.control.resume()
+
+    def action_stop(self) -> None:
+        if self.control and self.state in ("running", "paused"):
+            self.control.stop("stopped by user")
+            self._set_state("stopping")
+
+    def action_save(self) -> None:
+        if self.check_action("save", ()) is not True:
+            self.notify("no model yet: start a run first", severity="warning", title="Save checkpoint")
+            return
+        if self.state == "ended":
+            self._save_after_run()
+        else:
+            self.control.save_now()
+            self.log_line("checkpoint requested: it is written at the next step boundary")
+
+    @work(thread=True, exclusive=True, group="after-run", exit_on_error=False)
+    def _save_after_run(self) -> None:
+        self.trainer.save_checkpoint("latest")
+
+    def action_sample(self) -> None:
+        request = self.query_one(SamplesPanel).request()
+        if request:
+            self._sample(request)
+
+    @on(SamplesPanel.Requested)
+    def _sample_requested(self, event: SamplesPanel.Requested) -> None:
+        self._sample(event.request)
+
+    def _sample(self, request: SampleRequest) -> None:
+        if self.check_action("sample", ()) is not True:
+            self.notify("no model yet: start a run first", severity="warning", title="Sample")
+        elif self.state == "ended":
+            self._sample_after_run(request)
+        else:
+            self.control.request_sample(request)
+        self.query_one(TabbedContent).active = "tab-samples"
+
+    @work(thread=True, exclusive=True, group="after-run", exit_on_error=False)
+    def _sample_after_run(self, request: SampleRequest) -> None:
+        self.trainer.sample(request)
+
+    def action_toggle_log_y(self) -> None:
+        log_y = self.query_one(LossPlot).toggle_log_y()
+        self.log_line(f"loss axis: {'log' if log_y else 'linear'}")
+
+    def action_request_quit(self) -> None:
+        if self.state not in ("running", "paused", "stopping", "starting"):
+            self.exit(0)
+            return
+
+        def chosen(answer: str | None) -> None:
+            if answer in ("save", "discard") and self.control:
+                self.control.stop("quit", save=answer == "save")
+                self._quit_after_run = True
+                self._set_state("stopping")
+        self.push_screen(QuitScreen(), chosen)
+
+    # ---- engine events -------------------------------------------------------------------------
+    @on(TrainerReady)
+    def _trainer_ready(self, message: TrainerReady) -> None:
+        self.trainer = message.trainer
+        device = message.trainer.device
+        self.query_one(DevicePanel).device = device
+        self.sub_title = f"{device} · {message.trainer.config.run_name}"
+
+    @on(EngineEvent)
+    def _engine_event(self, message: EngineEvent) -> None:
+        event = message.event
+        progress = self.query_one(ProgressPanel)
+        plot = self.query_one(LossPlot)
+        self._dirty = True
+        if isinstance(event, StepMetrics):
+            progress.step, progress.metrics = event.step, event
+            plot.add_step(event.step, event.loss)
+        elif isinstance(event, EvalResult):
+            progress.eval = event
+            plot.add_eval(event.step, event.train_loss, event.val_loss)
+            self.log_line(f"eval step {event.step}: train {event.train_loss:.4f} val {event.val_loss:.4f}")
+        elif isinstance(event, RunStarted):
+            self.run_dir = event.run_dir
+            if self.stderr:
+                self.stderr.redirect(Path(event.run_dir) / "stderr.log")
+            progress.start(event.start_step, event.max_iters)
+            self.log_line(f"run {event.run_dir}: {event.num_params:,} parameters, vocab {event.vocab_size:,}, "
+                          f"{event.train_tokens:,} train tokens, {event.device} {event.dtype}")
+        elif isinstance(event, StateChanged):
+            if self.state != "stopping":
+                self._set_state(event.state)
+            if event.state == "compiling":
+                self.log_line("compiling the model: the first step takes a while")
+        elif isinstance(event, CheckpointSaved):
+            if event.kind == "latest":
+                self.notify(f"{event.path} at step {event.step}", title="Checkpoint saved")
+                self.log_line(f"saved {event.path} at step {event.step}")
+        elif isinstance(event, SampleText):
+            self.query_one(SamplesPanel).add(event.step, event.text)
+        elif isinstance(event, LogMessage):
+            self.log_line(event.text, event.level)
+            if event.level == "error":
+                self.notify(event.text, severity="error", title="Error")
+        elif isinstance(event, RunFinished):
+            self.log_line(f"{event.status} at step {event.step}{': ' + event.reason if event.reason else ''}")
+            self.notify(f"{event.status} at step {event.step}", title="Training")
+            self._run_ended()
+        elif isinstance(event, RunFailed):
+            self.log_line(event.message, "error")
+            self.notify(event.message, severity="error", title="Training failed", timeout=10)
+            self._run_ended()
+
+    def _run_ended(self) -> None:
+        self._set_state("ended")
+        if self._quit_after_run:
+            self.exit(0)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """Errors from any worker land here: shown in the log and as a toast; the app stays up."""
+        if event.state != WorkerState.ERROR:
+            return
+        error = event.worker.error
+        message = str(error) if isinstance(error, GptTuiError) else f"{type(error).__name__}: {error}"
+        self.log_line(message, "error")
+        self.notify(message, severity="error", title="Error", timeout=10)
+        if event.worker.group == "training":
+            self._set_state("ended" if self.trainer else "idle")
+            if self._quit_after_run:
+                self.exit(0)
+
+    @on(Button.Pressed)
+    def _button(self, event: Button.Pressed) -> None:
+        actions = {"start": self.action_start, "pause": self.action_toggle_pause, "stop": self.action_stop,
+                   "save": self.action_save}
+        if event.button.id in actions:
+            actions[event.button.id]()
+
+
+def create_app(config: TrainConfig, run_dir: str | Path | None = None, start: bool = False,
+               stderr: NativeStderr | None = None) -> GptTuiApp:
+    """The one factory that the CLI, the tests and the snapshots all use."""
+    return GptTuiApp(config, run_dir=run_dir, start=start, stderr=stderr)

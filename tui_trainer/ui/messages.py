@@ -1,0 +1,34 @@
+"""Messages shared by several widgets. Engine events cross from the training thread as
+``EngineEvent`` through ``post_message``, which is thread-safe and never blocks the trainer."""
+from __future__ import annotations
+
+from textual.message import Message
+
+from ..engine.events import Event
+
+
+class EngineEvent(Message):
+    """One event from the trainer (step metrics, eval, checkpoint, sample, finished, failed...)."""
+
+    def __init__(self, event: Event) -> None:
+        super().__init__()
+        self.event = event
+
+
+class TrainerReady(Message):
+    """The worker built a Trainer: the app keeps it for save, sample and stop after the run."""
+
+    def __init__(self, trainer) -> None:
+        super().__init__()
+        self.trainer = trainer
+
+
+class CorpusInfo(Message):
+    """Token count and vocabulary of the corpus the form names (or why it cannot be read)."""
+
+    def __init__(self, key: tuple, tokens: int | None, vocab_size: int | None, error: str | None = None) -> None:
+        super().__init__()
+        self.key = key
+        self.tokens = tokens
+        self.vocab_size = vocab_size
+        self.error = error

@@ -1,0 +1,31 @@
+"""Device facts, refreshed about once a second from the engine's device_info()."""
+from __future__ import annotations
+
+from textual.widgets import Static
+
+
+class DevicePanel(Static):
+    def __init__(self, **kwargs) -> None:
+        super().__init__("", **kwargs)
+        self.device = None  # torch.device of the run, or None for what 'auto' picks
+
+    def on_mount(self) -> None:
+        self.poll()
+        self.set_interval(1.0, self.poll)
+
+    def poll(self) -> None:
+        from ...engine.device import device_info
+
+        info = device_info(self.device)
+        lines = [f"{info['device']}  {info.get('name', '')}",
+                 f"torch {info['torch']}  threads {info['threads']}  process {info['process_memory_mb']:,.0f} MiB"]
+        if "gpu_memory_total_mb" in info:
+            lines.append(f"GPU mem alloc {info['gpu_memory_allocated_mb']:,.0f}  reserved "
+                         f"{info['gpu_memory_reserved_mb']:,.0f}  peak {info['gpu_memory_peak_mb']:,.0f}  "
+                         f"of {info['gpu_memory_total_mb']:,} MiB")
+            if "gpu_utilization_pct" in info:
+                lines.append(f"GPU util {info['gpu_utilization_pct']}%  {info['gpu_temperature_c']}°C  "
+                             f"driver {info['driver']}")
+        else:
+            lines.append(f"CPU {info['cpu']}  {info['cpu_cores']} cores")
+        self.update("\n".join(lines))

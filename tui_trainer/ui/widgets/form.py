@@ -1,0 +1,201 @@
+"""The hyperparameter form: every config key, grouped, validated inline by the engine's rules."""
+from __future__ import annotations
+
+from typing import Any
+
+from textual import on
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
+from textual.widgets import Button, Input, Label, Select, Static, Switch
+
+from ...engine.config import FIELDS, GROUPS, TrainConfig, config_from_dict, field_type, find_problems, parse_value
+from ...engine.model import count_params, estimate_train_memory
+
+LIVE_KEYS = ("learning_rate",)  # may change while a run goes on
+
+
+def _human(n: float, unit: str = "") -> str:
+    for suffix in ("", "K", "M", "G", "T"):
+        if abs(n) < 1000:
+            return f"{n:.3g}{suffix}{unit}"
+        n /= 1000
+    return f"{n:.3g}P{unit}"
+
+
+class HyperparamForm(VerticalScroll):
+    class Changed(Message):
+        """The form's values changed: ``config`` is None while anything is invalid."""
+
+        def __init__(self, config: TrainConfig | None, problems: dict[str, str]) -> None:
+            super().__init__()
+            self.config = config
+            self.problems = problems
+
+    class LearningRateSubmitted(Message):
+        def __init__(self, learning_rate: float) -> None:
+            super().__init__()
+            self.learning_rate = learning_rate
+
+    class PresetSaveRequested(Message):
+        def __init__(self, name: str, config: TrainConfig) -> None:
+            super().__init__()
+            self.name = name
+            self.config = config
+
+    def __init__(self, config: TrainConfig, presets: list[tuple[str, str]], **kwargs) -> None:
+        super().__init__(**kwargs)
+        self._initial = config
+        self._presets = presets
+        self._problems: dict[str, str] = {}
+        self._corpus: tuple[int | None, int | None, str | None] = (None, None, None)
+        self._loading = False
+
+    def compose(self) -> ComposeResult:
+        yield Select(self._presets, prompt="Load preset…", id="preset", allow_blank=True, compact=True)
+        for group in GROUPS:
+            yield Static(group, classes="group-title")
+            for name, f in FIELDS.items():
+                if f.metadata["group"] != group:
+                    continue
+                with Vertical(classes="field", id=f"field-{name}"):
+                    with Horizontal(classes="field-row"):
+                        yield Label(name, classes="field-name")
+                        yield self._input_for(name, getattr(self._initial, name))
+                    yield Static("", classes="field-error", id=f"error-{name}")
+        yield Static("", id="derived")
+        with Horizontal(id="preset-save"):
+            yield Input(placeholder="preset name", id="preset-name")
+            yield Button("Save preset", id="save-preset")
+
+    def _input_for(self, name: str, value: Any):
+        meta = FIELDS[name].metadata
+        tooltip = meta["help"]
+        if meta["choices"]:
+            widget = Select([(c, c) for c in meta["choices"]], value=value, allow_blank=False, id=f"f-{name}",
+                            compact=True)
+        elif field_type(name) is bool:
+            widget = Switch(value=value, id=f"f-{name}")
+        else:
+            widget = Input(value=self._text(value), id=f"f-{name}", placeholder=meta["help"][:40])
+        widget.tooltip = tooltip
+        return widget
+
+    @staticmethod
+    def _text(value: Any) -> str:
+        return f"{value:g}" if isinstance(value, float) else str(value)
+
+    def on_mount(self) -> None:
+        self.validate()
+
+    # ---- reading and writing values ----------------------------------------------------------
+    def raw_values(self) -> tuple[dict[str, Any], dict[str, str]]:
+        """Parsed values of every field, and the problems of fields that do not parse."""
+        values, problems = {}, {}
+        for name in FIELDS:
+            widget = self.query_one(f"#f-{name}")
+            if isinstance(widget, Input):
+                try:
+                    values[name] = parse_value(name, widget.value)
+                except ValueError as exc:
+                    problems[name] = str(exc)
+            else:
+                values[name] = widget.value
+        return values, problems
+
+    def load(self, config: TrainConfig) -> None:
+        self._loading = True
+        try:
+            for name in FIELDS:
+                widget = self.query_one(f"#f-{name}")
+                value = getattr(config, name)
+                widget.value = self._text(value) if isinstance(widget, Input) else value
+        finally:
+            self._loading = False
+        self.validate()
+
+    def validate(self) -> TrainConfig | None:
+        values, problems = self.raw_values()
+        problems.update({k: v for k, v in find_problems({k: v for k, v in values.items() if k not in problems}).items()
+                         if k not in problems})
+        self._problems = problems
+        for name in FIELDS:
+            error = self.query_one(f"#error-{name}", Static)
+            error.update(problems.get(name, ""))
+            error.display = name in problems
+            self.query_one(f"#field-{name}").set_class(name in problems, "invalid")
+        config = None if problems else config_from_dict(values)
+        self._update_derived(values)
+        self.post_message(self.Changed(config, problems))
+        return config
+
+    @property
+    def problems(self) -> dict[str, str]:
+        return dict(self._problems)
+
+    def set_corpus_info(self, tokens: int | None, vocab_size: int | None, error: str | None) -> None:
+        self._corpus = (tokens, vocab_size, error)
+        self._update_derived(self.raw_values()[0])
+
+    def _update_derived(self, values: dict[str, Any]) -> None:
+        tokens, vocab_size, error = self._corpus
+        lines = []
+        try:
+            batch_tokens = values["batch_size"] * values["context_length"] * values["grad_accum_steps"]
+            lines.append(f"tokens/step   {batch_tokens:,}")
+            if vocab_size:
+                params = count_params(vocab_size, values["d_model"], values["num_blocks"])
+                memory = estimate_train_memory(vocab_size, values["d_model"], values["num_blocks"], batch_tokens)
+                lines.append(f"parameters    {_human(params)}")
+                lines.append(f"memory        ≈{_human(memory, 'B')}")
+        except (KeyError, TypeError):
+            pass
+        if error:
+            lines.append(f"corpus        {error}")
+        elif tokens is not None:
+            lines.append(f"corpus        {tokens:,} tokens, vocab {vocab_size:,}")
+        else:
+            lines.append("corpus        reading…")
+        self.query_one("#derived", Static).update("\n".join(lines))
+
+    def set_running(self, running: bool) -> None:
+        """During a run only the live keys stay editable."""
+        for name in FIELDS:
+            self.query_one(f"#f-{name}").disabled = running and name not in LIVE_KEYS
+        self.query_one("#preset").disabled = running
+        self.query_one("#f-learning_rate").tooltip = (
+            "Enter applies the new learning rate at the next step" if running else FIELDS["learning_rate"].metadata["help"])
+
+    # ---- events -------------------------------------------------------------------------------
+    @on(Input.Changed)
+    @on(Select.Changed)
+    @on(Switch.Changed)
+    def _changed(self, event: Message) -> None:
+        if self._loading or getattr(event, "control", None) is None:
+            return
+        if event.control.id in ("preset", "preset-name"):
+            return
+        event.stop()
+        self.validate()
+
+    @on(Input.Submitted, "#f-learning_rate")
+    def _lr_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        if "learning_rate" not in self._problems:
+            self.post_message(self.LearningRateSubmitted(parse_value("learning_rate", event.value)))
+
+    @on(Select.Changed, "#preset")
+    def _preset_chosen(self, event: Select.Changed) -> None:
+        event.stop()
+        if event.value is not Select.BLANK:
+            from ...engine.config import load_config
+
+            self.load(load_config(event.value))
+
+    @on(Button.Pressed, "#save-preset")
+    def _save_preset(self, event: Button.Pressed) -> None:
+        event.stop()
+        name = self.query_one("#preset-name", Input).value.strip()
+        config = self.validate()
+        if config is not None:
+            self.post_message(self.PresetSaveRequested(name, config))

@@ -1,0 +1,80 @@
+"""The live loss plot: raw and EMA-smoothed train loss, eval losses, the best val loss marked."""
+from __future__ import annotations
+
+import math
+
+from textual_plotext import PlotextPlot
+
+from ..series import Series
+
+EMA_ALPHA = 0.1
+
+
+class LossPlot(PlotextPlot):
+    """Owns bounded series; the app appends points and calls ``refresh`` a few times a second."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.raw = Series()
+        self.ema = Series()
+        self.eval_train = Series(512)
+        self.eval_val = Series(512)
+        self.best: tuple[float, float] | None = None
+        self.log_y = False
+        self._ema_value: float | None = None
+
+    def reset(self) -> None:
+        for series in (self.raw, self.ema, self.eval_train, self.eval_val):
+            series.clear()
+        self.best = None
+        self._ema_value = None
+        self.refresh()
+
+    def add_step(self, step: int, loss: float) -> None:
+        if not math.isfinite(loss):
+            return
+        self.raw.append(step, loss)
+        self._ema_value = loss if self._ema_value is None else (1 - EMA_ALPHA) * self._ema_value + EMA_ALPHA * loss
+        self.ema.append(step, self._ema_value)
+
+    def add_eval(self, step: int, train_loss: float, val_loss: float) -> None:
+        self.eval_train.append(step, train_loss)
+        self.eval_val.append(step, val_loss)
+        if self.best is None or val_loss < self.best[1]:
+            self.best = (step, val_loss)
+
+    def toggle_log_y(self) -> bool:
+        self.log_y = not self.log_y
+        self.refresh()
+        return self.log_y
+
+    @property
+    def point_count(self) -> int:
+        return self.raw.total + self.eval_val.total
+
+    def render(self):
+        plt = self.plt
+        plt.clear_data()
+        plt.clear_figure()
+        plt.title("loss" + (" (log y)" if self.log_y else ""))
+        plt.xlabel("step")
+        plt.yscale("log" if self.log_y else "linear")
+        width = max(10, self.size.width * 2)  # about two points per column
+        drawn = False
+        for series, label, color, marker in (
+                (self.raw, "train", "gray", "dot"),
+                (self.ema, "train EMA", "cyan", "braille"),
+                (self.eval_train, "eval train", "green", "braille"),
+                (self.eval_val, "eval val", "magenta", "braille")):
+            xs, ys = series.view(width)
+            if xs:
+                plt.plot(xs, ys, label=label, color=color, marker=marker)
+                drawn = True
+        if self.best:
+            plt.scatter([self.best[0]], [self.best[1]], label=f"best val {self.best[1]:.3f}", color="red",
+                        marker="x")
+        if not drawn:
+            plt.text("press F5 to start training", 0.5, 0.5, alignment="center")
+            plt.xlim(0, 1)
+            plt.ylim(0, 1)
+        return super().render()

@@ -1,0 +1,46 @@
+"""The progress line: a step bar, then elapsed, ETA, tokens/s, lr and the losses."""
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.widgets import ProgressBar, Static
+
+from ...console import fmt_duration, fmt_loss
+from ...engine.events import EvalResult, StepMetrics
+
+
+class ProgressPanel(Horizontal):
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.state = "idle"
+        self.step = 0
+        self.max_iters = 0
+        self.metrics: StepMetrics | None = None
+        self.eval: EvalResult | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Static("idle", id="run-state")
+        yield ProgressBar(total=None, show_eta=False, id="step-bar")
+        yield Static("", id="run-figures")
+
+    def start(self, start_step: int, max_iters: int) -> None:
+        self.step, self.max_iters = start_step, max_iters
+        self.metrics = self.eval = None
+        self.query_one(ProgressBar).update(total=max_iters, progress=start_step)
+
+    def set_state(self, state: str) -> None:
+        self.state = state
+
+    def redraw(self) -> None:
+        """Called by the app's UI tick, never per training step."""
+        self.query_one("#run-state", Static).update(self.state)
+        if self.max_iters:
+            self.query_one(ProgressBar).update(progress=self.step)
+        m, e = self.metrics, self.eval
+        parts = [f"step {self.step:,}/{self.max_iters:,}" if self.max_iters else "step -"]
+        if m:
+            parts += [f"elapsed {fmt_duration(m.elapsed)}", f"eta {fmt_duration(m.eta)}",
+                      f"{m.tokens_per_sec:,.0f} tok/s", f"lr {m.lr:.2e}", f"loss {fmt_loss(m.loss)}"]
+        if e:
+            parts += [f"val {fmt_loss(e.val_loss)}", f"best {fmt_loss(e.best_val_loss)}"]
+        self.query_one("#run-figures", Static).update("  ".join(parts))
