@@ -20,7 +20,7 @@ class ProgressPanel(Horizontal):
 
     def compose(self) -> ComposeResult:
         yield Static("idle", id="run-state")
-        yield ProgressBar(total=None, show_eta=False, id="step-bar")
+        yield ProgressBar(total=1, show_eta=False, id="step-bar")  # a fixed total: no idle animation
         yield Static("", id="run-figures")
 
     def start(self, start_step: int, max_iters: int) -> None:

@@ -1,0 +1,104 @@
+"""gpt-tui in a real terminal (tmux): start, read the screen, ctrl+s, resize, quit, hang up."""
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import torch
+
+from .conftest import TINY
+
+pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+
+
+class Tmux:
+    def __init__(self, tmp_path: Path):
+        self.socket = f"gpt-tui-test-{uuid.uuid4().hex[:8]}"
+        self.session = "app"
+
+    def __call__(self, *args: str) -> str:
+        return subprocess.run(["tmux", "-L", self.socket, *args], capture_output=True, text=True, check=False).stdout
+
+    def start(self, command: list[str], width: int, height: int) -> None:
+        env = f"GPT_TUI_CACHE={shlex.quote(os.environ['GPT_TUI_CACHE'])} TERM=xterm-256color"
+        self("new-session", "-d", "-s", self.session, "-x", str(width), "-y", str(height),
+             f"env {env} {shlex.join(command)}; sleep 30")
+
+    def screen(self) -> str:
+        return self("capture-pane", "-p", "-t", self.session)
+
+    def keys(self, *keys: str) -> None:
+        self("send-keys", "-t", self.session, *keys)
+
+    def kill(self) -> None:
+        self("kill-server")
+
+
+def wait_until(condition, timeout: float = 60.0) -> None:
+    deadline = time.time() + timeout
+    while not condition():
+        if time.time() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.2)
+
+
+def last_step(run_dir: Path) -> int:
+    path = run_dir / "metrics.jsonl"
+    if not path.exists():
+        return -1
+    steps = [json.loads(line)["step"] for line in path.read_text().splitlines() if '"event": "step"' in line]
+    return max(steps, default=-1)
+
+
+@pytest.fixture
+def tmux(tmp_path):
+    session = Tmux(tmp_path)
+    yield session
+    session.kill()
+
+
+def app_command(corpus: Path, run_dir: Path) -> list[str]:
+    sets = [f"--set={k}={v}" for k, v in {**TINY, "max_iters": 1000000, "log_interval": 2}.items()]
+    return [sys.executable, "-m", "tui_trainer", "--start", "--data", str(corpus), "--out", str(run_dir), *sets]
+
+
+def test_real_terminal_start_save_resize_quit(tmux, corpus, tmp_path):
+    run_dir = tmp_path / "run"
+    tmux.start(app_command(corpus, run_dir), 120, 40)
+    wait_until(lambda: last_step(run_dir) >= 10)
+    wait_until(lambda: "running" in tmux.screen() and "loss" in tmux.screen())
+    assert "Save checkpoint" in tmux.screen()
+    tmux.keys("C-s")
+    wait_until(lambda: (run_dir / "model.ckpt").exists())
+    saved = torch.load(run_dir / "model.ckpt", weights_only=True)
+    assert saved["step"] >= 10
+    tmux("resize-window", "-t", tmux.session, "-x", "80", "-y", "24")
+    time.sleep(0.5)
+    screen = tmux.screen()
+    assert len(screen.splitlines()[0]) <= 80 and "running" in screen
+    step = last_step(run_dir)
+    wait_until(lambda: last_step(run_dir) > step + 10)  # training goes on at 80x24
+    tmux.keys("C-q")
+    wait_until(lambda: "Save a checkpoint before quitting?" in tmux.screen())
+    tmux.keys("s")
+    wait_until(lambda: json.loads((run_dir / "run.json").read_text())["status"] == "stopped")
+    final = torch.load(run_dir / "model.ckpt", weights_only=True)
+    assert final["step"] >= last_step(run_dir)
+
+
+def test_closing_the_terminal_saves(tmux, corpus, tmp_path):
+    run_dir = tmp_path / "run"
+    tmux.start(app_command(corpus, run_dir), 100, 30)
+    wait_until(lambda: last_step(run_dir) >= 10)
+    tmux("kill-session", "-t", tmux.session)  # the pty closes: the app gets SIGHUP
+    wait_until(lambda: json.loads((run_dir / "run.json").read_text())["status"] == "stopped", timeout=30)
+    saved = torch.load(run_dir / "model.ckpt", weights_only=True)
+    assert saved["step"] >= last_step(run_dir)
