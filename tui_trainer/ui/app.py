@@ -33,7 +33,8 @@ from .widgets.loss_plot import LossPlot
 from .widgets.progress_panel import ProgressPanel
 from .widgets.samples_panel import SamplesPanel
 
-UI_TICK = 0.1  # seconds between redraws: at most ten a second, whatever the step rate
+UI_TICK = 0.1  # seconds between progress redraws: at most ten a second, whatever the step rate
+PLOT_EVERY = 3  # the plot (the costliest widget) redraws every third tick
 
 
 class GptTuiApp(App[int]):
@@ -62,6 +63,7 @@ class GptTuiApp(App[int]):
         self.state = "idle"  # idle, starting, running, paused, stopping, ended
         self.run_dir: str | None = None
         self._dirty = False
+        self._ticks = 0
         self._corpus_key: tuple | None = None
         self._quit_after_run = False
         self._previous_showwarning = warnings.showwarning
@@ -159,16 +161,19 @@ class GptTuiApp(App[int]):
         return True if allowed else None
 
     def _tick(self) -> None:
+        self._ticks += 1
         if self._dirty:
-            self._dirty = False
             self.query_one(ProgressPanel).redraw()
-            self.query_one(LossPlot).refresh()
+            if self._ticks % PLOT_EVERY == 0 or self.state == "ended":
+                self._dirty = False
+                self.query_one(LossPlot).refresh()
 
     # ---- form ----------------------------------------------------------------------------------
     @on(HyperparamForm.Changed)
     def _form_changed(self, event: HyperparamForm.Changed) -> None:
+        was_valid = self.form_config is not None
         self.form_config = event.config
-        if self.state in ("idle", "ended"):
+        if self.state in ("idle", "ended") and was_valid != (event.config is not None):
             self._sync_controls()
         if event.config is not None:
             key = (event.config.data, event.config.tokenizer, event.config.vocab)

@@ -28,4 +28,4 @@ class DevicePanel(Static):
                              f"driver {info['driver']}")
         else:
             lines.append(f"CPU {info['cpu']}  {info['cpu_cores']} cores")
-        self.update("\n".join(lines))
+        self.update("\n".join(lines), layout=False)

@@ -48,6 +48,7 @@ class HyperparamForm(VerticalScroll):
         self._initial = config
         self._presets = presets
         self._problems: dict[str, str] = {}
+        self._shown: dict[str, object] = {}  # widget values at the last validation
         self._corpus: tuple[int | None, int | None, str | None] = (None, None, None)
         self._loading = False
 
@@ -118,12 +119,14 @@ class HyperparamForm(VerticalScroll):
         values, problems = self.raw_values()
         problems.update({k: v for k, v in find_problems({k: v for k, v in values.items() if k not in problems}).items()
                          if k not in problems})
-        self._problems = problems
         for name in FIELDS:
-            error = self.query_one(f"#error-{name}", Static)
-            error.update(problems.get(name, ""))
-            error.display = name in problems
-            self.query_one(f"#field-{name}").set_class(name in problems, "invalid")
+            if problems.get(name) != self._problems.get(name) or not self._shown:
+                error = self.query_one(f"#error-{name}", Static)
+                error.update(problems.get(name, ""))
+                error.display = name in problems
+                self.query_one(f"#field-{name}").set_class(name in problems, "invalid")
+        self._problems = problems
+        self._shown = {name: self.query_one(f"#f-{name}").value for name in FIELDS}
         config = None if problems else config_from_dict(values)
         self._update_derived(values)
         self.post_message(self.Changed(config, problems))
@@ -176,7 +179,9 @@ class HyperparamForm(VerticalScroll):
         if event.control.id in ("preset", "preset-name"):
             return
         event.stop()
-        self.validate()
+        # Widgets report their first value on mount too: only a real edit needs a new validation.
+        if self._shown.get(event.control.id.removeprefix("f-"), object()) != event.control.value:
+            self.validate()
 
     @on(Input.Submitted, "#f-learning_rate")
     def _lr_submitted(self, event: Input.Submitted) -> None:

@@ -33,7 +33,8 @@ class ProgressPanel(Horizontal):
 
     def redraw(self) -> None:
         """Called by the app's UI tick, never per training step."""
-        self.query_one("#run-state", Static).update(self.state)
+        # Fixed-size cells: skip the layout pass, which costs more than the training step it would delay.
+        self.query_one("#run-state", Static).update(self.state, layout=False)
         if self.max_iters:
             self.query_one(ProgressBar).update(progress=self.step)
         m, e = self.metrics, self.eval
@@ -43,4 +44,4 @@ class ProgressPanel(Horizontal):
                       f"{m.tokens_per_sec:,.0f} tok/s", f"lr {m.lr:.2e}", f"loss {fmt_loss(m.loss)}"]
         if e:
             parts += [f"val {fmt_loss(e.val_loss)}", f"best {fmt_loss(e.best_val_loss)}"]
-        self.query_one("#run-figures", Static).update("  ".join(parts))
+        self.query_one("#run-figures", Static).update("  ".join(parts), layout=False)
