@@ -33,8 +33,8 @@ from .widgets.loss_plot import LossPlot
 from .widgets.progress_panel import ProgressPanel
 from .widgets.samples_panel import SamplesPanel
 
-UI_TICK = 0.1  # seconds between progress redraws: at most ten a second, whatever the step rate
-PLOT_EVERY = 3  # the plot (the costliest widget) redraws every third tick
+UI_TICK = 0.2  # seconds between progress redraws: five a second, whatever the step rate
+PLOT_EVERY = 3  # the plot (the costliest widget) redraws every third tick, 0.6 s
 
 
 class GptTuiApp(App[int]):

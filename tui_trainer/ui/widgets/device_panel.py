@@ -13,7 +13,12 @@ class DevicePanel(Static):
         self.poll()
         self.set_interval(1.0, self.poll)
 
+    def on_show(self) -> None:
+        self.poll()
+
     def poll(self) -> None:
+        if self.parent is not None and not self.parent.display:
+            return  # in a hidden tab: an update would still cost a full layout lookup
         from ...engine.device import device_info
 
         info = device_info(self.device)

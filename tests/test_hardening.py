@@ -1,0 +1,85 @@
+"""Random input never raises; injected faults (OOM) are reported and the state is kept."""
+from __future__ import annotations
+
+import asyncio
+import string
+
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tui_trainer.engine.config import FIELDS, TrainConfig, config_from_dict, find_problems, parse_overrides
+from tui_trainer.engine.errors import ConfigError
+from tui_trainer.engine.events import RunFailed
+from tui_trainer.engine.trainer import Trainer
+from tui_trainer.ui.app import create_app
+
+from .conftest import make_config
+
+values = st.one_of(st.integers(-10**6, 10**6), st.floats(allow_nan=True, allow_infinity=True), st.booleans(),
+                   st.text(max_size=12), st.none(), st.lists(st.integers(), max_size=2))
+keys = st.one_of(st.sampled_from(sorted(FIELDS)), st.text(string.ascii_letters + "_", min_size=1, max_size=10))
+texts = st.text(alphabet=string.printable, max_size=16)
+
+
+@settings(deadline=None)  # the first example pays for imports
+@given(st.dictionaries(keys, values, max_size=8))
+def test_config_dict_is_accepted_or_rejected_with_messages(raw):
+    try:
+        config = config_from_dict(raw)
+    except ConfigError as exc:
+        assert exc.problems and all(isinstance(p, str) and p for p in exc.problems)
+        assert set(find_problems(raw)) <= set(raw) | {"d_model", "min_lr"}
+    else:
+        assert isinstance(config, TrainConfig)
+
+
+@settings(deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(sorted(FIELDS)), texts).map(lambda kv: f"{kv[0]}={kv[1]}") | texts,
+                max_size=6))
+def test_set_overrides_are_accepted_or_rejected_with_messages(items):
+    try:
+        config_from_dict(parse_overrides(items))
+    except ConfigError as exc:
+        assert exc.problems and all(isinstance(p, str) and p for p in exc.problems)
+
+
+TEXT_INPUTS = [n for n in FIELDS if str(FIELDS[n].type) in ("int", "float", "str") and not FIELDS[n].metadata["choices"]]
+
+
+@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.sampled_from(TEXT_INPUTS), texts), min_size=10, max_size=30))
+def test_form_answers_any_typing_with_a_message(tiny_config, edits):
+    async def drive() -> None:
+        app = create_app(tiny_config)
+        async with app.run_test(size=(120, 40)) as pilot:
+            form = app.query_one("#form")
+            for name, text in edits:
+                app.query_one(f"#f-{name}").value = text
+                await pilot.pause()
+                problems = form.problems
+                assert all(isinstance(m, str) and m for m in problems.values())
+                assert (app.form_config is None) == bool(problems)
+                assert app.query_one("#start").disabled == bool(problems)
+            assert app.is_running
+    asyncio.run(drive())
+
+
+def test_out_of_memory_is_reported_and_state_kept(tiny_config, monkeypatch):
+    trainer = Trainer(make_config(tiny_config, max_iters=50), on_event=lambda e: None)
+    real = Trainer._train_step
+    calls = {"n": 0}
+
+    def sometimes_oom(self, lr):
+        calls["n"] += 1
+        if calls["n"] == 12:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real(self, lr)
+
+    monkeypatch.setattr(Trainer, "_train_step", sometimes_oom)
+    result = trainer.run()
+    assert isinstance(result, RunFailed) and result.kind == "oom"
+    assert "lower batch_size (now 8) or context_length (now 32)" in result.message
+    assert trainer.step == 11 and all(p.grad is None for p in trainer.raw_model.parameters())
+    assert trainer.save_checkpoint() is not None  # the model in memory is intact and saves
+    assert torch.load(trainer.rundir.latest, weights_only=True)["step"] == 11
