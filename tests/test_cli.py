@@ -51,6 +51,9 @@ def test_train_then_sample(corpus, tmp_path, capsys):
 @pytest.mark.parametrize("args, message", [
     (["train", "--set", "d_model=90"], "d_model 90 is not divisible by num_heads 4"),
     (["train", "--set", "max_iters=0"], "max_iters = 0: must be >= 1"),
+    (["train", "--set", "d_model=-8"], "d_model = -8: must be >= 1"),
+    (["train", "--set", "batch_size=0"], "batch_size = 0: must be >= 1"),
+    (["train", "--set", "learning_rate=-0.1"], "learning_rate = -0.1: must be > 0"),
     (["train", "--set", "learning_rate=nan"], "learning_rate = nan: must be a finite number"),
     (["train", "--set", "dropout=1"], "dropout = 1.0: must be in [0, 1)"),
     (["train", "--set", "device=tpu"], "device = 'tpu'"),
@@ -65,8 +68,29 @@ def test_train_then_sample(corpus, tmp_path, capsys):
 def test_bad_input_exits_2_with_one_clear_message(args, message, capsys):
     assert main(args) == 2
     err = capsys.readouterr().err
-    assert message in err and "Traceback" not in err
+    assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert err.startswith("gpt-tui: error: ")
+
+
+def _file(name: str, content: bytes):
+    def make(tmp_path):
+        path = tmp_path / name
+        path.write_bytes(content)
+        return str(path)
+    return make
+
+
+@pytest.mark.parametrize("flag, make, message", [
+    ("--data", _file("empty.txt", b""), "is empty"),
+    ("--data", _file("model.bin", bytes(range(256)) * 8), "looks binary"),
+    ("--data", lambda tmp_path: (tmp_path / "nothing").mkdir() or str(tmp_path / "nothing"), "holds no text files"),
+    ("--data", _file("short.txt", "山禾 燕麦片\n".encode() * 3), "context_length + 1 = 129"),
+    ("--config", _file("bad.toml", b"d_model = = 3\n"), "is not valid TOML"),
+])
+def test_bad_files_exit_2(flag, make, message, tmp_path, capsys):
+    assert main(["train", flag, make(tmp_path), "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
 
 
 def test_not_a_checkpoint_and_hostile_pickle(tmp_path, capsys):

@@ -15,7 +15,10 @@ class ConfigError(GptTuiError):
 
     def __init__(self, problems: list[str]):
         self.problems = list(problems)
-        super().__init__("invalid config:\n  " + "\n  ".join(self.problems))
+        if len(self.problems) == 1:
+            super().__init__(f"invalid config: {self.problems[0]}")
+        else:
+            super().__init__("invalid config:\n  " + "\n  ".join(self.problems))
 
 
 class DataError(GptTuiError):
