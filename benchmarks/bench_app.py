@@ -65,12 +65,17 @@ async def redraw_ms(points: int) -> float:
             if step % 50 == 0:
                 plot.add_eval(step, 5.0 / (1 + step / 1000), 5.1 / (1 + step / 1000))
         await pilot.pause()
-        times = []
-        for _ in range(20):
-            start = time.perf_counter()
-            plot.render()
-            times.append((time.perf_counter() - start) * 1000)
-        return statistics.median(times)
+        return render_ms(plot)
+
+
+def render_ms(plot, repeats: int = 20) -> float:
+    """Median time of one plot render (the plotext build and its conversion), in ms."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        plot.render()
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
 
 
 def main() -> None:

@@ -116,8 +116,8 @@ def main() -> None:
     vocab_compact = trainer.vocab.size
     print(f"configs/chapter19.toml on data/orders.txt, {torch.get_num_threads()} threads, torch {torch.__version__}, "
           f"median of {args.rounds} rounds")
-    print(f"| loop | vocabulary | steps/s | vs chapter loop |")
-    print(f"|---|---|---:|---:|")
+    print("| loop | vocabulary | steps/s | vs chapter loop |")
+    print("|---|---|---:|---:|")
     rows = [("chapter-style naive loop", f"max id + 1 = {max_vocab:,}", "chapter"),
             ("engine, vocab=max", f"{max_vocab:,}", "engine_max"),
             ("nanoGPT-style clean loop", f"compact = {vocab_compact:,}", "nanogpt"),

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import statistics
 import sys
 import tempfile
 import time
@@ -18,16 +17,9 @@ from pathlib import Path
 import psutil
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_app import render_ms  # noqa: E402
 WARMUP = 2_000
-
-
-def redraw_ms(plot) -> float:
-    times = []
-    for _ in range(10):
-        start = time.perf_counter()
-        plot.render()
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
 
 
 async def soak(steps: int, out: Path) -> tuple[list[tuple[int, float]], float, float]:
@@ -45,14 +37,14 @@ async def soak(steps: int, out: Path) -> tuple[list[tuple[int, float]], float, f
         while app.trainer is None or app.trainer.step < 200:
             await pilot.pause(0.05)
         plot = app.query_one(LossPlot)
-        start_ms = redraw_ms(plot)
+        start_ms = render_ms(plot)
         next_mark = 1_000
         while app.state != "ended":
             await pilot.pause(0.1)
             if app.trainer.step >= next_mark:
                 rss.append((next_mark, process.memory_info().rss / 2**20))
                 next_mark += 1_000
-        end_ms = redraw_ms(plot)
+        end_ms = render_ms(plot)
     return rss, start_ms, end_ms
 
 

@@ -9,8 +9,6 @@ import pytest
 import torch
 from textual.widgets import Button, Input, Static
 
-from tui_trainer.engine.config import config_from_dict
-from tui_trainer.engine.events import StepMetrics
 from tui_trainer.ui.app import create_app
 from tui_trainer.ui.widgets.log_panel import LogPanel
 from tui_trainer.ui.widgets.loss_plot import LossPlot

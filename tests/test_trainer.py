@@ -75,8 +75,6 @@ def test_resume_refuses_shape_changes(tiny_config, tmp_path):
 
 def test_nonfinite_loss_stops_before_the_update(tiny_config, monkeypatch):
     trainer = Trainer(make_config(tiny_config, checkpoint_interval=10), on_event=lambda e: None)
-    real_get = trainer.batcher.get
-    calls = {"n": 0}
     original = trainer.raw_model.forward
 
     def poisoned_forward(idx, targets=None):

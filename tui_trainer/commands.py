@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import signal
-import sys
 from typing import Any
 
 from .engine.config import TrainConfig, load_config, parse_overrides

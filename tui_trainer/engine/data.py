@@ -90,7 +90,7 @@ def _decode(block: bytes, path: Path, offset: int) -> str:
 
 def _jsonl_text(block: str, path: Path) -> str:
     texts = []
-    for number, line in enumerate(block.splitlines(), 1):
+    for line in block.splitlines():
         if not line.strip():
             continue
         try:

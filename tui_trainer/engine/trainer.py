@@ -63,7 +63,7 @@ def resume_config(checkpoint: str | Path, overrides: dict[str, Any] | None = Non
 
 
 class Trainer:
-    def __init__(self, config: TrainConfig, on_event: EventCallback | None = None,
+    def __init__(self, config: TrainConfig | None, on_event: EventCallback | None = None,
                  control: TrainingControl | None = None, run_dir: str | Path | None = None,
                  resume: str | Path | None = None, resume_overrides: dict[str, Any] | None = None,
                  reserve_core: bool = False, progress: Progress | None = None):
