@@ -58,6 +58,14 @@ def last_step(run_dir: Path) -> int:
     return max(steps, default=-1)
 
 
+def gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+
+
 @pytest.fixture
 def tmux(tmp_path):
     session = Tmux(tmp_path)
@@ -92,6 +100,7 @@ def test_real_terminal_start_save_resize_quit(tmux, corpus, tmp_path):
     wait_until(lambda: json.loads((run_dir / "run.json").read_text())["status"] == "stopped")
     final = torch.load(run_dir / "model.ckpt", weights_only=True)
     assert final["step"] >= last_step(run_dir)
+    wait_until(lambda: gone(json.loads((run_dir / "run.json").read_text())["pid"]), timeout=20)
 
 
 def test_closing_the_terminal_saves(tmux, corpus, tmp_path):
@@ -102,3 +111,4 @@ def test_closing_the_terminal_saves(tmux, corpus, tmp_path):
     wait_until(lambda: json.loads((run_dir / "run.json").read_text())["status"] == "stopped", timeout=30)
     saved = torch.load(run_dir / "model.ckpt", weights_only=True)
     assert saved["step"] >= last_step(run_dir)
+    wait_until(lambda: gone(json.loads((run_dir / "run.json").read_text())["pid"]), timeout=20)  # no orphan left

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import signal
+import sys
 from typing import Any
 
 from .engine.config import TrainConfig, load_config, parse_overrides
@@ -137,8 +138,26 @@ def app(args: argparse.Namespace) -> int:
     check_data(config)
     stderr = NativeStderr()
     stderr.start(Path(args.out or config.out_dir) / "gpt-tui-stderr.log")
+    application = create_app(config, run_dir=args.out, start=args.start, stderr=stderr)
     try:
-        result = create_app(config, run_dir=args.out, start=args.start, stderr=stderr).run()
+        result = application.run()
     finally:
         stderr.stop()
-    return result or 0
+    code = 129 if application.hung_up else (result or 0)
+    _exit_if_input_thread_stuck(code)
+    return code
+
+
+def _exit_if_input_thread_stuck(code: int) -> None:
+    """When the terminal vanished mid-exit, Textual's input thread can spin on the dead tty and
+    keep the process alive forever. Everything is on disk by now (the trainer saved and synced
+    before reporting its end), so leave without waiting for that thread."""
+    import os
+    import threading
+
+    for thread in threading.enumerate():
+        if thread.name == "textual-input":
+            thread.join(1.0)
+            if thread.is_alive():
+                sys.stdout.flush()
+                os._exit(code)

@@ -66,6 +66,7 @@ class GptTuiApp(App[int]):
         self._ticks = 0
         self._corpus_key: tuple | None = None
         self._quit_after_run = False
+        self.hung_up = False
         self._previous_showwarning = warnings.showwarning
         self._previous_sighup = signal.SIG_DFL
 
@@ -128,6 +129,7 @@ class GptTuiApp(App[int]):
 
     def _on_hangup(self, signum, frame) -> None:
         """The terminal went away (SSH closed): stop, save and leave, as on the CLI."""
+        self.hung_up = True
         if self.control and self.state in ("running", "paused", "starting"):
             self.control.stop("received SIGHUP", save=True)
             self._quit_after_run = True
