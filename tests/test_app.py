@@ -155,3 +155,11 @@ async def test_quit_during_run_asks_and_saves(app_config):
         await wait_for(pilot, lambda: not app.is_running)
     saved = torch.load(Path(app.run_dir) / "model.ckpt", weights_only=True)
     assert saved["step"] == app.trainer.step
+
+
+async def test_command_palette_offers_the_training_actions(app_config):
+    app = create_app(app_config)
+    async with app.run_test(size=SIZE):
+        titles = [command.title for command in app.get_system_commands(app.screen)]
+        assert "Start training" in titles and "Toggle log-scale loss axis" in titles
+        assert "Save checkpoint" not in titles  # nothing to save before a run

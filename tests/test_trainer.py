@@ -163,3 +163,12 @@ def test_cosine_schedule_warms_up_and_decays(tiny_config):
     assert lrs[0] < lrs[5] < lrs[9] < 1e-3
     assert math.isclose(lrs[10], 1e-3) and math.isclose(lrs[110], 1e-4)
     assert all(a >= b for a, b in zip(lrs[10:], lrs[11:]))
+
+
+def test_sampling_a_prompt_the_corpus_never_had(tiny_config, tmp_path):
+    cfg = make_config(tiny_config, tokenizer="cl100k_base", max_iters=5)
+    trainer, _, _ = run(cfg)
+    unseen = "🚀 Zürich ünïcödé"
+    assert (trainer.vocab.to_model(trainer.tokenizer.encode(unseen)) == trainer.vocab.unknown_id).any()
+    text = trainer.sample(SampleRequest(unseen, 10, 1.0, 5))
+    assert text.startswith(unseen) and len(text) > len(unseen)
