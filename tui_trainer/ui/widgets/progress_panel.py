@@ -39,9 +39,9 @@ class ProgressPanel(Horizontal):
             self.query_one(ProgressBar).update(progress=self.step)
         m, e = self.metrics, self.eval
         parts = [f"step {self.step:,}/{self.max_iters:,}" if self.max_iters else "step -"]
-        if m:
+        if m:  # two lines at most at 80 columns
             parts += [f"elapsed {fmt_duration(m.elapsed)}", f"eta {fmt_duration(m.eta)}",
-                      f"{m.tokens_per_sec:,.0f} tok/s", f"lr {m.lr:.2e}", f"loss {fmt_loss(m.loss)}"]
+                      f"{m.tokens_per_sec:,.0f} tok/s", f"lr {m.lr:.1e}", f"loss {fmt_loss(m.loss)}"]
         if e:
             parts += [f"val {fmt_loss(e.val_loss)}", f"best {fmt_loss(e.best_val_loss)}"]
         self.query_one("#run-figures", Static).update("  ".join(parts), layout=False)
