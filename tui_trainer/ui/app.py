@@ -72,25 +72,35 @@ class GptTuiApp(App[int]):
 
     # ---- layout --------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
+        # The main screen's widgets are kept as attributes: handlers and timers reach them
+        # even while a modal screen is on top or the app is shutting down.
+        presets = [(p.stem, str(p)) for p in sorted(configs_dir().glob("*.toml"))]
+        self.form = HyperparamForm(self.config, presets, id="form")
+        self.progress = ProgressPanel(id="progress")
+        self.plot = LossPlot(id="plot")
+        self.log_panel = LogPanel(id="log")
+        self.samples = SamplesPanel(self.config.sample_tokens, id="samples")
+        self.device_panel = DevicePanel(id="device")
+        self.tabs = TabbedContent(id="tabs")
+        self.buttons = {"start": Button("Start", id="start", variant="success", compact=True),
+                        "pause": Button("Pause", id="pause", compact=True),
+                        "stop": Button("Stop", id="stop", variant="error", compact=True),
+                        "save": Button("Save checkpoint", id="save", variant="primary", compact=True)}
         yield Header()
         with Horizontal(id="main"):
-            presets = [(p.stem, str(p)) for p in sorted(configs_dir().glob("*.toml"))]
-            yield HyperparamForm(self.config, presets, id="form")
+            yield self.form
             with Vertical(id="right"):
                 with Horizontal(id="buttons"):
-                    yield Button("Start", id="start", variant="success", compact=True)
-                    yield Button("Pause", id="pause", compact=True)
-                    yield Button("Stop", id="stop", variant="error", compact=True)
-                    yield Button("Save checkpoint", id="save", variant="primary", compact=True)
-                yield ProgressPanel(id="progress")
-                yield LossPlot(id="plot")
-                with TabbedContent(id="tabs"):
+                    yield from self.buttons.values()
+                yield self.progress
+                yield self.plot
+                with self.tabs:
                     with TabPane("Log", id="tab-log"):
-                        yield LogPanel(id="log")
+                        yield self.log_panel
                     with TabPane("Samples", id="tab-samples"):
-                        yield SamplesPanel(self.config.sample_tokens, id="samples")
+                        yield self.samples
                     with TabPane("Device", id="tab-device"):
-                        yield DevicePanel(id="device")
+                        yield self.device_panel
         yield Footer()
 
     def on_mount(self) -> None:
@@ -121,7 +131,7 @@ class GptTuiApp(App[int]):
 
     # ---- helpers -------------------------------------------------------------------------------
     def log_line(self, text: str, level: str = "info") -> None:
-        self.query_one(LogPanel).add(text, level)
+        self.log_panel.add(text, level)
 
     def _show_warning(self, message, category, filename, lineno, file=None, line=None) -> None:
         # Warnings may come from the training thread: post, never touch widgets directly.
@@ -138,16 +148,16 @@ class GptTuiApp(App[int]):
 
     def _set_state(self, state: str) -> None:
         self.state = state
-        self.query_one(ProgressPanel).set_state(state)
-        self.query_one(HyperparamForm).set_running(state in ("starting", "running", "paused", "stopping"))
+        self.progress.set_state(state)
+        self.form.set_running(state in ("starting", "running", "paused", "stopping"))
         self._sync_controls()
         self._dirty = True
 
     def _sync_controls(self) -> None:
-        for button_id in ("start", "pause", "stop", "save"):
-            self.query_one(f"#{button_id}", Button).disabled = self.check_action(button_id if button_id != "pause"
-                                                                                 else "toggle_pause", ()) is not True
-        self.query_one("#pause", Button).label = "Resume" if self.state == "paused" else "Pause"
+        for button_id, button in self.buttons.items():
+            action = "toggle_pause" if button_id == "pause" else button_id
+            button.disabled = self.check_action(action, ()) is not True
+        self.buttons["pause"].label = "Resume" if self.state == "paused" else "Pause"
         self.refresh_bindings()
 
     def check_action(self, action: str, parameters: tuple) -> bool | None:
@@ -165,10 +175,10 @@ class GptTuiApp(App[int]):
     def _tick(self) -> None:
         self._ticks += 1
         if self._dirty:
-            self.query_one(ProgressPanel).redraw()
+            self.progress.redraw()
             if self._ticks % PLOT_EVERY == 0 or self.state == "ended":
                 self._dirty = False
-                self.query_one(LossPlot).refresh()
+                self.plot.refresh()
 
     # ---- form ----------------------------------------------------------------------------------
     @on(HyperparamForm.Changed)
@@ -198,7 +208,7 @@ class GptTuiApp(App[int]):
     @on(CorpusInfo)
     def _corpus_info(self, event: CorpusInfo) -> None:
         if event.key == self._corpus_key:
-            self.query_one(HyperparamForm).set_corpus_info(event.tokens, event.vocab_size, event.error)
+            self.form.set_corpus_info(event.tokens, event.vocab_size, event.error)
 
     @on(HyperparamForm.LearningRateSubmitted)
     def _lr_submitted(self, event: HyperparamForm.LearningRateSubmitted) -> None:
@@ -230,7 +240,7 @@ class GptTuiApp(App[int]):
         config = self.form_config
         self.control = TrainingControl()
         self.trainer = None
-        self.query_one(LossPlot).reset()
+        self.plot.reset()
         run_dir, self.first_run_dir = self.first_run_dir, None
         self._set_state("starting")
         self.log_line("starting: reading the corpus and building the model")
@@ -272,7 +282,7 @@ class GptTuiApp(App[int]):
         self.trainer.save_checkpoint("latest")
 
     def action_sample(self) -> None:
-        request = self.query_one(SamplesPanel).request()
+        request = self.samples.request()
         if request:
             self._sample(request)
 
@@ -287,14 +297,14 @@ class GptTuiApp(App[int]):
             self._sample_after_run(request)
         else:
             self.control.request_sample(request)
-        self.query_one(TabbedContent).active = "tab-samples"
+        self.tabs.active = "tab-samples"
 
     @work(thread=True, exclusive=True, group="after-run", exit_on_error=False)
     def _sample_after_run(self, request: SampleRequest) -> None:
         self.trainer.sample(request)
 
     def action_toggle_log_y(self) -> None:
-        log_y = self.query_one(LossPlot).toggle_log_y()
+        log_y = self.plot.toggle_log_y()
         self.log_line(f"loss axis: {'log' if log_y else 'linear'}")
 
     def action_request_quit(self) -> None:
@@ -314,14 +324,13 @@ class GptTuiApp(App[int]):
     def _trainer_ready(self, message: TrainerReady) -> None:
         self.trainer = message.trainer
         device = message.trainer.device
-        self.query_one(DevicePanel).device = device
+        self.device_panel.device = device
         self.sub_title = f"{device} · {message.trainer.config.run_name}"
 
     @on(EngineEvent)
     def _engine_event(self, message: EngineEvent) -> None:
         event = message.event
-        progress = self.query_one(ProgressPanel)
-        plot = self.query_one(LossPlot)
+        progress, plot = self.progress, self.plot
         self._dirty = True
         if isinstance(event, StepMetrics):
             progress.step, progress.metrics = event.step, event
@@ -347,7 +356,7 @@ class GptTuiApp(App[int]):
                 self.notify(f"{event.path} at step {event.step}", title="Checkpoint saved")
                 self.log_line(f"saved {event.path} at step {event.step}")
         elif isinstance(event, SampleText):
-            self.query_one(SamplesPanel).add(event.step, event.text)
+            self.samples.add(event.step, event.text)
         elif isinstance(event, LogMessage):
             self.log_line(event.text, event.level)
             if event.level == "error":

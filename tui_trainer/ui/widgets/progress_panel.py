@@ -17,16 +17,20 @@ class ProgressPanel(Horizontal):
         self.max_iters = 0
         self.metrics: StepMetrics | None = None
         self.eval: EvalResult | None = None
+        # Kept as attributes: the app's timer may redraw while the screen is being torn down.
+        self._state_label = Static("idle", id="run-state")
+        self._bar = ProgressBar(total=1, show_eta=False, id="step-bar")  # a fixed total: no idle animation
+        self._figures = Static("", id="run-figures")
 
     def compose(self) -> ComposeResult:
-        yield Static("idle", id="run-state")
-        yield ProgressBar(total=1, show_eta=False, id="step-bar")  # a fixed total: no idle animation
-        yield Static("", id="run-figures")
+        yield self._state_label
+        yield self._bar
+        yield self._figures
 
     def start(self, start_step: int, max_iters: int) -> None:
         self.step, self.max_iters = start_step, max_iters
         self.metrics = self.eval = None
-        self.query_one(ProgressBar).update(total=max_iters, progress=start_step)
+        self._bar.update(total=max_iters, progress=start_step)
 
     def set_state(self, state: str) -> None:
         self.state = state
@@ -34,9 +38,9 @@ class ProgressPanel(Horizontal):
     def redraw(self) -> None:
         """Called by the app's UI tick, never per training step."""
         # Fixed-size cells: skip the layout pass, which costs more than the training step it would delay.
-        self.query_one("#run-state", Static).update(self.state, layout=False)
+        self._state_label.update(self.state, layout=False)
         if self.max_iters:
-            self.query_one(ProgressBar).update(progress=self.step)
+            self._bar.update(progress=self.step)
         m, e = self.metrics, self.eval
         parts = [f"step {self.step:,}/{self.max_iters:,}" if self.max_iters else "step -"]
         if m:  # two lines at most at 80 columns
@@ -44,4 +48,4 @@ class ProgressPanel(Horizontal):
                       f"{m.tokens_per_sec:,.0f} tok/s", f"lr {m.lr:.1e}", f"loss {fmt_loss(m.loss)}"]
         if e:
             parts += [f"val {fmt_loss(e.val_loss)}", f"best {fmt_loss(e.best_val_loss)}"]
-        self.query_one("#run-figures", Static).update("  ".join(parts), layout=False)
+        self._figures.update("  ".join(parts), layout=False)
