@@ -246,27 +246,27 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         return total
 
+    def _apply_requests(self) -> None:
+        """Save and sample requests: served at a step boundary, paused or not."""
+        if self.control.take_save():
+            self.save_checkpoint("latest")
+        request = self.control.take_sample()
+        if request:
+            self.sample(request)
+
     def _between_steps(self) -> None:
         """Apply the commands that arrived during the last step; wait here while paused."""
         new_lr = self.control.take_lr()
         if new_lr is not None:
             self.lr_scale = new_lr / learning_rate_at(self.config, self.step)
             self._emit(LogMessage("info", f"learning rate set to {new_lr:g} from step {self.step}"))
-        if self.control.take_save():
-            self.save_checkpoint("latest")
-        request = self.control.take_sample()
-        if request:
-            self.sample(request)
+        self._apply_requests()
         if self.control.paused and self.control.stop_reason is None:
             self._emit(StateChanged("paused", self.step))
             self.rundir.update_status(status="paused")
             while self.control.paused and self.control.stop_reason is None:
                 self.control.wait_while_paused()
-                if self.control.take_save():
-                    self.save_checkpoint("latest")
-                request = self.control.take_sample()
-                if request:
-                    self.sample(request)
+                self._apply_requests()
             self.rundir.update_status(status="running")
             self._emit(StateChanged("running", self.step))
 
