@@ -1,6 +1,7 @@
 import json
 import math
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -172,3 +173,30 @@ def test_sampling_a_prompt_the_corpus_never_had(tiny_config, tmp_path):
     assert (trainer.vocab.to_model(trainer.tokenizer.encode(unseen)) == trainer.vocab.unknown_id).any()
     text = trainer.sample(SampleRequest(unseen, 10, 1.0, 5))
     assert text.startswith(unseen) and len(text) > len(unseen)
+
+
+def test_requests_from_another_process_save_pause_and_stop(tiny_config):
+    from tui_trainer.engine.control import send_request
+
+    trainer = Trainer(make_config(tiny_config, max_iters=10**6, log_interval=1), on_event=lambda e: None)
+    thread = threading.Thread(target=trainer.run)
+    thread.start()
+    deadline = time.time() + 30
+    while trainer.step < 5 and time.time() < deadline:
+        time.sleep(0.05)
+    send_request(trainer.rundir.path, "save")
+    while not trainer.rundir.latest.exists() and time.time() < deadline:
+        time.sleep(0.05)
+    assert load_checkpoint(trainer.rundir.latest)["step"] >= 5
+    send_request(trainer.rundir.path, "pause")
+    while not trainer.control.paused and time.time() < deadline:
+        time.sleep(0.05)
+    step = trainer.step
+    time.sleep(0.3)
+    assert trainer.step == step
+    send_request(trainer.rundir.path, "stop")
+    thread.join(30)
+    assert not thread.is_alive()
+    assert json.loads((trainer.rundir.path / "run.json").read_text())["status"] == "stopped"
+    assert load_checkpoint(trainer.rundir.latest)["step"] == trainer.step == step
+    assert not list((trainer.rundir.path / "requests").iterdir())

@@ -1,8 +1,11 @@
 """Commands for a running trainer, safe to call from any thread; applied at step boundaries."""
 from __future__ import annotations
 
+import os
 import threading
+import time
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -89,3 +92,55 @@ class TrainingControl:
         with self._cond:
             request, self._sample = self._sample, None
             return request
+
+
+REQUESTS_DIR = "requests"
+FILE_COMMANDS = ("save", "stop", "pause", "resume")
+
+
+class FileRequests:
+    """Commands another process leaves in ``RUN_DIR/requests/`` (a file named ``<any>.<command>``),
+    for a run under nohup, tmux or torchrun. Polled at step boundaries, at most every ``interval`` s,
+    so the hot loop pays one clock read."""
+
+    def __init__(self, run_dir: Path, interval: float = 0.5):
+        self.folder = Path(run_dir) / REQUESTS_DIR
+        self.interval = interval
+        self._next = 0.0
+
+    def poll(self, control: TrainingControl) -> None:
+        now = time.monotonic()
+        if now < self._next:
+            return
+        self._next = now + self.interval
+        try:
+            names = sorted(os.listdir(self.folder))
+        except OSError:
+            return
+        for name in names:
+            command = name.rsplit(".", 1)[-1]
+            try:
+                os.unlink(self.folder / name)
+            except OSError:
+                continue  # taken by someone else
+            if command == "save":
+                control.save_now()
+            elif command == "stop":
+                control.stop(f"stop requested through {REQUESTS_DIR}/")
+            elif command == "pause":
+                control.pause()
+            elif command == "resume":
+                control.resume()
+
+
+def send_request(run_dir: Path, command: str) -> Path:
+    """Ask the process training in ``run_dir`` to save, stop, pause or resume at its next step."""
+    if command not in FILE_COMMANDS:
+        raise ValueError(f"command {command!r}: must be one of {', '.join(FILE_COMMANDS)}")
+    folder = Path(run_dir) / REQUESTS_DIR
+    folder.mkdir(exist_ok=True)
+    path = folder / f"{time.time_ns()}.{command}"
+    tmp = folder / f".{path.name}.tmp"
+    tmp.write_text("")
+    os.replace(tmp, path)  # a reader never sees a half-made request
+    return path

@@ -20,7 +20,7 @@ import torch
 from .checkpoint import (FORMAT_VERSION, config_of, h_params, load_checkpoint, model_config, resolve_checkpoint,
                          write_atomic)
 from .config import ARCH_KEYS, TrainConfig, with_overrides
-from .control import SampleRequest, TrainingControl
+from .control import FileRequests, SampleRequest, TrainingControl
 from .data import Batcher, Progress, build_corpus
 from .device import autocast, default_threads, resolve_device, resolve_dtype
 from .errors import ConfigError, GptTuiError
@@ -111,6 +111,7 @@ class Trainer:
         self.start_step = self.step
         self.rundir = RunDir(Path(run_dir) if run_dir else new_run_dir(config))
         self.rundir.write_config(config)
+        self.file_requests = FileRequests(self.rundir.path)
         self._saved_step = self.step if ckpt else -1
         # On an accelerator, reading a value forces a sync: only read losses at the log interval.
         self._sync_each_step = self.device.type != "cuda"
@@ -248,6 +249,7 @@ class Trainer:
 
     def _apply_requests(self) -> None:
         """Save and sample requests: served at a step boundary, paused or not."""
+        self.file_requests.poll(self.control)
         if self.control.take_save():
             self.save_checkpoint("latest")
         request = self.control.take_sample()
