@@ -163,3 +163,13 @@ async def test_command_palette_offers_the_training_actions(app_config):
         titles = [command.title for command in app.get_system_commands(app.screen)]
         assert "Start training" in titles and "Toggle log-scale loss axis" in titles
         assert "Save checkpoint" not in titles  # nothing to save before a run
+
+
+async def test_corpus_figures_from_the_cli_are_not_read_again(app_config):
+    app = create_app(app_config, corpus_figures=(12345, 67))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause(0.3)
+        assert "12,345 tokens, vocab 67" in str(app.query_one("#derived").render())
+        assert not [w for w in app.workers if w.group == "corpus"]
+        app.query_one("#f-vocab").value = "max"  # a real change reads the corpus in the background
+        await wait_for(pilot, lambda: "12,345 tokens" not in str(app.query_one("#derived").render()))

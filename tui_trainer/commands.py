@@ -120,12 +120,17 @@ def info() -> int:
     return 0
 
 
-def check_data(config: TrainConfig) -> None:
-    """Read the corpus once before the app opens, so bad data is a clear line and exit 2."""
+def check_data(config: TrainConfig) -> tuple[int, int]:
+    """Read the corpus once before the app opens, so bad data is a clear line and exit 2.
+
+    Returns (tokens, vocabulary size), which the form shows without reading the corpus again.
+    """
     from .engine.data import build_corpus
     from .engine.tokenizer import get_tokenizer
 
-    build_corpus(config.data, get_tokenizer(config.tokenizer), config.vocab).check_fits(config.context_length)
+    corpus = build_corpus(config.data, get_tokenizer(config.tokenizer), config.vocab)
+    corpus.check_fits(config.context_length)
+    return corpus.raw_count, corpus.vocab.size
 
 
 def app(args: argparse.Namespace) -> int:
@@ -135,10 +140,11 @@ def app(args: argparse.Namespace) -> int:
     from .ui.native_stderr import NativeStderr
 
     config = run_config(args)
-    check_data(config)
+    corpus_figures = check_data(config)
     stderr = NativeStderr()
     stderr.start(Path(args.out or config.out_dir) / "gpt-tui-stderr.log")
-    application = create_app(config, run_dir=args.out, start=args.start, stderr=stderr)
+    application = create_app(config, run_dir=args.out, start=args.start, stderr=stderr,
+                             corpus_figures=corpus_figures)
     try:
         result = application.run()
     finally:

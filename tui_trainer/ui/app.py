@@ -51,7 +51,7 @@ class GptTuiApp(App[int]):
     ]
 
     def __init__(self, config: TrainConfig, run_dir: str | Path | None = None, start: bool = False,
-                 stderr: NativeStderr | None = None):
+                 stderr: NativeStderr | None = None, corpus_figures: tuple[int, int] | None = None):
         super().__init__()
         self.config = config
         self.form_config: TrainConfig | None = config
@@ -64,7 +64,9 @@ class GptTuiApp(App[int]):
         self.run_dir: str | None = None
         self._dirty = False
         self._ticks = 0
-        self._corpus_key: tuple | None = None
+        # (tokens, vocab size) of the config's corpus when the caller has read it already
+        self._corpus_figures = corpus_figures
+        self._corpus_key: tuple | None = self._corpus_key_of(config) if corpus_figures else None
         self._quit_after_run = False
         self.hung_up = False
         self._previous_showwarning = warnings.showwarning
@@ -104,6 +106,8 @@ class GptTuiApp(App[int]):
         yield Footer()
 
     def on_mount(self) -> None:
+        if self._corpus_figures:
+            self.form.set_corpus_info(*self._corpus_figures, None)
         self._previous_showwarning = warnings.showwarning
         warnings.showwarning = self._show_warning
         self._previous_sighup = signal.signal(signal.SIGHUP, self._on_hangup)
@@ -188,10 +192,15 @@ class GptTuiApp(App[int]):
         if self.state in ("idle", "ended") and was_valid != (event.config is not None):
             self._sync_controls()
         if event.config is not None:
-            key = (event.config.data, event.config.tokenizer, event.config.vocab)
+            key = self._corpus_key_of(event.config)
             if key != self._corpus_key:
                 self._corpus_key = key
                 self._read_corpus(key)
+
+    @staticmethod
+    def _corpus_key_of(config: TrainConfig) -> tuple:
+        """What the corpus figures depend on."""
+        return config.data, config.tokenizer, config.vocab
 
     @work(thread=True, exclusive=True, group="corpus", exit_on_error=False)
     def _read_corpus(self, key: tuple) -> None:
@@ -397,6 +406,6 @@ class GptTuiApp(App[int]):
 
 
 def create_app(config: TrainConfig, run_dir: str | Path | None = None, start: bool = False,
-               stderr: NativeStderr | None = None) -> GptTuiApp:
+               stderr: NativeStderr | None = None, corpus_figures: tuple[int, int] | None = None) -> GptTuiApp:
     """The one factory that the CLI, the tests and the snapshots all use."""
-    return GptTuiApp(config, run_dir=run_dir, start=start, stderr=stderr)
+    return GptTuiApp(config, run_dir=run_dir, start=start, stderr=stderr, corpus_figures=corpus_figures)
