@@ -95,7 +95,12 @@ class TrainingControl:
 
 
 REQUESTS_DIR = "requests"
-FILE_COMMANDS = ("save", "stop", "pause", "resume")
+FILE_COMMANDS = {
+    "save": TrainingControl.save_now,
+    "stop": lambda control: control.stop(f"stop requested through {REQUESTS_DIR}/"),
+    "pause": TrainingControl.pause,
+    "resume": TrainingControl.resume,
+}
 
 
 class FileRequests:
@@ -118,19 +123,15 @@ class FileRequests:
         except OSError:
             return
         for name in names:
-            command = name.rsplit(".", 1)[-1]
+            if name.startswith("."):
+                continue  # a request still being written by send_request
+            apply = FILE_COMMANDS.get(name.rsplit(".", 1)[-1])
             try:
                 os.unlink(self.folder / name)
             except OSError:
                 continue  # taken by someone else
-            if command == "save":
-                control.save_now()
-            elif command == "stop":
-                control.stop(f"stop requested through {REQUESTS_DIR}/")
-            elif command == "pause":
-                control.pause()
-            elif command == "resume":
-                control.resume()
+            if apply:
+                apply(control)
 
 
 def send_request(run_dir: Path, command: str) -> Path:
