@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from tui_trainer.engine.config import (CHAPTER_KEYS, TrainConfig, config_from_dict, find_problems, load_config,
+from tui_trainer.engine.config import (CHAPTER_KEYS, FIELDS, TrainConfig, config_from_dict, find_problems, load_config,
                                        parse_overrides, read_toml)
 from tui_trainer.engine.errors import ConfigError
 
@@ -73,3 +73,9 @@ def test_bad_toml_files(tmp_path):
     bad.write_text("d_model = = 3\n")
     with pytest.raises(ConfigError, match="is not valid TOML"):
         read_toml(bad)
+
+
+def test_readme_lists_every_key():
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    missing = [name for name in FIELDS if f"| `{name}` |" not in readme]
+    assert not missing, f"README's key table lacks {missing}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import signal
 import shutil
 import subprocess
 import sys
@@ -27,10 +28,11 @@ class Tmux:
     def __call__(self, *args: str) -> str:
         return subprocess.run(["tmux", "-L", self.socket, *args], capture_output=True, text=True, check=False).stdout
 
-    def start(self, command: list[str], width: int, height: int) -> None:
+    def start(self, command: list[str], width: int, height: int, rc_file: Path | None = None) -> None:
         env = f"GPT_TUI_CACHE={shlex.quote(os.environ['GPT_TUI_CACHE'])} TERM=xterm-256color"
+        keep_rc = f"; echo $? > {shlex.quote(str(rc_file))}" if rc_file else ""
         self("new-session", "-d", "-s", self.session, "-x", str(width), "-y", str(height),
-             f"env {env} {shlex.join(command)}; sleep 30")
+             f"env {env} {shlex.join(command)}{keep_rc}; sleep 30")
 
     def screen(self) -> str:
         return self("capture-pane", "-p", "-t", self.session)
@@ -112,3 +114,18 @@ def test_closing_the_terminal_saves(tmux, corpus, tmp_path):
     saved = torch.load(run_dir / "model.ckpt", weights_only=True)
     assert saved["step"] >= last_step(run_dir)
     wait_until(lambda: gone(json.loads((run_dir / "run.json").read_text())["pid"]), timeout=20)  # no orphan left
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_app_stops_saves_and_exits_on_signals(sig, code, tmux, corpus, tmp_path):
+    run_dir, rc_file = tmp_path / "run", tmp_path / "rc"
+    tmux.start(app_command(corpus, run_dir), 100, 30, rc_file)
+    wait_until(lambda: last_step(run_dir) >= 10)
+    os.kill(json.loads((run_dir / "run.json").read_text())["pid"], sig)
+    wait_until(lambda: rc_file.exists() and rc_file.read_text().strip(), timeout=30)
+    assert int(rc_file.read_text()) == code
+    status = json.loads((run_dir / "run.json").read_text())
+    assert status["status"] == "stopped"
+    saved = torch.load(run_dir / "model.ckpt", weights_only=True)
+    assert saved["step"] == status["last_step"] >= last_step(run_dir) >= 10
+    assert f"received {signal.Signals(sig).name}" in (run_dir / "metrics.jsonl").read_text()

@@ -42,6 +42,10 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--seed", type=int, default=None, metavar="S")
     sample.add_argument("--device", default="cpu", help="device to sample on (default: cpu)")
 
+    watch = commands.add_parser("watch", help="open the dashboard on a run another process trains "
+                                "(nohup, tmux, torchrun): follow it, ask it to save or stop")
+    watch.add_argument("run_dir", metavar="RUN_DIR")
+
     commands.add_parser("info", help="print the device, torch and CUDA versions, GPU and threads")
     return parser
 
@@ -64,6 +68,10 @@ def main(argv: list[str] | None = None) -> int:
             from .commands import sample
 
             return sample(args)
+        if args.command == "watch":
+            from .commands import watch
+
+            return watch(args)
         if args.command == "info":
             from .commands import info
 

@@ -7,10 +7,10 @@ import sys
 from typing import Any
 
 from .engine.config import TrainConfig, load_config, parse_overrides
+from .engine.control import SIGNAL_EXIT_CODES
 from .engine.errors import ConfigError
 
 EXIT_FAILED = 1
-SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGHUP: 129}
 
 
 def run_overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -45,7 +45,7 @@ class StopOnSignals:
         self.control.stop(f"received {signal.Signals(signum).name}")
 
     def __enter__(self) -> "StopOnSignals":
-        for sig in SIGNAL_EXIT:
+        for sig in SIGNAL_EXIT_CODES:
             self._previous[sig] = signal.signal(sig, self._handle)
         return self
 
@@ -75,7 +75,7 @@ def train(args: argparse.Namespace) -> int:
     reporter.close()
     if isinstance(result, RunFailed):
         return 2 if result.kind == "input" else EXIT_FAILED
-    return SIGNAL_EXIT[signals.received] if signals.received else 0
+    return SIGNAL_EXIT_CODES[signals.received] if signals.received else 0
 
 
 def sample(args: argparse.Namespace) -> int:
@@ -137,19 +137,40 @@ def app(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from .ui.app import create_app
-    from .ui.native_stderr import NativeStderr
 
     config = run_config(args)
     corpus_figures = check_data(config)
+    return _run_app(lambda stderr: create_app(config, run_dir=args.out, start=args.start, stderr=stderr,
+                                              corpus_figures=corpus_figures),
+                    Path(args.out or config.out_dir) / "gpt-tui-stderr.log")
+
+
+def watch(args: argparse.Namespace) -> int:
+    from .engine.config import config_from_dict
+    from .engine.runs import check_run_dir, read_run_config
+    from .ui.app import create_app
+
+    run_dir = check_run_dir(args.run_dir)
+    # The form shows the run's config when it reads; the dashboard works without it.
+    try:
+        config = config_from_dict(read_run_config(run_dir))
+    except ConfigError:
+        config = TrainConfig()
+    return _run_app(lambda stderr: create_app(config, stderr=stderr, watch=run_dir), run_dir / "watch-stderr.log")
+
+
+def _run_app(make_app, stderr_log) -> int:
+    """Run ``make_app(stderr)`` with native stderr sent to ``stderr_log``; a signal's exit code wins."""
+    from .ui.native_stderr import NativeStderr
+
     stderr = NativeStderr()
-    stderr.start(Path(args.out or config.out_dir) / "gpt-tui-stderr.log")
-    application = create_app(config, run_dir=args.out, start=args.start, stderr=stderr,
-                             corpus_figures=corpus_figures)
+    stderr.start(stderr_log)
+    application = make_app(stderr)
     try:
         result = application.run()
     finally:
         stderr.stop()
-    code = 129 if application.hung_up else (result or 0)
+    code = application.signal_exit or result or 0
     _exit_if_input_thread_stuck(code)
     return code
 

@@ -66,6 +66,8 @@ class TrainConfig:
     checkpoint_interval: int = field(default=0, metadata=_key("System", "Save model.ckpt every N steps; 0 = only at the end and on request.", min=0))
     out_dir: str = field(default="runs", metadata=_key("System", "Folder that holds run directories."))
     run_name: str = field(default="gpt", metadata=_key("System", "Run directory name; a timestamp is appended."))
+    wandb: bool = field(default=False, metadata=_key("System", "Log config and losses to Weights & Biases (extra 'wandb')."))
+    wandb_project: str = field(default="gpt-tui", metadata=_key("System", "W&B project of the run when wandb is on."))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -2,10 +2,14 @@
 from __future__ import annotations
 
 import os
+import signal
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+# How a process stopped by a signal exits, in the CLI and the app alike (128 + the signal number).
+SIGNAL_EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGHUP: 129}
 
 
 @dataclass(frozen=True)
@@ -145,3 +149,23 @@ def send_request(run_dir: Path, command: str) -> Path:
     tmp.write_text("")
     os.replace(tmp, path)  # a reader never sees a half-made request
     return path
+
+
+class RunDirControl:
+    """The commands of :class:`TrainingControl` that a run in another process accepts
+    (``gpt-tui watch``, or a torchrun job the app launched), sent as request files."""
+
+    def __init__(self, run_dir: Path):
+        self.run_dir = Path(run_dir)
+
+    def stop(self, reason: str = "", save: bool = True) -> None:
+        send_request(self.run_dir, "stop")  # that process always saves on a stop request
+
+    def pause(self) -> None:
+        send_request(self.run_dir, "pause")
+
+    def resume(self) -> None:
+        send_request(self.run_dir, "resume")
+
+    def save_now(self) -> None:
+        send_request(self.run_dir, "save")

@@ -12,6 +12,7 @@ from typing import Any
 
 from .config import TrainConfig, save_config
 from .errors import RunDirError
+from .follow import read_status
 
 
 def new_run_dir(config: TrainConfig) -> Path:
@@ -42,7 +43,7 @@ class RunDir:
             raise RunDirError(f"run directory {str(self.path)!r} cannot be created or written "
                               f"({exc.strerror or exc}): choose another --out or out_dir") from None
         self._metrics = open(self.metrics_path, "a", encoding="utf-8")
-        self._status: dict[str, Any] = self.read_status()
+        self._status: dict[str, Any] = read_status(self.path)
 
     @property
     def metrics_path(self) -> Path:
@@ -74,11 +75,9 @@ class RunDir:
         with open(self.path / "samples.txt", "a", encoding="utf-8") as handle:
             handle.write(f"--- step {step} ---\n{text}\n")
 
-    def read_status(self) -> dict[str, Any]:
-        try:
-            return json.loads((self.path / "run.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return {}
+    @property
+    def status(self) -> dict[str, Any]:
+        return dict(self._status)
 
     def update_status(self, **fields: Any) -> None:
         """Rewrite run.json atomically with ``fields`` merged in."""

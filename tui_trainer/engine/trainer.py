@@ -11,7 +11,7 @@ import math
 import os
 import time
 import traceback
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -113,6 +113,7 @@ class Trainer:
         self.rundir.write_config(config)
         self.file_requests = FileRequests(self.rundir.path)
         self._saved_step = self.step if ckpt else -1
+        self._wandb = None  # a W&B logger while a run with wandb = true goes on
         # On an accelerator, reading a value forces a sync: only read losses at the log interval.
         self._sync_each_step = self.device.type != "cuda"
 
@@ -178,12 +179,14 @@ class Trainer:
             text = generate_text(self.raw_model, self.tokenizer, self.vocab, request.prompt, request.max_new_tokens,
                                  request.temperature, request.top_k, request.top_p, seed)
         self.rundir.append_sample(self.step, text)
-        self.rundir.log("sample", self.step, text=text)
+        self.rundir.log("sample", self.step, prompt=request.prompt, text=text)
         self._emit(SampleText(self.step, request.prompt, text))
         return text
 
     def _emit(self, event: Event) -> None:
         self.on_event(event)
+        if self._wandb:
+            self._wandb(event)
 
     # ---- the loop ------------------------------------------------------------------------
     @torch.no_grad()
@@ -310,7 +313,8 @@ class Trainer:
                 self.elapsed = elapsed_before + now - run_start - paused
                 rate = since_log * self.tokens_per_step / max(now - mark, 1e-9)
                 eta = (now - run_start - paused) / (self.step - self.start_step) * (cfg.max_iters - self.step)
-                self.rundir.log("step", self.step, loss=mean_loss, lr=lr, tokens_per_sec=rate, elapsed=self.elapsed)
+                self.rundir.log("step", self.step, loss=mean_loss, lr=lr, tokens_per_sec=rate, elapsed=self.elapsed,
+                                eta=eta)
                 self._emit(StepMetrics(self.step, mean_loss, lr, rate, self.elapsed, eta))
                 loss_sum.zero_()
                 since_log, mark = 0, time.perf_counter()
@@ -330,11 +334,18 @@ class Trainer:
         self.rundir.update_status(status="running", pid=os.getpid(), device=str(self.device),
                                   num_params=self.raw_model.num_params(), started=time.time(), ended=None,
                                   run_name=cfg.run_name, max_iters=cfg.max_iters)
-        self.rundir.log("start", self.step, max_iters=cfg.max_iters, num_params=self.raw_model.num_params(),
-                        device=str(self.device), vocab_size=self.vocab.size)
-        self._emit(RunStarted(str(self.rundir.path), str(self.device), str(self.dtype).replace("torch.", ""),
-                              self.raw_model.num_params(), self.vocab.size, len(self.corpus.train),
-                              len(self.corpus.val), self.tokens_per_step, self.start_step, cfg.max_iters))
+        if cfg.wandb:
+            from .wandb_log import open_wandb
+
+            self._wandb, problem = open_wandb(cfg, self.rundir)
+            if problem:
+                self._emit(LogMessage("warning", problem))
+        started = RunStarted(str(self.rundir.path), str(self.device), str(self.dtype).replace("torch.", ""),
+                             self.raw_model.num_params(), self.vocab.size, len(self.corpus.train),
+                             len(self.corpus.val), self.tokens_per_step, self.start_step, cfg.max_iters)
+        # Everything RunStarted says, so a watcher rebuilds the same event from the file.
+        self.rundir.log("start", self.step, **{k: v for k, v in asdict(started).items() if k not in ("run_dir", "start_step")})
+        self._emit(started)
         try:
             reason = self._loop()
         except NonFiniteLoss as exc:

@@ -1,12 +1,17 @@
 """The gpt-tui app: edit hyperparameters, start training, watch the loss, save with ctrl+s.
 
 Training runs in a thread worker that drives the engine's Trainer. Engine events arrive as
-``EngineEvent`` messages; the app stores them and redraws at most ten times a second.
+``EngineEvent`` messages; the app stores them and redraws at most five times a second.
 User actions become TrainingControl commands.
+
+A run that another process trains (``gpt-tui watch``, the Runs screen's Watch) is followed
+through its files instead: a thread worker reads metrics.jsonl as it grows and posts
+``FollowedEvents``, and the same actions become request files in the run directory.
 """
 from __future__ import annotations
 
 import signal
+import time
 import warnings
 from pathlib import Path
 
@@ -15,16 +20,29 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Footer, Header, TabbedContent, TabPane
-from textual.worker import Worker, WorkerState
+from textual.worker import Worker, WorkerState, get_current_worker
 
-from ..engine.config import TrainConfig, save_config
-from ..engine.control import SampleRequest, TrainingControl
+from ..engine.config import TrainConfig, load_config, save_config
+from ..engine.control import SIGNAL_EXIT_CODES, RunDirControl, SampleRequest, TrainingControl
 from ..engine.errors import GptTuiError
-from ..engine.events import (CheckpointSaved, EvalResult, LogMessage, RunFailed, RunFinished, RunStarted,
-                             SampleText, StateChanged, StepMetrics)
+from ..engine.events import (
+    CheckpointSaved,
+    EvalResult,
+    Event,
+    LogMessage,
+    RunFailed,
+    RunFinished,
+    RunStarted,
+    SampleText,
+    StateChanged,
+    StepMetrics,
+)
+from ..engine.follow import RunWatcher, read_events, read_status
 from ..engine.resources import configs_dir
-from .messages import CorpusInfo, EngineEvent, TrainerReady
+from ..engine.runs import RunSummary, compare_label, differing_keys, summarize, val_curve
+from .messages import CorpusInfo, EngineEvent, FollowedEvents, TrainerReady
 from .native_stderr import NativeStderr
+from .runs_screen import RunsScreen
 from .screens import QuitScreen
 from .widgets.device_panel import DevicePanel
 from .widgets.form import HyperparamForm
@@ -35,6 +53,7 @@ from .widgets.samples_panel import SamplesPanel
 
 UI_TICK = 0.2  # seconds between progress redraws: five a second, whatever the step rate
 PLOT_EVERY = 3  # the plot (the costliest widget) redraws every third tick, 0.6 s
+FOLLOW_INTERVAL = 0.5  # seconds between reads of a followed run's files
 
 
 class GptTuiApp(App[int]):
@@ -42,24 +61,29 @@ class GptTuiApp(App[int]):
     TITLE = "gpt-tui"
     BINDINGS = [
         Binding("f5", "start", "Start", tooltip="Start training with the form's values"),
-        Binding("f6", "toggle_pause", "Pause/Resume"),
+        Binding("f6", "toggle_pause", "Pause", tooltip="Pause or resume at the next step"),
         Binding("f7", "stop", "Stop", tooltip="Stop at the next step; the model stays in memory"),
         Binding("ctrl+s", "save", "Save ckpt", priority=True),
         Binding("f8", "sample", "Sample"),
+        Binding("f2", "runs", "Runs", tooltip="Past and running runs: resume, watch, compare"),
         Binding("f9", "toggle_log_y", "Log y"),
         Binding("ctrl+q", "request_quit", "Quit", priority=True),
     ]
 
     def __init__(self, config: TrainConfig, run_dir: str | Path | None = None, start: bool = False,
-                 stderr: NativeStderr | None = None, corpus_figures: tuple[int, int] | None = None):
+                 stderr: NativeStderr | None = None, corpus_figures: tuple[int, int] | None = None,
+                 watch: Path | None = None):
         super().__init__()
         self.config = config
         self.form_config: TrainConfig | None = config
         self.first_run_dir = run_dir
         self.start_on_mount = start
         self.stderr = stderr
-        self.control: TrainingControl | None = None
+        self.control: TrainingControl | RunDirControl | None = None
         self.trainer = None
+        self.watching: Path | None = None  # the run directory followed, when another process trains it
+        self.resume_from: Path | None = None  # the run that F5 continues, chosen on the Runs screen
+        self._watch_on_mount = watch
         self.state = "idle"  # idle, starting, running, paused, stopping, ended
         self.run_dir: str | None = None
         self._dirty = False
@@ -68,9 +92,9 @@ class GptTuiApp(App[int]):
         self._corpus_figures = corpus_figures
         self._corpus_key: tuple | None = self._corpus_key_of(config) if corpus_figures else None
         self._quit_after_run = False
-        self.hung_up = False
+        self.signal_exit: int | None = None  # the exit code a SIGINT, SIGTERM or SIGHUP asked for
         self._previous_showwarning = warnings.showwarning
-        self._previous_sighup = signal.SIG_DFL
+        self._previous_handlers: dict = {}
 
     # ---- layout --------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -103,22 +127,26 @@ class GptTuiApp(App[int]):
                         yield self.samples
                     with TabPane("Device", id="tab-device"):
                         yield self.device_panel
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         if self._corpus_figures:
             self.form.set_corpus_info(*self._corpus_figures, None)
         self._previous_showwarning = warnings.showwarning
         warnings.showwarning = self._show_warning
-        self._previous_sighup = signal.signal(signal.SIGHUP, self._on_hangup)
+        for sig in SIGNAL_EXIT_CODES:
+            self._previous_handlers[sig] = signal.signal(sig, self._on_signal)
         self.set_interval(UI_TICK, self._tick)
         self._sync_controls()
-        if self.start_on_mount:
+        if self._watch_on_mount:
+            self.call_after_refresh(self.watch_run, self._watch_on_mount)
+        elif self.start_on_mount:
             self.call_after_refresh(self.action_start)
 
     def on_unmount(self) -> None:
         warnings.showwarning = self._previous_showwarning
-        signal.signal(signal.SIGHUP, self._previous_sighup)
+        for sig, handler in self._previous_handlers.items():
+            signal.signal(sig, handler)
 
     def get_system_commands(self, screen):
         yield from super().get_system_commands(screen)
@@ -129,6 +157,7 @@ class GptTuiApp(App[int]):
                 ("save", "Save checkpoint", "Write RUN_DIR/model.ckpt at the next step boundary (ctrl+s)"),
                 ("sample", "Generate a sample", "Sample from the current model (F8)"),
                 ("toggle_log_y", "Toggle log-scale loss axis", "F9"),
+                ("runs", "Runs", "Resume, watch or compare past runs (F2)"),
                 ("request_quit", "Quit", "Asks to save first during a run (ctrl+q)")):
             if self.check_action(action, ()) is True:
                 yield SystemCommand(title, help_text, getattr(self, f"action_{action}"))
@@ -141,19 +170,21 @@ class GptTuiApp(App[int]):
         # Warnings may come from the training thread: post, never touch widgets directly.
         self.post_message(EngineEvent(LogMessage("warning", f"{category.__name__}: {message}")))
 
-    def _on_hangup(self, signum, frame) -> None:
-        """The terminal went away (SSH closed): stop, save and leave, as on the CLI."""
-        self.hung_up = True
-        if self.control and self.state in ("running", "paused", "starting"):
-            self.control.stop("received SIGHUP", save=True)
+    def _on_signal(self, signum, frame) -> None:
+        """SIGHUP (the terminal went away: SSH closed), SIGTERM or SIGINT: as on the CLI, a run of
+        this app's own finishes its step, saves and syncs, then the app exits with 128 + signum.
+        A watched run belongs to another process and goes on."""
+        self.signal_exit = SIGNAL_EXIT_CODES[signum]
+        if isinstance(self.control, TrainingControl) and self.state in ("running", "paused", "starting", "stopping"):
+            self.control.stop(f"received {signal.Signals(signum).name}", save=True)
             self._quit_after_run = True
         else:
-            self.call_later(self.exit, 129)
+            self.call_later(self.exit, self.signal_exit)
 
     def _set_state(self, state: str) -> None:
         self.state = state
         self.progress.set_state(state)
-        self.form.set_running(state in ("starting", "running", "paused", "stopping"))
+        self.form.set_running(state in ("starting", "running", "paused", "stopping"), live=self.watching is None)
         self._sync_controls()
         self._dirty = True
 
@@ -170,8 +201,13 @@ class GptTuiApp(App[int]):
             allowed = self.state in ("idle", "ended") and self.form_config is not None
         elif action in ("toggle_pause", "stop"):
             allowed = self.state in ("running", "paused")
-        elif action in ("save", "sample"):
+        elif action == "save":
+            allowed = (self.trainer is not None and self.state in ("running", "paused", "ended")) or (
+                self.watching is not None and self.state in ("running", "paused"))
+        elif action == "sample":
             allowed = self.trainer is not None and self.state in ("running", "paused", "ended")
+        elif action == "runs":
+            allowed = self.state in ("idle", "ended")
         else:
             return True
         return True if allowed else None
@@ -221,7 +257,7 @@ class GptTuiApp(App[int]):
 
     @on(HyperparamForm.LearningRateSubmitted)
     def _lr_submitted(self, event: HyperparamForm.LearningRateSubmitted) -> None:
-        if self.control and self.state in ("running", "paused"):
+        if isinstance(self.control, TrainingControl) and self.state in ("running", "paused"):
             self.control.set_lr(event.learning_rate)
             self.notify(f"learning rate {event.learning_rate:g} from the next step", title="Learning rate")
 
@@ -249,18 +285,29 @@ class GptTuiApp(App[int]):
         config = self.form_config
         self.control = TrainingControl()
         self.trainer = None
+        self._leave_watch()
         self.plot.reset()
+        resume, self.resume_from = self.resume_from, None
+        if resume:
+            self._plot_history(read_events(resume))
+            self.log_line(f"resuming {resume}")
         run_dir, self.first_run_dir = self.first_run_dir, None
         self._set_state("starting")
         self.log_line("starting: reading the corpus and building the model")
-        self._train(config, run_dir, self.control)
+        self._train(config, run_dir, self.control, resume)
 
     @work(thread=True, exclusive=True, group="training", exit_on_error=False)
-    def _train(self, config: TrainConfig, run_dir, control: TrainingControl) -> None:
+    def _train(self, config: TrainConfig, run_dir, control: TrainingControl, resume: Path | None = None) -> None:
         from ..engine.trainer import Trainer
 
-        trainer = Trainer(config, on_event=lambda event: self.post_message(EngineEvent(event)), control=control,
-                          run_dir=run_dir, reserve_core=True)
+        def on_event(event: Event) -> None:
+            self.post_message(EngineEvent(event))
+
+        if resume:  # the form's values become overrides; shape keys that differ are refused
+            trainer = Trainer(None, on_event, control, resume=resume, resume_overrides=config.to_dict(),
+                              reserve_core=True)
+        else:
+            trainer = Trainer(config, on_event, control, run_dir=run_dir, reserve_core=True)
         self.post_message(TrainerReady(trainer))
         trainer.run()
 
@@ -317,8 +364,8 @@ class GptTuiApp(App[int]):
         self.log_line(f"loss axis: {'log' if log_y else 'linear'}")
 
     def action_request_quit(self) -> None:
-        if self.state not in ("running", "paused", "stopping", "starting"):
-            self.exit(0)
+        if self.watching or self.state not in ("running", "paused", "stopping", "starting"):
+            self.exit(0)  # a watched run goes on in its own process
             return
 
         def chosen(answer: str | None) -> None:
@@ -327,6 +374,107 @@ class GptTuiApp(App[int]):
                 self._quit_after_run = True
                 self._set_state("stopping")
         self.push_screen(QuitScreen(), chosen)
+
+    # ---- runs: resume, watch, compare ------------------------------------------------------------
+    def action_runs(self) -> None:
+        if self.check_action("runs", ()) is not True:
+            self.notify("stop the current run first", severity="warning", title="Runs")
+            return
+        out_dir = (self.form_config or self.config).out_dir
+        self.push_screen(RunsScreen(out_dir), self._runs_chosen)
+
+    def _runs_chosen(self, choice: tuple[str, list[Path]] | None) -> None:
+        if choice is None:
+            return
+        what, paths = choice
+        try:
+            if what == "resume":
+                self.resume_run(paths[0])
+            elif what == "watch":
+                self.watch_run(paths[0])
+            else:
+                self.compare_runs(paths)
+        except GptTuiError as exc:
+            self.notify(str(exc), severity="error", title="Runs", timeout=10)
+
+    def resume_run(self, run_dir: Path) -> None:
+        """Load a run's config into the form and continue it; a run that reached max_iters
+        waits for a larger max_iters and F5."""
+        summary = summarize(run_dir)
+        if summary.status in ("running", "paused"):
+            self.watch_run(run_dir)  # another process trains it: follow instead of training it twice
+            return
+        self.form.load(load_config(run_dir / "config.toml"))
+        self.form_config = self.form.validate()
+        self.resume_from = run_dir
+        if self.form_config is not None and summary.last_step < self.form_config.max_iters:
+            self.action_start()
+            return
+        self.plot.reset()
+        self._plot_history(read_events(run_dir))
+        self.sub_title = f"resume {run_dir.name}"
+        self.log_line(f"{run_dir.name} ended at step {summary.last_step:,}: raise max_iters, then F5 to continue it")
+        self.notify("raise max_iters in the form, then press F5", title=f"Resume {run_dir.name}")
+        self.form.query_one("#f-max_iters").focus()
+
+    def watch_run(self, run_dir: Path) -> None:
+        """Follow a run that another process trains: plot, progress, samples, save and stop."""
+        if self.state not in ("idle", "ended"):
+            self.notify("stop the current run first", severity="warning", title="Watch")
+            return
+        run_dir = Path(run_dir)
+        self.trainer = None
+        self.resume_from = None
+        self.watching = run_dir
+        self.control = RunDirControl(run_dir)
+        self.run_dir = str(run_dir)
+        try:
+            self.form.load(load_config(run_dir / "config.toml"))
+        except GptTuiError:
+            pass  # an old or hand-edited config: the form keeps its values, the run is still followed
+        self.plot.reset()
+        status = read_status(run_dir)
+        self.device_panel.show_recorded(status)
+        self.sub_title = f"watching {run_dir.name} · {status.get('device', '?')} on {status.get('host', '?')}"
+        self.log_line(f"watching {run_dir} (pid {status.get('pid', '?')}): ctrl+s asks it to save, F7 to stop")
+        self._set_state("starting")
+        self._follow(run_dir)
+
+    def _leave_watch(self) -> None:
+        if self.watching is not None:
+            self.watching = None
+            self.device_panel.show_recorded(None)
+            self.workers.cancel_group(self, "training")
+
+    @work(thread=True, exclusive=True, group="training", exit_on_error=False)
+    def _follow(self, run_dir: Path) -> None:
+        """Read the run's new metrics lines every FOLLOW_INTERVAL until it ends or vanishes."""
+        worker, watcher, replay = get_current_worker(), RunWatcher(run_dir), True
+        while not worker.is_cancelled and not watcher.done:
+            events = watcher.poll()
+            if events:
+                self.post_message(FollowedEvents(events, replay))
+            replay = False
+            time.sleep(FOLLOW_INTERVAL)
+
+    def _plot_history(self, events: list[Event]) -> None:
+        for event in events:
+            if isinstance(event, StepMetrics):
+                self.plot.add_step(event.step, event.loss)
+            elif isinstance(event, EvalResult):
+                self.plot.add_eval(event.step, event.train_loss, event.val_loss)
+        self.plot.refresh()
+
+    def compare_runs(self, run_dirs: list[Path]) -> None:
+        """Overlay the val loss of ``run_dirs``, each labelled by the hyperparameters that differ."""
+        runs: list[RunSummary] = [summarize(Path(p)) for p in run_dirs]
+        keys = differing_keys([r.config for r in runs]) if len(runs) > 1 else []
+        curves = [(compare_label(r, keys), *val_curve(r.path)) for r in runs]
+        self.plot.set_compare(curves)
+        if curves:
+            self.log_line("comparing " + "; ".join(label for label, _, _ in curves))
+        else:
+            self.log_line("comparison cleared")
 
     # ---- engine events -------------------------------------------------------------------------
     @on(TrainerReady)
@@ -338,7 +486,19 @@ class GptTuiApp(App[int]):
 
     @on(EngineEvent)
     def _engine_event(self, message: EngineEvent) -> None:
-        event = message.event
+        self._apply(message.event)
+
+    @on(FollowedEvents)
+    def _followed_events(self, message: FollowedEvents) -> None:
+        if message.events and self.watching is not None:
+            for event in message.events:
+                self._apply(event, message.replay)
+
+    def _notify(self, replay: bool, message: str, **kwargs) -> None:
+        if not replay:
+            self.notify(message, **kwargs)
+
+    def _apply(self, event: Event, replay: bool = False) -> None:
         progress, plot = self.progress, self.plot
         self._dirty = True
         if isinstance(event, StepMetrics):
@@ -350,7 +510,7 @@ class GptTuiApp(App[int]):
             self.log_line(f"eval step {event.step}: train {event.train_loss:.4f} val {event.val_loss:.4f}")
         elif isinstance(event, RunStarted):
             self.run_dir = event.run_dir
-            if self.stderr:
+            if self.stderr and self.watching is None:
                 self.stderr.redirect(Path(event.run_dir) / "stderr.log")
             progress.start(event.start_step, event.max_iters)
             self.log_line(f"run {event.run_dir}: {event.num_params:,} parameters, vocab {event.vocab_size:,}, "
@@ -362,21 +522,21 @@ class GptTuiApp(App[int]):
                 self.log_line("compiling the model: the first step takes a while")
         elif isinstance(event, CheckpointSaved):
             if event.kind == "latest":
-                self.notify(f"{event.path} at step {event.step}", title="Checkpoint saved")
+                self._notify(replay, f"{event.path} at step {event.step}", title="Checkpoint saved")
                 self.log_line(f"saved {event.path} at step {event.step}")
         elif isinstance(event, SampleText):
             self.samples.add(event.step, event.text)
         elif isinstance(event, LogMessage):
             self.log_line(event.text, event.level)
             if event.level == "error":
-                self.notify(event.text, severity="error", title="Error")
+                self._notify(replay, event.text, severity="error", title="Error")
         elif isinstance(event, RunFinished):
             self.log_line(f"{event.status} at step {event.step}{': ' + event.reason if event.reason else ''}")
-            self.notify(f"{event.status} at step {event.step}", title="Training")
+            self._notify(replay, f"{event.status} at step {event.step}", title="Training")
             self._run_ended()
         elif isinstance(event, RunFailed):
             self.log_line(event.message, "error")
-            self.notify(event.message, severity="error", title="Training failed", timeout=10)
+            self._notify(replay, event.message, severity="error", title="Training failed", timeout=10)
             self._run_ended()
 
     def _run_ended(self) -> None:
@@ -406,6 +566,10 @@ class GptTuiApp(App[int]):
 
 
 def create_app(config: TrainConfig, run_dir: str | Path | None = None, start: bool = False,
-               stderr: NativeStderr | None = None, corpus_figures: tuple[int, int] | None = None) -> GptTuiApp:
-    """The one factory that the CLI, the tests and the snapshots all use."""
-    return GptTuiApp(config, run_dir=run_dir, start=start, stderr=stderr, corpus_figures=corpus_figures)
+               stderr: NativeStderr | None = None, corpus_figures: tuple[int, int] | None = None,
+               watch: Path | None = None) -> GptTuiApp:
+    """The one factory that the CLI, the tests and the snapshots all use.
+
+    ``watch`` opens the dashboard on a run that another process trains (``gpt-tui watch``)."""
+    return GptTuiApp(config, run_dir=run_dir, start=start, stderr=stderr, corpus_figures=corpus_figures,
+                     watch=watch)

@@ -32,3 +32,15 @@ class CorpusInfo(Message):
         self.tokens = tokens
         self.vocab_size = vocab_size
         self.error = error
+
+
+class FollowedEvents(Message):
+    """Events read from the metrics.jsonl of a run another process trains (watch, torchrun).
+
+    ``replay`` marks the history already on disk when following began: it fills the plot
+    and the log, but raises no notifications."""
+
+    def __init__(self, events: list[Event], replay: bool) -> None:
+        super().__init__()
+        self.events = events
+        self.replay = replay

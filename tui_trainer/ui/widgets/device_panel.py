@@ -8,6 +8,7 @@ class DevicePanel(Static):
     def __init__(self, **kwargs) -> None:
         super().__init__("", **kwargs)
         self.device = None  # torch.device of the run, or None for what 'auto' picks
+        self.recorded: dict | None = None  # run.json of a watched run: its device, not this machine's
 
     def on_mount(self) -> None:
         self.poll()
@@ -16,7 +17,21 @@ class DevicePanel(Static):
     def on_show(self) -> None:
         self.poll()
 
+    def show_recorded(self, status: dict | None) -> None:
+        """Show the device a watched run recorded (None: back to this machine's live figures)."""
+        self.recorded = status
+        if status is None:
+            self.poll()
+            return
+        where = f"{status.get('device', '?')} on {status.get('host', '?')}, pid {status.get('pid', '?')}"
+        lines = [f"recorded by the run: {where}"]
+        if status.get("num_params"):
+            lines.append(f"{status['num_params']:,} parameters")
+        self.update("\n".join(lines), layout=False)
+
     def poll(self) -> None:
+        if self.recorded is not None:
+            return
         if self.parent is not None and not self.parent.display:
             return  # in a hidden tab: an update would still cost a full layout lookup
         from ...engine.device import device_info

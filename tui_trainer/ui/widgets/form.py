@@ -161,10 +161,11 @@ class HyperparamForm(VerticalScroll):
             lines.append("corpus        reading…")
         self.query_one("#derived", Static).update("\n".join(lines))
 
-    def set_running(self, running: bool) -> None:
-        """During a run only the live keys stay editable."""
+    def set_running(self, running: bool, live: bool = True) -> None:
+        """During a run only the live keys stay editable (none when ``live`` is False: a watched
+        run belongs to another process)."""
         for name in FIELDS:
-            self.query_one(f"#f-{name}").disabled = running and name not in LIVE_KEYS
+            self.query_one(f"#f-{name}").disabled = running and not (live and name in LIVE_KEYS)
         self.query_one("#preset").disabled = running
         self.query_one("#f-learning_rate").tooltip = (
             "Enter applies the new learning rate at the next step" if running else FIELDS["learning_rate"].metadata["help"])

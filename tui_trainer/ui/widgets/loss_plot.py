@@ -8,6 +8,7 @@ from textual_plotext import PlotextPlot
 from ..series import Series
 
 EMA_ALPHA = 0.1
+COMPARE_COLORS = ("orange", "blue+", "yellow", "green+", "red+", "cyan+")
 
 
 class LossPlot(PlotextPlot):
@@ -22,6 +23,18 @@ class LossPlot(PlotextPlot):
         self.best: tuple[float, float] | None = None
         self.log_y = False
         self._ema_value: float | None = None
+        # Val curves of other runs overlaid from the Runs screen: (label, steps, losses).
+        self.compare: list[tuple[str, Series]] = []
+
+    def set_compare(self, curves: list[tuple[str, list[int], list[float]]]) -> None:
+        """Overlay other runs' val curves, given as (label, steps, losses); [] removes them."""
+        self.compare = []
+        for label, xs, ys in curves:
+            series = Series(512)
+            for x, y in zip(xs, ys):
+                series.append(x, y)
+            self.compare.append((label, series))
+        self.refresh()
 
     def reset(self) -> None:
         for series in (self.raw, self.ema, self.eval_train, self.eval_val):
@@ -69,6 +82,11 @@ class LossPlot(PlotextPlot):
             xs, ys = series.view(width)
             if xs:
                 plt.plot(xs, ys, label=label, color=color, marker=marker)
+                drawn = True
+        for (label, series), color in zip(self.compare, COMPARE_COLORS * 4):
+            xs, ys = series.view(width)
+            if xs:
+                plt.plot(xs, ys, label=label, color=color, marker="braille")
                 drawn = True
         if self.best:
             plt.scatter([self.best[0]], [self.best[1]], label=f"best val {self.best[1]:.3f}", color="red",

@@ -1,0 +1,258 @@
+"""Runs that other processes train: following metrics.jsonl, `gpt-tui watch`, the Runs screen
+(listing, resuming, comparing) and optional W&B logging."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import types
+from pathlib import Path
+
+import pytest
+import torch
+from textual.widgets import DataTable
+
+from tui_trainer.cli import main
+from tui_trainer.engine.events import (EvalResult, LogMessage, RunFailed, RunFinished, RunStarted, SampleText,
+                                       StateChanged, StepMetrics)
+from tui_trainer.engine.follow import MetricsFollower, RunWatcher, effective_status
+from tui_trainer.engine.rundir import RunDir
+from tui_trainer.engine.runs import compare_label, differing_keys, list_runs
+from tui_trainer.engine.trainer import Trainer
+from tui_trainer.ui.app import create_app
+from tui_trainer.ui.runs_screen import RunsScreen
+
+from .conftest import TINY, make_config
+from .test_app import SIZE, log_text, wait_for
+
+TINY_SETS = [f"--set={k}={v}" for k, v in TINY.items()]
+
+
+def records(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def finished_run(config, run_dir: Path) -> Path:
+    result = Trainer(config, run_dir=run_dir).run()
+    assert isinstance(result, RunFinished)
+    return run_dir
+
+
+# ---- reading a run's files --------------------------------------------------------------------
+def test_follower_reads_a_growing_file_line_by_line(tmp_path):
+    rundir = RunDir(tmp_path / "run")
+    follower = MetricsFollower(rundir.path)
+    assert follower.poll() == []
+    rundir.log("start", 0, max_iters=10, num_params=5, device="cpu", vocab_size=7)
+    rundir.log("step", 2, loss=3.5, lr=1e-3, tokens_per_sec=100.0, elapsed=1.0, eta=4.0)
+    first = follower.poll()
+    assert [type(e) for e in first] == [RunStarted, StepMetrics]
+    assert first[0].max_iters == 10 and first[1].loss == 3.5 and first[1].eta == 4.0
+    with open(rundir.metrics_path, "a") as handle:  # a line caught half-written
+        handle.write('{"event": "eval", "step": 2, "train_loss": 3.0, ')
+    assert follower.poll() == []
+    with open(rundir.metrics_path, "a") as handle:
+        handle.write('"val_loss": 3.25}\nnot json\n')
+    rundir.log("step", 4, loss=None, lr=1e-3, tokens_per_sec=100.0, elapsed=2.0, eta=3.0)  # NaN is written as null
+    rundir.log("end", 4, status="stopped", reason="stop requested")
+    events = follower.poll()
+    assert [type(e) for e in events] == [EvalResult, StepMetrics, RunFinished]
+    assert events[0].val_loss == 3.25 and events[1].loss != events[1].loss
+    assert events[2].status == "stopped" and events[2].best_val_loss == 3.25 and follower.ended
+
+
+def test_a_run_whose_process_is_gone_reads_as_interrupted(tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    rundir = RunDir(tmp_path / "run")
+    rundir.update_status(status="running", pid=int(dead.stdout))
+    rundir.log("step", 30, loss=2.0, lr=1e-3, tokens_per_sec=1.0, elapsed=1.0, eta=1.0)
+    assert effective_status(rundir.status) == "interrupted"
+    events = RunWatcher(rundir.path).poll()
+    assert isinstance(events[-1], RunFailed) and events[-1].kind == "interrupted" and "--resume" in events[-1].message
+    rundir.update_status(pid=os.getpid())
+    assert effective_status(rundir.status) == "running"
+    watcher = RunWatcher(rundir.path)
+    assert [type(e) for e in watcher.poll()] == [StepMetrics, StateChanged] and not watcher.done
+
+
+def test_trainer_log_replays_as_the_same_events(tiny_config, tmp_path):
+    seen = []
+    config = make_config(tiny_config, max_iters=20, sample_interval=10)
+    Trainer(config, on_event=seen.append, run_dir=tmp_path / "run").run()
+    replayed = MetricsFollower(tmp_path / "run").poll()
+    kinds = (RunStarted, StepMetrics, EvalResult, SampleText, RunFinished)
+    live = [e for e in seen if isinstance(e, kinds)]
+    assert [e for e in replayed if isinstance(e, kinds)] == live  # every field, floats included
+
+
+# ---- gpt-tui watch ----------------------------------------------------------------------------
+def start_cli_run(corpus: Path, run_dir: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "tui_trainer", "train", "--data", str(corpus), "--out",
+                             str(run_dir), *TINY_SETS, "--set", "max_iters=1000000", "--set", "log_interval=2"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+async def test_watch_follows_a_cli_run_and_its_save_and_stop_reach_it(tiny_config, corpus, tmp_path):
+    run_dir = tmp_path / "run"
+    proc = start_cli_run(corpus, run_dir)
+    try:
+        deadline = time.time() + 60
+        while not (run_dir / "run.json").exists() or effective_status(json.loads(
+                (run_dir / "run.json").read_text())) != "running":
+            assert time.time() < deadline and proc.poll() is None, proc.stderr.read() if proc.poll() else "slow"
+            time.sleep(0.1)
+        app = create_app(tiny_config, watch=run_dir)
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_for(pilot, lambda: app.state == "running" and app.plot.raw.total > 3)
+            first = app.plot.raw.total
+            await wait_for(pilot, lambda: app.plot.raw.total > first + 3)  # it follows the growing file
+            assert app.progress.step > 0 and "watching" in app.sub_title
+            assert app.query_one("#f-learning_rate").disabled  # the form is another process's config
+            await pilot.press("ctrl+s")
+            await wait_for(pilot, lambda: any(r["event"] == "checkpoint" and r["kind"] == "latest"
+                                              for r in records(run_dir)))
+            await pilot.press("f7")
+            await wait_for(pilot, lambda: app.state == "ended")
+            assert "stopped at step" in log_text(app)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        proc.kill()
+    saved = torch.load(run_dir / "model.ckpt", weights_only=True)
+    assert saved["step"] >= max(r["step"] for r in records(run_dir) if r["event"] == "step")
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "stopped"
+
+
+async def test_watch_of_an_ended_run_shows_it_ended(tiny_config, tmp_path):
+    run_dir = finished_run(make_config(tiny_config, max_iters=20), tmp_path / "run")
+    app = create_app(tiny_config, watch=run_dir)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.state == "ended")
+        assert app.plot.raw.total == 4 and app.plot.eval_val.total == 2
+        assert app.progress.step == 20 and "finished at step 20" in log_text(app)
+        assert app.check_action("save", ()) is None  # nobody is left to ask
+
+
+def test_watch_command_rejects_what_is_not_a_run(tmp_path, capsys):
+    assert main(["watch", str(tmp_path / "missing")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["watch", str(tmp_path)]) == 2
+    assert "is not a run directory" in capsys.readouterr().err
+
+
+# ---- the Runs screen --------------------------------------------------------------------------
+async def test_runs_screen_lists_resumes_and_compares(tiny_config, tmp_path):
+    runs_dir = Path(tiny_config.out_dir)
+    short = make_config(tiny_config, max_iters=20)
+    finished_run(short, runs_dir / "a-finished")
+    finished_run(make_config(short, learning_rate=1e-3), runs_dir / "b-other-lr")
+    assert {r.name for r in list_runs(runs_dir)} == {"a-finished", "b-other-lr"}
+    assert differing_keys([r.config for r in list_runs(runs_dir)]) == ["learning_rate"]
+
+    app = create_app(tiny_config)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("f2")
+        screen = app.screen
+        assert isinstance(screen, RunsScreen)
+        table = screen.query_one(DataTable)
+        assert table.row_count == 2
+        rows = [table.get_row_at(i) for i in range(2)]
+        assert {row[1] for row in rows} == {"a-finished", "b-other-lr"}
+        assert all(row[3] == "finished" and row[4] == "20/20" for row in rows)
+        # compare: mark both, overlay their val curves labelled by the key that differs
+        await pilot.press("space", "down", "space", "c")
+        await pilot.pause()
+        assert not isinstance(app.screen, RunsScreen)
+        labels = [label for label, _ in app.plot.compare]
+        assert sorted(labels) == ["a-finished learning_rate=0.003", "b-other-lr learning_rate=0.001"]
+        assert all(series.total == 2 for _, series in app.plot.compare)
+        # resume a finished run: it waits for a larger max_iters, then F5 continues it
+        await pilot.press("f2")
+        target = Path(app.screen.table.ordered_rows[0].key.value)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.resume_from == target and app.state == "idle"
+        assert app.plot.raw.total == 4  # its history is in the plot already
+        app.form.query_one("#f-max_iters").value = "30"
+        await pilot.pause()
+        await pilot.press("f5")
+        await wait_for(pilot, lambda: app.state == "ended")
+        assert app.plot.raw.total == 6 and app.plot.raw.xs[0] == 5  # whole history, then the new steps
+    starts = [r for r in records(target) if r["event"] == "start"]
+    assert [s["step"] for s in starts] == [0, 20]  # appended to the same metrics.jsonl
+    assert torch.load(target / "model.ckpt", weights_only=True)["step"] == 30
+    assert json.loads((target / "run.json").read_text())["last_step"] == 30
+
+
+async def test_runs_screen_resumes_a_stopped_run_at_once(tiny_config, tmp_path):
+    run_dir = tmp_path / "runs" / "stopped"
+    trainer = Trainer(make_config(tiny_config, max_iters=40), run_dir=run_dir)
+    trainer.control.stop("test")  # stops before the first step, after the step-0 eval
+    trainer.run()
+    app = create_app(tiny_config)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("f2", "enter")
+        await wait_for(pilot, lambda: app.state == "ended")
+        assert app.progress.step == 40 and "resuming" in log_text(app)
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "finished"
+
+
+def test_compare_label_names_the_differing_values(tiny_config, tmp_path):
+    runs = [finished_run(make_config(tiny_config, max_iters=5, eval_interval=5, d_model=d), tmp_path / f"r{d}")
+            for d in (16, 32)]
+    summaries = list_runs(tmp_path)
+    keys = differing_keys([s.config for s in summaries])
+    assert keys == ["d_model"]
+    assert sorted(compare_label(s, keys) for s in summaries) == ["r16 d_model=16", "r32 d_model=32"]
+    assert len(runs) == 2
+
+
+# ---- Weights & Biases -------------------------------------------------------------------------
+class FakeWandb(types.ModuleType):
+    def __init__(self, fail: bool = False):
+        super().__init__("wandb")
+        self.fail = fail
+        self.inits, self.logs, self.finished = [], [], []
+
+    def init(self, **kwargs):
+        if self.fail:
+            raise RuntimeError("api key not configured")
+        self.inits.append(kwargs)
+        return types.SimpleNamespace(log=lambda data, step: self.logs.append((step, data)),
+                                     finish=lambda exit_code: self.finished.append(exit_code))
+
+
+def test_wandb_logs_config_losses_lr_and_speed(tiny_config, tmp_path, monkeypatch):
+    fake = FakeWandb()
+    monkeypatch.setitem(sys.modules, "wandb", fake)
+    result = Trainer(make_config(tiny_config, max_iters=20, wandb=True, wandb_project="p"),
+                     run_dir=tmp_path / "run").run()
+    assert isinstance(result, RunFinished)
+    (init,) = fake.inits
+    assert init["project"] == "p" and init["config"]["learning_rate"] == tiny_config.learning_rate
+    steps = {step for step, data in fake.logs if "train/loss" in data}
+    assert steps == {5, 10, 15, 20}
+    assert all({"lr", "tokens_per_sec"} <= set(data) for _, data in fake.logs if "train/loss" in data)
+    assert [step for step, data in fake.logs if "eval/val_loss" in data] == [0, 20]
+    assert fake.finished == [0]
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["wandb_id"] == init["id"]
+
+
+@pytest.mark.parametrize("module", [None, FakeWandb(fail=True)], ids=["not-installed", "cannot-start"])
+def test_wandb_missing_or_failing_only_warns(module, tiny_config, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "wandb", module)  # None: `import wandb` raises ImportError
+    seen = []
+    result = Trainer(make_config(tiny_config, max_iters=10, wandb=True), on_event=seen.append,
+                     run_dir=tmp_path / "run").run()
+    assert isinstance(result, RunFinished) and result.step == 10
+    warnings = [e.text for e in seen if isinstance(e, LogMessage) and e.level == "warning"]
+    assert len(warnings) == 1 and "training goes on" in warnings[0].lower()
+    assert ("pip install" in warnings[0]) == (module is None)
+
+
+def test_wandb_off_never_imports_it(tiny_config, tmp_path, monkeypatch):
+    fake = FakeWandb()
+    monkeypatch.setitem(sys.modules, "wandb", fake)
+    Trainer(make_config(tiny_config, max_iters=5, eval_interval=5), run_dir=tmp_path / "run").run()
+    assert fake.inits == [] and fake.logs == []

@@ -1,0 +1,99 @@
+"""The runs under an output folder: what the Runs screen lists, and the labels of a comparison."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomllib
+
+from .errors import RunDirError
+from .events import EvalResult
+from .follow import effective_status, read_events, read_status
+
+# Keys that name or place a run rather than shape its training: never a comparison label.
+NOT_HPARAMS = ("run_name", "out_dir", "log_interval", "checkpoint_interval", "sample_interval", "sample_prompt",
+               "sample_tokens", "wandb", "wandb_project", "num_threads")
+
+
+@dataclass
+class RunSummary:
+    path: Path
+    status: str           # running, paused, finished, stopped, failed or interrupted
+    started: float | None
+    last_step: int
+    max_iters: int | None
+    best_val_loss: float
+    num_params: int | None
+    device: str
+    config: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+
+def is_run_dir(path: Path) -> bool:
+    return (path / "run.json").is_file() or (path / "metrics.jsonl").is_file()
+
+
+def check_run_dir(path: str | Path) -> Path:
+    """``path`` as a run directory, or a RunDirError that says what to pass instead."""
+    path = Path(path).expanduser()
+    if not path.is_dir():
+        raise RunDirError(f"run directory {str(path)!r} does not exist: pass a folder under runs/ "
+                          "(gpt-tui lists them on the Runs screen, F2)")
+    if not is_run_dir(path):
+        raise RunDirError(f"{str(path)!r} is not a run directory (it has no run.json or metrics.jsonl): "
+                          "pass the folder a run writes, such as runs/gpt-20260101-120000")
+    return path
+
+
+def read_run_config(path: Path) -> dict[str, Any]:
+    try:
+        with open(path / "config.toml", "rb") as handle:
+            return tomllib.load(handle)
+    except (OSError, ValueError):
+        return {}
+
+
+def summarize(path: Path) -> RunSummary:
+    status = read_status(path)
+    best = status.get("best_val_loss")
+    return RunSummary(path=path, status=effective_status(status), started=status.get("started"),
+                      last_step=int(status.get("last_step") or 0), max_iters=status.get("max_iters"),
+                      best_val_loss=math.inf if best is None else float(best), num_params=status.get("num_params"),
+                      device=status.get("device", "?"), config=read_run_config(path))
+
+
+def list_runs(out_dir: str | Path) -> list[RunSummary]:
+    """Every run directory directly under ``out_dir``, newest first."""
+    root = Path(out_dir).expanduser()
+    if not root.is_dir():
+        return []
+    runs = [summarize(p) for p in root.iterdir() if p.is_dir() and is_run_dir(p)]
+    return sorted(runs, key=lambda r: (r.started or 0.0, r.name), reverse=True)
+
+
+def val_curve(path: Path) -> tuple[list[int], list[float]]:
+    """(steps, val losses) of every eval a run logged."""
+    evals = [e for e in read_events(path) if isinstance(e, EvalResult) and math.isfinite(e.val_loss)]
+    return [e.step for e in evals], [e.val_loss for e in evals]
+
+
+def differing_keys(configs: list[dict[str, Any]]) -> list[str]:
+    """Hyperparameters whose values are not the same in all ``configs``."""
+    keys = sorted({k for c in configs for k in c} - set(NOT_HPARAMS))
+    return [k for k in keys if len({repr(c.get(k)) for c in configs}) > 1]
+
+
+def compare_label(run: RunSummary, keys: list[str]) -> str:
+    """The run's name and its values of the hyperparameters that differ across the comparison."""
+    def text(value: Any) -> str:
+        if isinstance(value, float):
+            return f"{value:g}"
+        return Path(value).name if isinstance(value, str) and "/" in value else str(value)
+
+    values = " ".join(f"{k}={text(run.config.get(k))}" for k in keys)
+    return f"{run.name} {values}".strip()

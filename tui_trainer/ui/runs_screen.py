@@ -1,0 +1,102 @@
+"""The Runs screen: every run under out_dir, to resume, watch, or overlay in the plot."""
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from pathlib import Path
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static
+
+from ..engine.runs import RunSummary, list_runs
+
+MARK = "●"
+
+
+def _date(started: float | None) -> str:
+    return datetime.fromtimestamp(started).strftime("%Y-%m-%d %H:%M") if started else "-"
+
+
+def _params(n: int | None) -> str:
+    return "-" if not n else f"{n / 1e6:.2f}M" if n >= 1e6 else f"{n / 1e3:.0f}K"
+
+
+class RunsScreen(Screen[tuple[str, list[Path]] | None]):
+    """Dismissed with ("resume" | "watch" | "compare", [run paths]), or None for Back."""
+
+    BINDINGS = [
+        Binding("enter", "choose('resume')", "Resume", tooltip="Continue the run from its model.ckpt"),
+        Binding("space", "mark", "Mark", tooltip="Mark runs to compare"),
+        Binding("c", "compare", "Compare", tooltip="Overlay the marked runs' val loss in the plot"),
+        Binding("w", "choose('watch')", "Watch", tooltip="Follow a run another process is training"),
+        Binding("x", "clear_compare", "Clear compare", tooltip="Remove the overlaid curves from the plot"),
+        Binding("escape", "dismiss_none", "Back"),
+    ]
+
+    def __init__(self, out_dir: str | Path) -> None:
+        super().__init__()
+        self.out_dir = Path(out_dir)
+        self.runs: list[RunSummary] = list_runs(self.out_dir)
+        self.marked: set[str] = set()
+        self.table = DataTable(cursor_type="row", zebra_stripes=True, id="runs-table")
+
+    def compose(self) -> ComposeResult:
+        yield Static(f"Runs in {self.out_dir}/  ·  enter resume · space mark · c compare · x clear · "
+                     "w watch · esc back", id="runs-title")
+        yield self.table
+        yield Static("", id="runs-empty")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.table
+        table.add_column(" ", key="mark", width=1)
+        for label in ("name", "date", "status", "steps", "best val", "params", "device"):
+            table.add_column(label, key=label)
+        for run in self.runs:
+            steps = f"{run.last_step:,}" + (f"/{run.max_iters:,}" if run.max_iters else "")
+            best = f"{run.best_val_loss:.4f}" if math.isfinite(run.best_val_loss) else "-"
+            table.add_row("", run.name, _date(run.started), run.status, steps, best, _params(run.num_params),
+                          run.device, key=str(run.path))
+        empty = self.query_one("#runs-empty", Static)
+        empty.update(f"No runs in {self.out_dir}/ yet: press escape, then F5 to start one.")
+        empty.display = not self.runs
+        table.focus()
+
+    def _selected(self) -> Path | None:
+        if not self.runs:
+            return None
+        return Path(self.table.ordered_rows[self.table.cursor_row].key.value)
+
+    @on(DataTable.RowSelected)
+    def _row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        self.action_choose("resume")
+
+    def action_choose(self, what: str) -> None:
+        path = self._selected()
+        if path is not None:
+            self.dismiss((what, [path]))
+
+    def action_mark(self) -> None:
+        path = self._selected()
+        if path is None:
+            return
+        key = str(path)
+        self.marked.symmetric_difference_update({key})
+        self.table.update_cell(key, "mark", MARK if key in self.marked else "")
+
+    def action_compare(self) -> None:
+        """Overlay the marked runs (or the selected one); with nothing to show, clear the overlay."""
+        chosen = [run.path for run in self.runs if str(run.path) in self.marked]
+        if not chosen and self._selected():
+            chosen = [self._selected()]
+        self.dismiss(("compare", chosen))
+
+    def action_clear_compare(self) -> None:
+        self.dismiss(("compare", []))
+
+    def action_dismiss_none(self) -> None:
+        self.dismiss(None)
