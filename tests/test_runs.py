@@ -2,6 +2,7 @@
 (listing, resuming, comparing) and optional W&B logging."""
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -15,8 +16,16 @@ import torch
 from textual.widgets import DataTable
 
 from tui_trainer.cli import main
-from tui_trainer.engine.events import (EvalResult, LogMessage, RunFailed, RunFinished, RunStarted, SampleText,
-                                       StateChanged, StepMetrics)
+from tui_trainer.engine.events import (
+    EvalResult,
+    LogMessage,
+    RunFailed,
+    RunFinished,
+    RunStarted,
+    SampleText,
+    StateChanged,
+    StepMetrics,
+)
 from tui_trainer.engine.follow import MetricsFollower, RunWatcher, effective_status
 from tui_trainer.engine.rundir import RunDir
 from tui_trainer.engine.runs import compare_label, differing_keys, list_runs
@@ -102,7 +111,7 @@ async def test_watch_follows_a_cli_run_and_its_save_and_stop_reach_it(tiny_confi
         while not (run_dir / "run.json").exists() or effective_status(json.loads(
                 (run_dir / "run.json").read_text())) != "running":
             assert time.time() < deadline and proc.poll() is None, proc.stderr.read() if proc.poll() else "slow"
-            time.sleep(0.1)
+            await asyncio.sleep(0.1)
         app = create_app(tiny_config, watch=run_dir)
         async with app.run_test(size=SIZE) as pilot:
             await wait_for(pilot, lambda: app.state == "running" and app.plot.raw.total > 3)
@@ -256,3 +265,24 @@ def test_wandb_off_never_imports_it(tiny_config, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "wandb", fake)
     Trainer(make_config(tiny_config, max_iters=5, eval_interval=5), run_dir=tmp_path / "run").run()
     assert fake.inits == [] and fake.logs == []
+
+
+# ---- processes > 1 from the app ---------------------------------------------------------------
+async def test_app_launches_torchrun_and_follows_it(tiny_config, tmp_path):
+    config = make_config(tiny_config, processes=2, device="cpu", max_iters=1000000, log_interval=2)
+    run_dir = tmp_path / "job"
+    app = create_app(config, run_dir=run_dir)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("f5")
+        await wait_for(pilot, lambda: app.state == "running" and app.plot.raw.total > 3, timeout=90)
+        assert app.job is not None and "torchrun" in log_text(app)
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: any(r["event"] == "checkpoint" and r["kind"] == "latest"
+                                          for r in records(run_dir)))
+        await pilot.press("f7")
+        await wait_for(pilot, lambda: app.state == "ended", timeout=60)
+        job = app.job
+    assert job.wait(timeout=30) == 0
+    status = json.loads((run_dir / "run.json").read_text())
+    assert status["status"] == "stopped" and status["processes"] == 2
+    assert torch.load(run_dir / "model.ckpt", weights_only=True)["step"] == status["last_step"]

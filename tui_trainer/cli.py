@@ -3,6 +3,7 @@ so `gpt-tui --help` answers at once."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -51,7 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _fail(message: str) -> int:
-    print(f"gpt-tui: error: {message}", file=sys.stderr)
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 speaks for all
+        print(f"gpt-tui: error: {message}", file=sys.stderr)
     return EXIT_USAGE
 
 

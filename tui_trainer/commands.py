@@ -57,25 +57,61 @@ class StopOnSignals:
 def train(args: argparse.Namespace) -> int:
     from .console import ConsoleReporter
     from .engine.control import TrainingControl
+    from .engine.distributed import under_torchrun
     from .engine.events import RunFailed
-    from .engine.trainer import Trainer
+    from .engine.trainer import Trainer, resume_config
 
+    if args.resume and args.config:
+        raise ConfigError(["--config cannot be combined with --resume: the checkpoint holds the config; "
+                           "change keys with --set"])
+    config = resume_config(args.resume, run_overrides(args))[0] if args.resume else run_config(args)
+    if config.processes > 1 and not under_torchrun():
+        return _train_with_torchrun(args, config)
     reporter = ConsoleReporter()
     control = TrainingControl()
     if args.resume:
-        if args.config:
-            raise ConfigError(["--config cannot be combined with --resume: the checkpoint holds the config; "
-                               "change keys with --set"])
         trainer = Trainer(None, reporter, control, run_dir=args.out, resume=args.resume,
                           resume_overrides=run_overrides(args), progress=reporter.tokenizing)
     else:
-        trainer = Trainer(run_config(args), reporter, control, run_dir=args.out, progress=reporter.tokenizing)
+        trainer = Trainer(config, reporter, control, run_dir=args.out, progress=reporter.tokenizing)
     with StopOnSignals(control) as signals:
         result = trainer.run()
     reporter.close()
     if isinstance(result, RunFailed):
         return 2 if result.kind == "input" else EXIT_FAILED
     return SIGNAL_EXIT_CODES[signals.received] if signals.received else 0
+
+
+def _train_with_torchrun(args: argparse.Namespace, config: TrainConfig) -> int:
+    """``processes`` > 1: run the same training under torchrun on this machine, sharing this
+    terminal (rank 0 draws the progress). A signal sent to this process alone is passed on."""
+    from pathlib import Path
+
+    from .engine.launch import launch_job, prepare_run_dir
+    from .engine.rundir import new_run_dir
+
+    if args.resume:
+        train_args = ["--resume", args.resume, *(f"--set={item}" for item in args.overrides)]
+        if args.data:
+            train_args += ["--data", args.data]
+    else:
+        train_args = prepare_run_dir(config, Path(args.out) if args.out else new_run_dir(config))
+    print(f"starting torchrun with {config.processes} processes (batch_size {config.batch_size} per process)",
+          flush=True)
+    job = launch_job(config.processes, train_args)
+    received: list[int] = []
+
+    def forward(signum, frame) -> None:
+        received.append(signum)
+        job.send_signal(signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in SIGNAL_EXIT_CODES}
+    try:
+        code = job.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return SIGNAL_EXIT_CODES[received[0]] if received else code
 
 
 def sample(args: argparse.Namespace) -> int:

@@ -20,6 +20,11 @@ def fmt_loss(value: float | None) -> str:
     return "-" if value is None or not math.isfinite(value) else f"{value:.4f}"
 
 
+def fmt_mfu(value: float | None) -> str:
+    """Model FLOPs utilization; "unknown" for a device whose peak gpt-tui does not know."""
+    return "unknown" if value is None else f"{100 * value:.1f}%"
+
+
 class ConsoleReporter:
     """An event callback for the headless CLI. Call :meth:`close` when the run ends."""
 
@@ -43,20 +48,22 @@ class ConsoleReporter:
             if self.interactive:
                 self.progress = Progress(
                     TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("loss {task.fields[loss]}  val {task.fields[val]}  {task.fields[rate]} tok/s"),
+                    TextColumn("loss {task.fields[loss]}  val {task.fields[val]}  {task.fields[rate]} tok/s  "
+                               "MFU {task.fields[mfu]}"),
                     TextColumn("elapsed"), TimeElapsedColumn(), TextColumn("eta {task.fields[eta]}"),
                     console=self.console, transient=False)
                 self.progress.start()
                 self.task = self.progress.add_task("train", total=event.max_iters, completed=event.start_step,
-                                                   loss="-", val="-", rate="-", eta="?")
+                                                   loss="-", val="-", rate="-", eta="?", mfu="-")
         elif isinstance(event, StepMetrics):
             if self.progress:
                 self.progress.update(self.task, completed=event.step, loss=fmt_loss(event.loss),
                                      val=fmt_loss(self.val_loss), rate=f"{event.tokens_per_sec:,.0f}",
-                                     eta=fmt_duration(event.eta))
+                                     eta=fmt_duration(event.eta), mfu=fmt_mfu(event.mfu))
             else:
                 self._line(f"step {event.step} loss {event.loss:.4f} lr {event.lr:.2e} "
-                           f"{event.tokens_per_sec:,.0f} tok/s elapsed {fmt_duration(event.elapsed)} "
+                           f"{event.tokens_per_sec:,.0f} tok/s MFU {fmt_mfu(event.mfu)} "
+                           f"elapsed {fmt_duration(event.elapsed)} "
                            f"eta {fmt_duration(event.eta)}")
         elif isinstance(event, EvalResult):
             self.val_loss = event.val_loss

@@ -61,6 +61,7 @@ class TrainConfig:
     device: str = field(default="auto", metadata=_key("System", "'auto' (cuda, then mps, then cpu), 'cpu', 'cuda', 'cuda:N' or 'mps'."))
     dtype: str = field(default="auto", metadata=_key("System", "'auto' = bf16 autocast on a capable GPU, float32 elsewhere.", choices=("auto", "float32", "bfloat16", "float16")))
     compile: bool = field(default=False, metadata=_key("System", "torch.compile the model (first step is slow)."))
+    processes: int = field(default=1, metadata=_key("System", "Processes (DDP through torchrun) when > 1; batch_size is per process.", min=1))
     num_threads: int = field(default=0, metadata=_key("System", "CPU threads for torch; 0 = automatic.", min=0))
     log_interval: int = field(default=10, metadata=_key("System", "Report train loss and speed every N steps.", min=1))
     checkpoint_interval: int = field(default=0, metadata=_key("System", "Save model.ckpt every N steps; 0 = only at the end and on request.", min=0))

@@ -34,6 +34,7 @@ class StepMetrics:
     tokens_per_sec: float
     elapsed: float        # seconds of training, pauses excluded
     eta: float            # seconds to max_iters at the current speed
+    mfu: float | None = None  # model FLOPs utilization per device, 0..1; None when the peak is unknown
 
 
 @dataclass(frozen=True)

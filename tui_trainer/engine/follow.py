@@ -10,8 +10,17 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from .events import (CheckpointSaved, EvalResult, Event, RunFailed, RunFinished, RunStarted, SampleText,
-                     StateChanged, StepMetrics)
+from .events import (
+    CheckpointSaved,
+    EvalResult,
+    Event,
+    RunFailed,
+    RunFinished,
+    RunStarted,
+    SampleText,
+    StateChanged,
+    StepMetrics,
+)
 
 
 def _num(value: Any) -> float:
@@ -65,7 +74,7 @@ class MetricsFollower:
                               r.get("tokens_per_step", 0), step, r.get("max_iters", step))
         if kind == "step":
             return StepMetrics(step, _num(r.get("loss")), _num(r.get("lr")), _num(r.get("tokens_per_sec")),
-                               _num(r.get("elapsed")), _num(r.get("eta")))
+                               _num(r.get("elapsed")), _num(r.get("eta")), r.get("mfu"))
         if kind == "eval":
             self.best_val_loss = min(self.best_val_loss, _num(r.get("val_loss")))
             return EvalResult(step, _num(r.get("train_loss")), _num(r.get("val_loss")), self.best_val_loss)

@@ -91,3 +91,30 @@ class RunDir:
         if not self._metrics.closed:
             self.sync()
             self._metrics.close()
+
+
+class SilentRunDir(RunDir):
+    """What ranks other than 0 hold under torchrun: the run directory's interface, writing nothing
+    (rank 0 writes config.toml, metrics.jsonl, run.json, samples and checkpoints for the job)."""
+
+    def __init__(self, path: Path):  # no folder made, no file opened
+        self.path = Path(path)
+        self._status = {}
+
+    def write_config(self, config: TrainConfig) -> None:
+        pass
+
+    def log(self, event: str, step: int, **fields: Any) -> None:
+        pass
+
+    def sync(self) -> None:
+        pass
+
+    def append_sample(self, step: int, text: str) -> None:
+        pass
+
+    def update_status(self, **fields: Any) -> None:
+        pass
+
+    def close(self) -> None:
+        pass

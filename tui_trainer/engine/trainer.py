@@ -7,6 +7,7 @@ the same files.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
@@ -17,17 +18,37 @@ from typing import Any
 
 import torch
 
-from .checkpoint import (FORMAT_VERSION, config_of, h_params, load_checkpoint, model_config, resolve_checkpoint,
-                         write_atomic)
+from .checkpoint import (
+    FORMAT_VERSION,
+    config_of,
+    h_params,
+    load_checkpoint,
+    model_config,
+    resolve_checkpoint,
+    write_atomic,
+)
 from .config import ARCH_KEYS, TrainConfig, with_overrides
 from .control import FileRequests, SampleRequest, TrainingControl
 from .data import Batcher, Progress, build_corpus
-from .device import autocast, default_threads, resolve_device, resolve_dtype
+from .device import autocast, default_threads, resolve_dtype
+from .distributed import RANK_SEED_STRIDE, init_distributed
 from .errors import ConfigError, GptTuiError
-from .events import (CheckpointSaved, EvalResult, Event, EventCallback, LogMessage, RunFailed, RunFinished,
-                     RunStarted, SampleText, StateChanged, StepMetrics)
+from .events import (
+    CheckpointSaved,
+    EvalResult,
+    Event,
+    EventCallback,
+    LogMessage,
+    RunFailed,
+    RunFinished,
+    RunStarted,
+    SampleText,
+    StateChanged,
+    StepMetrics,
+)
+from .mfu import flops_per_token, peak_flops
 from .model import GPT
-from .rundir import RunDir, new_run_dir
+from .rundir import RunDir, SilentRunDir, new_run_dir
 from .sampling import generate_text
 from .tokenizer import VocabMap, get_tokenizer
 
@@ -71,36 +92,47 @@ class Trainer:
 
         ``resume`` (a checkpoint or run directory) takes the config from the checkpoint, with
         ``resume_overrides`` applied, and continues in the checkpoint's run directory.
+
+        Under torchrun each process builds its own Trainer; rank 0 alone reports events and
+        writes the run directory, the other ranks are silent.
         """
-        self.on_event = on_event or (lambda event: None)
         self.control = control or TrainingControl()
         ckpt = None
         if resume is not None:
             config, ckpt, ckpt_path = resume_config(resume, resume_overrides)
             run_dir = run_dir or ckpt_path.parent
-        self.device = resolve_device(config.device)
+        self.dist = init_distributed(config.device)
+        self.on_event = (on_event if self.dist.is_main else None) or (lambda event: None)
+        self.device = self.dist.device(config.device)
         self.dtype = resolve_dtype(config.dtype, self.device)
-        if self.device.type == "cpu":
-            torch.set_num_threads(config.num_threads or default_threads(reserve_core))
+        if self.device.type == "cpu":  # processes on one machine share its cores
+            torch.set_num_threads(config.num_threads or max(1, default_threads(reserve_core) // self.dist.local_size))
         else:
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
         self.tokenizer = get_tokenizer(config.tokenizer)
         vocab = VocabMap.from_state(ckpt["tokenizer"]) if ckpt else None
-        self.corpus = build_corpus(config.data, self.tokenizer, config.vocab, vocab, progress)
+        if not self.dist.is_main:
+            self.dist.barrier()  # rank 0 tokenizes into the cache first; the others then read it
+        self.corpus = build_corpus(config.data, self.tokenizer, config.vocab, vocab,
+                                   progress if self.dist.is_main else None)
+        if self.dist.is_main:
+            self.dist.barrier()
         self.corpus.check_fits(config.context_length)
         self.config = config = replace(config, data=str(self.corpus.path))
         self.vocab = self.corpus.vocab
 
-        torch.manual_seed(config.TORCH_SEED)
+        torch.manual_seed(config.TORCH_SEED)  # the same initial weights on every rank
         self.raw_model = GPT(model_config(config, self.vocab.size)).to(self.device)
-        self.model: torch.nn.Module = self.raw_model
+        self.model: torch.nn.Module = self.raw_model  # compiled and/or DDP-wrapped when the loop starts
+        self.rank_seed = config.TORCH_SEED + RANK_SEED_STRIDE * self.dist.rank  # batches and dropout per rank
+        torch.manual_seed(self.rank_seed)
         # Fused AdamW updates every tensor in one kernel, and can skip a step on device (found_inf).
         self.fused = self.device.type in ("cuda", "cpu")
         self.optimizer = torch.optim.AdamW(self.raw_model.parameters(), lr=config.learning_rate,
                                            weight_decay=config.weight_decay, fused=self.fused)
         self.scaler = torch.amp.GradScaler("cuda") if self.dtype == torch.float16 else None
-        self.batch_generator = torch.Generator().manual_seed(config.TORCH_SEED)
+        self.batch_generator = torch.Generator().manual_seed(self.rank_seed)
         self.batcher = Batcher(self.corpus, config.batch_size, config.context_length, self.device)
         self.step = 0
         self.best_val_loss = math.inf
@@ -109,18 +141,26 @@ class Trainer:
         if ckpt:
             self._restore(ckpt)
         self.start_step = self.step
-        self.rundir = RunDir(Path(run_dir) if run_dir else new_run_dir(config))
+        path = Path(run_dir) if run_dir else new_run_dir(config)
+        self.rundir = RunDir(path) if self.dist.is_main else SilentRunDir(path)
         self.rundir.write_config(config)
-        self.file_requests = FileRequests(self.rundir.path)
+        self.file_requests = FileRequests(self.rundir.path) if self.dist.is_main else None
         self._saved_step = self.step if ckpt else -1
         self._wandb = None  # a W&B logger while a run with wandb = true goes on
+        mc = self.raw_model.cfg
+        self.flops_per_token = flops_per_token(self.raw_model.num_params(), mc.num_blocks, mc.num_heads,
+                                               mc.d_model // mc.num_heads, mc.context_length)
+        # FLOP/s one device can do: the table for a known GPU, a timed matmul on CPU (measured when
+        # the loop starts, in the training thread), None when unknown.
+        self.peak_flops = peak_flops(self.device, self.dtype) if self.device.type != "cpu" else None
         # On an accelerator, reading a value forces a sync: only read losses at the log interval.
         self._sync_each_step = self.device.type != "cuda"
 
     # ---- state ---------------------------------------------------------------------------
     @property
     def tokens_per_step(self) -> int:
-        return self.config.batch_size * self.config.context_length * self.config.grad_accum_steps
+        """Tokens of one optimizer step, all ranks together (batch_size is per rank)."""
+        return self.config.batch_size * self.config.context_length * self.config.grad_accum_steps * self.dist.world_size
 
     def _rng_state(self) -> dict[str, torch.Tensor]:
         state = {"torch": torch.get_rng_state(), "batches": self.batch_generator.get_state()}
@@ -137,6 +177,10 @@ class Trainer:
         state = ckpt.get("trainer_state", {})
         self.lr_scale = float(state.get("lr_scale", 1.0))
         self.elapsed = float(state.get("elapsed", 0.0))
+        if self.dist.rank:  # rank 0's streams are saved; the others restart theirs from the step
+            torch.manual_seed(self.rank_seed + self.step)
+            self.batch_generator.manual_seed(self.rank_seed + self.step)
+            return
         rng = state.get("rng", {})
         if "torch" in rng:
             torch.set_rng_state(rng["torch"])
@@ -159,7 +203,11 @@ class Trainer:
         }
 
     def save_checkpoint(self, kind: str = "latest") -> Path | None:
-        """Write model.ckpt ("latest") or best.ckpt atomically; a failed write keeps the old file."""
+        """Write model.ckpt ("latest") or best.ckpt atomically; a failed write keeps the old file.
+        Only rank 0 writes: the weights are the same on every rank."""
+        if not self.dist.is_main:
+            self._saved_step = self.step
+            return None
         path = self.rundir.latest if kind == "latest" else self.rundir.best
         try:
             write_atomic(path, self.checkpoint_dict())
@@ -191,9 +239,10 @@ class Trainer:
     # ---- the loop ------------------------------------------------------------------------
     @torch.no_grad()
     def estimate_loss(self) -> dict[str, float]:
-        """Mean loss over eval_iters batches of each split, in eval mode (no dropout)."""
+        """Mean loss over eval_iters batches of each split, in eval mode (no dropout); under
+        torchrun each rank draws its own batches and the means are averaged over ranks."""
         self.model.eval()
-        generator = torch.Generator().manual_seed(self.config.TORCH_SEED + EVAL_SEED_OFFSET)
+        generator = torch.Generator().manual_seed(self.rank_seed + EVAL_SEED_OFFSET)
         result = {}
         for split in ("train", "val"):
             losses = torch.zeros(self.config.eval_iters, device=self.device)
@@ -202,7 +251,7 @@ class Trainer:
                 with autocast(self.device, self.dtype):
                     _, loss = self.model(x, y)
                 losses[i] = loss.float()
-            result[split] = losses.mean().item()
+            result[split] = self.dist.all_reduce(losses.mean(), "avg").item()
         self.model.train()
         return result
 
@@ -225,13 +274,19 @@ class Trainer:
             group["lr"] = lr
         accum = self.config.grad_accum_steps
         total = torch.zeros((), device=self.device)
-        for _ in range(accum):
+        for micro in range(accum):
             x, y = self.batcher.get("train", self.batch_generator)
-            with autocast(self.device, self.dtype):
-                _, loss = self.model(x, y)
-            loss = loss / accum
-            total += loss.detach().float()
-            (self.scaler.scale(loss) if self.scaler else loss).backward()
+            # DDP all-reduces gradients on the last micro-batch only
+            skip_sync = self.dist.active and micro < accum - 1
+            with self.model.no_sync() if skip_sync else contextlib.nullcontext():
+                with autocast(self.device, self.dtype):
+                    _, loss = self.model(x, y)
+                loss = loss / accum
+                total += loss.detach().float()
+                (self.scaler.scale(loss) if self.scaler else loss).backward()
+        # Every rank must take the same decision on a non-finite loss, so judge the mean over ranks
+        # (asynchronous on CUDA, like the rest of the step).
+        total = self.dist.all_reduce(total, "avg")
         bad = ~torch.isfinite(total)
         if self._sync_each_step and bad.item():  # free on CPU, where nothing runs ahead
             self.optimizer.zero_grad(set_to_none=True)
@@ -251,37 +306,71 @@ class Trainer:
         return total
 
     def _apply_requests(self) -> None:
-        """Save and sample requests: served at a step boundary, paused or not."""
-        self.file_requests.poll(self.control)
+        """Save and sample requests: served at a step boundary, paused or not (by rank 0 alone,
+        which needs no other rank for either)."""
+        if self.file_requests:
+            self.file_requests.poll(self.control)
         if self.control.take_save():
             self.save_checkpoint("latest")
         request = self.control.take_sample()
         if request:
             self.sample(request)
 
-    def _between_steps(self) -> None:
-        """Apply the commands that arrived during the last step; wait here while paused."""
+    def _agree(self) -> tuple[bool, bool]:
+        """(stop, pause) as all ranks must see them: a stop on any rank (signals reach each one),
+        a pause on rank 0 (where requests arrive). One small all-reduce; free in one process."""
+        stop, pause = self.control.stop_reason is not None, self.control.paused
+        if not self.dist.active:
+            return stop, pause
+        flags = torch.tensor([stop, pause and self.dist.is_main], dtype=torch.int32, device=self.device)
+        stop, pause = map(bool, self.dist.all_reduce(flags, "max").tolist())
+        if stop and self.control.stop_reason is None:
+            self.control.stop("stopped on another rank")
+        return stop, pause
+
+    def _between_steps(self) -> bool:
+        """Apply the commands that arrived during the last step; wait here while paused.
+        Returns True when the run must stop. Under torchrun, ranks agree on stop and pause at
+        log intervals, where a sync happens anyway."""
         new_lr = self.control.take_lr()
         if new_lr is not None:
             self.lr_scale = new_lr / learning_rate_at(self.config, self.step)
             self._emit(LogMessage("info", f"learning rate set to {new_lr:g} from step {self.step}"))
         self._apply_requests()
-        if self.control.paused and self.control.stop_reason is None:
+        if self.dist.active and self.step % self.config.log_interval:
+            return False
+        stop, pause = self._agree()
+        if pause and not stop:
             self._emit(StateChanged("paused", self.step))
             self.rundir.update_status(status="paused")
-            while self.control.paused and self.control.stop_reason is None:
+            while pause and not stop:
                 self.control.wait_while_paused()
                 self._apply_requests()
+                stop, pause = self._agree()
             self.rundir.update_status(status="running")
             self._emit(StateChanged("running", self.step))
+        return stop
+
+    def _prepare_model(self) -> None:
+        """Compile (in this, the training thread) and wrap for DDP, once per Trainer."""
+        model = self.raw_model
+        if self.config.compile:
+            self._emit(StateChanged("compiling", self.step))
+            model = torch.compile(model)
+        else:
+            self._emit(StateChanged("running", self.step))
+        if self.dist.active:
+            model = self.dist.wrap(model, self.device)
+        self.model = model
 
     def _loop(self) -> str | None:
         cfg = self.config
-        if self.config.compile and self.model is self.raw_model:
-            self._emit(StateChanged("compiling", self.step))
-            self.model = torch.compile(self.raw_model)  # compiled in this (the training) thread
+        if self.model is self.raw_model:
+            self._prepare_model()
         else:
             self._emit(StateChanged("running", self.step))
+        if self.peak_flops is None and self.device.type == "cpu":
+            self.peak_flops = peak_flops(self.device, self.dtype)  # a matmul timed in this thread
         if self.step == 0:
             self._evaluate()
         loss_sum = torch.zeros((), device=self.device)
@@ -293,15 +382,14 @@ class Trainer:
         while self.step < cfg.max_iters:
             side = time.perf_counter()
             was_paused = self.control.paused
-            self._between_steps()
-            if self.control.stop_reason:
+            if self._between_steps():
                 return self.control.stop_reason
             spent = time.perf_counter() - side
             mark += spent
             paused += spent if was_paused else 0.0
             lr = learning_rate_at(cfg, self.step) * self.lr_scale
             loss_sum += self._train_step(lr)
-            if self.step == self.start_step and self.model is not self.raw_model:
+            if self.step == self.start_step and cfg.compile:
                 self._emit(StateChanged("running", self.step + 1))
             self.step += 1
             since_log += 1
@@ -313,9 +401,10 @@ class Trainer:
                 self.elapsed = elapsed_before + now - run_start - paused
                 rate = since_log * self.tokens_per_step / max(now - mark, 1e-9)
                 eta = (now - run_start - paused) / (self.step - self.start_step) * (cfg.max_iters - self.step)
+                mfu = rate / self.dist.world_size * self.flops_per_token / self.peak_flops if self.peak_flops else None
                 self.rundir.log("step", self.step, loss=mean_loss, lr=lr, tokens_per_sec=rate, elapsed=self.elapsed,
-                                eta=eta)
-                self._emit(StepMetrics(self.step, mean_loss, lr, rate, self.elapsed, eta))
+                                eta=eta, mfu=mfu)
+                self._emit(StepMetrics(self.step, mean_loss, lr, rate, self.elapsed, eta, mfu))
                 loss_sum.zero_()
                 since_log, mark = 0, time.perf_counter()
             side = time.perf_counter()
@@ -330,11 +419,19 @@ class Trainer:
 
     def run(self) -> RunFinished | RunFailed:
         """Train to max_iters or until stopped; never raises for a failed run, it reports it."""
+        result: RunFinished | RunFailed | None = None
+        try:
+            result = self._run()
+            return result
+        finally:
+            self.dist.close(together=isinstance(result, RunFinished))
+
+    def _run(self) -> RunFinished | RunFailed:
         cfg = self.config
         self.rundir.update_status(status="running", pid=os.getpid(), device=str(self.device),
                                   num_params=self.raw_model.num_params(), started=time.time(), ended=None,
-                                  run_name=cfg.run_name, max_iters=cfg.max_iters)
-        if cfg.wandb:
+                                  run_name=cfg.run_name, max_iters=cfg.max_iters, processes=self.dist.world_size)
+        if cfg.wandb and self.dist.is_main:
             from .wandb_log import open_wandb
 
             self._wandb, problem = open_wandb(cfg, self.rundir)
@@ -344,7 +441,8 @@ class Trainer:
                              self.raw_model.num_params(), self.vocab.size, len(self.corpus.train),
                              len(self.corpus.val), self.tokens_per_step, self.start_step, cfg.max_iters)
         # Everything RunStarted says, so a watcher rebuilds the same event from the file.
-        self.rundir.log("start", self.step, **{k: v for k, v in asdict(started).items() if k not in ("run_dir", "start_step")})
+        self.rundir.log("start", self.step, processes=self.dist.world_size,
+                        **{k: v for k, v in asdict(started).items() if k not in ("run_dir", "start_step")})
         self._emit(started)
         try:
             reason = self._loop()

@@ -39,7 +39,7 @@ from ..engine.events import (
 )
 from ..engine.follow import RunWatcher, read_events, read_status
 from ..engine.resources import configs_dir
-from ..engine.runs import RunSummary, compare_label, differing_keys, summarize, val_curve
+from ..engine.runs import RunSummary, compare_label, differing_keys, read_run_config, summarize, val_curve
 from .messages import CorpusInfo, EngineEvent, FollowedEvents, TrainerReady
 from .native_stderr import NativeStderr
 from .runs_screen import RunsScreen
@@ -82,6 +82,7 @@ class GptTuiApp(App[int]):
         self.control: TrainingControl | RunDirControl | None = None
         self.trainer = None
         self.watching: Path | None = None  # the run directory followed, when another process trains it
+        self.job = None  # the torchrun job (a Popen) this app launched for processes > 1, while followed
         self.resume_from: Path | None = None  # the run that F5 continues, chosen on the Runs screen
         self._watch_on_mount = watch
         self.state = "idle"  # idle, starting, running, paused, stopping, ended
@@ -175,7 +176,8 @@ class GptTuiApp(App[int]):
         this app's own finishes its step, saves and syncs, then the app exits with 128 + signum.
         A watched run belongs to another process and goes on."""
         self.signal_exit = SIGNAL_EXIT_CODES[signum]
-        if isinstance(self.control, TrainingControl) and self.state in ("running", "paused", "starting", "stopping"):
+        owned = isinstance(self.control, TrainingControl) or self.job is not None
+        if owned and self.state in ("running", "paused", "starting", "stopping"):
             self.control.stop(f"received {signal.Signals(signum).name}", save=True)
             self._quit_after_run = True
         else:
@@ -283,9 +285,12 @@ class GptTuiApp(App[int]):
                 self.notify("fix the highlighted fields first", severity="error", title="Cannot start")
             return
         config = self.form_config
+        self._leave_watch()
+        if config.processes > 1:
+            self._start_job(config)
+            return
         self.control = TrainingControl()
         self.trainer = None
-        self._leave_watch()
         self.plot.reset()
         resume, self.resume_from = self.resume_from, None
         if resume:
@@ -310,6 +315,29 @@ class GptTuiApp(App[int]):
             trainer = Trainer(config, on_event, control, run_dir=run_dir, reserve_core=True)
         self.post_message(TrainerReady(trainer))
         trainer.run()
+
+    def _start_job(self, config: TrainConfig) -> None:
+        """processes > 1: launch torchrun on this machine and follow its run directory."""
+        from ..engine.launch import launch_job, prepare_run_dir
+        from ..engine.rundir import new_run_dir
+
+        resume, self.resume_from = self.resume_from, None
+        try:
+            if resume:
+                before = read_run_config(resume)
+                changed = [f"--set={k}={v}" for k, v in config.to_dict().items() if before.get(k) != v]
+                run_dir, train_args = resume, ["--resume", str(resume), *changed]
+            else:
+                run_dir = Path(self.first_run_dir) if self.first_run_dir else new_run_dir(config)
+                train_args = prepare_run_dir(config, run_dir)
+        except GptTuiError as exc:
+            self.notify(str(exc), severity="error", title="Cannot start", timeout=10)
+            return
+        self.first_run_dir = None
+        job = launch_job(config.processes, train_args, log=run_dir / "torchrun.log")
+        self.log_line(f"torchrun: {config.processes} processes, batch_size {config.batch_size} per process "
+                      f"(output in {run_dir / 'torchrun.log'})")
+        self.watch_run(run_dir, job)
 
     def action_toggle_pause(self) -> None:
         if self.state == "running":
@@ -364,7 +392,7 @@ class GptTuiApp(App[int]):
         self.log_line(f"loss axis: {'log' if log_y else 'linear'}")
 
     def action_request_quit(self) -> None:
-        if self.watching or self.state not in ("running", "paused", "stopping", "starting"):
+        if (self.watching and not self.job) or self.state not in ("running", "paused", "stopping", "starting"):
             self.exit(0)  # a watched run goes on in its own process
             return
 
@@ -417,8 +445,9 @@ class GptTuiApp(App[int]):
         self.notify("raise max_iters in the form, then press F5", title=f"Resume {run_dir.name}")
         self.form.query_one("#f-max_iters").focus()
 
-    def watch_run(self, run_dir: Path) -> None:
-        """Follow a run that another process trains: plot, progress, samples, save and stop."""
+    def watch_run(self, run_dir: Path, job=None) -> None:
+        """Follow a run that another process trains: plot, progress, samples, save and stop.
+        ``job`` is the torchrun process when this app launched it: then quitting stops it."""
         if self.state not in ("idle", "ended"):
             self.notify("stop the current run first", severity="warning", title="Watch")
             return
@@ -426,6 +455,7 @@ class GptTuiApp(App[int]):
         self.trainer = None
         self.resume_from = None
         self.watching = run_dir
+        self.job = job
         self.control = RunDirControl(run_dir)
         self.run_dir = str(run_dir)
         try:
@@ -435,23 +465,34 @@ class GptTuiApp(App[int]):
         self.plot.reset()
         status = read_status(run_dir)
         self.device_panel.show_recorded(status)
-        self.sub_title = f"watching {run_dir.name} · {status.get('device', '?')} on {status.get('host', '?')}"
-        self.log_line(f"watching {run_dir} (pid {status.get('pid', '?')}): ctrl+s asks it to save, F7 to stop")
+        if job:
+            self.sub_title = f"torchrun {run_dir.name}"
+        else:
+            self.sub_title = f"watching {run_dir.name} · {status.get('device', '?')} on {status.get('host', '?')}"
+            self.log_line(f"watching {run_dir} (pid {status.get('pid', '?')}): ctrl+s asks it to save, F7 to stop")
         self._set_state("starting")
-        self._follow(run_dir)
+        self._follow(run_dir, job)
 
     def _leave_watch(self) -> None:
         if self.watching is not None:
-            self.watching = None
+            self.watching = self.job = None
             self.device_panel.show_recorded(None)
             self.workers.cancel_group(self, "training")
 
     @work(thread=True, exclusive=True, group="training", exit_on_error=False)
-    def _follow(self, run_dir: Path) -> None:
-        """Read the run's new metrics lines every FOLLOW_INTERVAL until it ends or vanishes."""
+    def _follow(self, run_dir: Path, job=None) -> None:
+        """Read the run's new metrics lines every FOLLOW_INTERVAL until it ends or vanishes
+        (or, for a job this app launched, until that process exits)."""
         worker, watcher, replay = get_current_worker(), RunWatcher(run_dir), True
         while not worker.is_cancelled and not watcher.done:
+            exited = job is not None and job.poll() is not None
             events = watcher.poll()
+            if exited and not watcher.done:
+                events.append(RunFailed(watcher.follower.step, "job", (
+                    f"torchrun exited with code {job.returncode} before the run ended: "
+                    f"{last_line(run_dir / 'torchrun.log')} (all output in {run_dir / 'torchrun.log'})"),
+                    str(run_dir)))
+                watcher.done = True
             if events:
                 self.post_message(FollowedEvents(events, replay))
             replay = False
@@ -563,6 +604,17 @@ class GptTuiApp(App[int]):
                    "save": self.action_save}
         if event.button.id in actions:
             actions[event.button.id]()
+
+
+def last_line(path: Path) -> str:
+    """Where a failed job says why: its last error line, else its last line of words."""
+    try:
+        lines = [line.strip() for line in path.read_text(encoding="utf-8", errors="replace").splitlines()
+                 if any(c.isalnum() for c in line)]
+    except OSError:
+        return "no output"
+    errors = [line for line in lines if "error" in line.lower()]
+    return (errors or lines or ["no output"])[-1]
 
 
 def create_app(config: TrainConfig, run_dir: str | Path | None = None, start: bool = False,

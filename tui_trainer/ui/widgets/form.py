@@ -145,7 +145,11 @@ class HyperparamForm(VerticalScroll):
         lines = []
         try:
             batch_tokens = values["batch_size"] * values["context_length"] * values["grad_accum_steps"]
-            lines.append(f"tokens/step   {batch_tokens:,}")
+            processes = values["processes"]
+            if processes > 1:  # batch_size is per process under torchrun
+                lines.append(f"tokens/step   {batch_tokens * processes:,} ({processes} processes × {batch_tokens:,})")
+            else:
+                lines.append(f"tokens/step   {batch_tokens:,}")
             if vocab_size:
                 params = count_params(vocab_size, values["d_model"], values["num_blocks"])
                 memory = estimate_train_memory(vocab_size, values["d_model"], values["num_blocks"], batch_tokens)

@@ -5,7 +5,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import ProgressBar, Static
 
-from ...console import fmt_duration, fmt_loss
+from ...console import fmt_duration, fmt_loss, fmt_mfu
 from ...engine.events import EvalResult, StepMetrics
 
 
@@ -45,7 +45,8 @@ class ProgressPanel(Horizontal):
         parts = [f"step {self.step:,}/{self.max_iters:,}" if self.max_iters else "step -"]
         if m:  # two lines at most at 80 columns
             parts += [f"elapsed {fmt_duration(m.elapsed)}", f"eta {fmt_duration(m.eta)}",
-                      f"{m.tokens_per_sec:,.0f} tok/s", f"lr {m.lr:.1e}", f"loss {fmt_loss(m.loss)}"]
+                      f"{m.tokens_per_sec:,.0f} tok/s", f"MFU {fmt_mfu(m.mfu)}", f"lr {m.lr:.1e}",
+                      f"loss {fmt_loss(m.loss)}"]
         if e:
             parts += [f"val {fmt_loss(e.val_loss)}", f"best {fmt_loss(e.best_val_loss)}"]
         self._figures.update("  ".join(parts), layout=False)

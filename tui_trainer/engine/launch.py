@@ -1,0 +1,44 @@
+"""Starting a torchrun job on this machine when ``processes`` > 1, for the CLI and the app."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from .config import TrainConfig, save_config
+from .errors import RunDirError
+
+
+def torchrun_command(processes: int, train_args: list[str]) -> list[str]:
+    """``torchrun --standalone --nproc_per_node=N -m tui_trainer train ...`` with this Python."""
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
+            "-m", "tui_trainer", "train", *train_args]
+
+
+def prepare_run_dir(config: TrainConfig, run_dir: Path) -> list[str]:
+    """Write ``config`` into ``run_dir``; returns the train arguments that run it there."""
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_config(config, run_dir / "config.toml")
+    except OSError as exc:
+        raise RunDirError(f"run directory {str(run_dir)!r} cannot be created or written "
+                          f"({exc.strerror or exc}): choose another --out or out_dir") from None
+    return ["--config", str(run_dir / "config.toml"), "--out", str(run_dir)]
+
+
+def launch_job(processes: int, train_args: list[str], log: Path | None = None) -> subprocess.Popen:
+    """Start torchrun with ``processes`` ranks running ``gpt-tui train train_args``.
+
+    With ``log``, the job's output goes to that file and the job gets its own session, so a
+    closed terminal or a Ctrl+C reaches only the app, which then asks the job to stop (the app
+    follows the run through its files). Without, the job shares this terminal (the CLI)."""
+    command = torchrun_command(processes, train_args)
+    # The trainer sets each rank's threads itself; saying so also spares torchrun's OMP warning.
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1)
+                                                                                        // processes)))}
+    if log is None:
+        return subprocess.Popen(command, env=env)
+    with open(log, "ab") as output:
+        return subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=output,
+                                stderr=subprocess.STDOUT, start_new_session=True)
