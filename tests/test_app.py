@@ -173,3 +173,15 @@ async def test_corpus_figures_from_the_cli_are_not_read_again(app_config):
         assert not [w for w in app.workers if w.group == "corpus"]
         app.query_one("#f-vocab").value = "max"  # a real change reads the corpus in the background
         await wait_for(pilot, lambda: "12,345 tokens" not in str(app.query_one("#derived").render()))
+
+
+async def test_tokenizing_progress_shows_until_the_corpus_is_cached(app_config):
+    from tui_trainer.ui.messages import TokenizeProgress
+
+    app = create_app(app_config)
+    async with app.run_test(size=SIZE) as pilot:
+        app.post_message(TokenizeProgress(5 << 20, 40 << 20))
+        await wait_for(pilot, lambda: "tokenizing the corpus into the cache: 5/40 MB" in
+                       str(app.query_one("#run-figures").render()))
+        app.post_message(TokenizeProgress(40 << 20, 40 << 20))
+        await wait_for(pilot, lambda: "tokenizing" not in str(app.query_one("#run-figures").render()))

@@ -94,3 +94,22 @@ def test_batches_are_shifted_windows(corpus):
     x, y = batcher.get("train", torch.Generator().manual_seed(0))
     assert x.shape == y.shape == (4, 16) and x.dtype == torch.long
     assert torch.equal(x[:, 1:], y[:, :-1])
+
+
+def test_large_corpus_progress_and_memory_mapped_model_ids(tmp_path):
+    from tui_trainer.engine.data import BATCH_BLOCKS, BLOCK_BYTES
+
+    path = tmp_path / "big.txt"
+    line = "0123456789 abcdefghij\n"
+    path.write_text(line * ((BLOCK_BYTES * BATCH_BLOCKS * 2) // len(line)), encoding="utf-8")  # 3 flushes
+    calls = []
+    corpus = build_corpus(str(path), get_tokenizer("byte"), "compact", progress=lambda d, t: calls.append((d, t)))
+    size = path.stat().st_size
+    assert len(calls) >= 2 and calls[-1] == (size, size) and calls == sorted(calls)
+    from tui_trainer.engine.data import cache_dir
+
+    # batches gather from the memory-mapped model ids, written once beside the token cache
+    assert any(p.stat().st_size == 4 * corpus.raw_count for p in cache_dir().glob("*.i32"))
+    again = build_corpus(str(path), get_tokenizer("byte"), "compact", progress=lambda d, t: calls.append("again"))
+    assert "again" not in calls  # the second open reads the caches only
+    assert torch.equal(again.train[:1000], corpus.train[:1000]) and again.vocab.size == corpus.vocab.size == 22 + 1  # + the unknown row

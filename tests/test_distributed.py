@@ -105,3 +105,11 @@ def test_cpu_run_reports_mfu_against_a_measured_matmul(tiny_config, tmp_path):
             run_dir=tmp_path / "run").run()
     mfus = [e.mfu for e in seen if type(e).__name__ == "StepMetrics"]
     assert mfus and all(0 < m < 1 for m in mfus)
+
+
+def test_info_reports_the_machine_and_a_measured_cpu_peak(capsys):
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert "torch" in out and "cpu_matmul_gflops" in out
+    gflops = float(out.split("cpu_matmul_gflops")[1].split()[0].replace(",", ""))
+    assert gflops > 0.1

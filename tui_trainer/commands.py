@@ -146,9 +146,19 @@ def sample(args: argparse.Namespace) -> int:
 
 
 def info() -> int:
+    import torch
+
     from .engine.device import device_info
+    from .engine.mfu import gpu_peak_flops, measure_cpu_matmul
 
     details = device_info()
+    if details["device"].startswith("cuda"):
+        if "driver" not in details:
+            details["driver"] = "unknown: pip install 'gpt-tui[gpu]' (nvidia-ml-py) to read it"
+        peak = gpu_peak_flops(details["name"], torch.bfloat16)
+        details["peak_bf16_tflops"] = f"{peak / 1e12:,.0f} (datasheet, dense)" if peak else "unknown (not in the table)"
+    details["cpu_matmul_gflops"] = (f"{measure_cpu_matmul() / 1e9:,.1f} (float32 1024x1024 matmul, "
+                                    f"{torch.get_num_threads()} threads, measured now)")
     width = max(map(len, details))
     for key, value in details.items():
         if value is not None:
@@ -161,10 +171,12 @@ def check_data(config: TrainConfig) -> tuple[int, int]:
 
     Returns (tokens, vocabulary size), which the form shows without reading the corpus again.
     """
+    from .console import ConsoleReporter
     from .engine.data import build_corpus
     from .engine.tokenizer import get_tokenizer
 
-    corpus = build_corpus(config.data, get_tokenizer(config.tokenizer), config.vocab)
+    corpus = build_corpus(config.data, get_tokenizer(config.tokenizer), config.vocab,
+                          progress=ConsoleReporter.tokenizing)
     corpus.check_fits(config.context_length)
     return corpus.raw_count, corpus.vocab.size
 

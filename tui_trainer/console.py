@@ -86,7 +86,8 @@ class ConsoleReporter:
             self.close()
             print(f"gpt-tui: error: {event.message}", file=sys.stderr, flush=True)
 
-    def tokenizing(self, done: int, total: int) -> None:
+    @staticmethod
+    def tokenizing(done: int, total: int) -> None:
         """Progress callback for first-time tokenization of a large corpus."""
         if total >= 8 << 20:
             print(f"\rtokenizing {done / 2**20:,.0f}/{total / 2**20:,.0f} MB", end="\n" if done >= total else "",

@@ -2,7 +2,8 @@
 
 Text is read and tokenized in blocks that end at a newline, so a corpus of hundreds of
 MB never sits in memory as Python ints. Token ids are cached as a flat uint32 file keyed
-by the corpus content and the tokenizer; reopening the same corpus only hashes it.
+by the corpus content and the tokenizer, and the model ids (after the vocabulary map) as
+an int32 file beside it; reopening the same corpus hashes it and maps both files.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ import torch
 
 from .errors import DataError
 from .resources import BUNDLED_CORPUS, bundled_path
-from .tokenizer import Tokenizer, VocabMap
+from .tokenizer import SLICE, Tokenizer, VocabMap
 
 BLOCK_BYTES = 1 << 20          # text handed to the tokenizer at once
 BATCH_BLOCKS = 16              # blocks tokenized in parallel
@@ -210,14 +211,23 @@ class Corpus:
                     "context_length")
 
 
-def _map_tokens(tokens: np.ndarray, vocab: VocabMap) -> np.ndarray:
-    """Tokenizer ids -> model ids as int32, in slices to bound memory."""
-    out = np.empty(len(tokens), dtype=np.int32)
-    step = 1 << 22
-    for start in range(0, len(tokens), step):
-        out[start:start + step] = vocab.to_model(tokens[start:start + step]) if vocab.mode == "compact" \
-            else tokens[start:start + step]
-    return out
+def model_ids(tokens: np.memmap, vocab: VocabMap) -> np.ndarray:
+    """The corpus as model ids (int32), memory-mapped from a cache file beside the token cache,
+    written in slices on first use. Batches gather from it, so a corpus never has to fit in RAM
+    and torchrun's ranks share one copy in the page cache."""
+    path = Path(tokens.filename).with_suffix(f".{vocab.digest()}.i32")
+    if not path.exists():
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".part")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                for start in range(0, len(tokens), SLICE):
+                    part = tokens[start:start + SLICE]
+                    (vocab.to_model(part) if vocab.mode == "compact" else part).astype(np.int32).tofile(out)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    return np.memmap(path, dtype=np.int32, mode="c")  # copy-on-write: torch may wrap it, nothing writes
 
 
 def build_corpus(data: str, tokenizer: Tokenizer, vocab_mode: str, vocab: VocabMap | None = None,
@@ -229,7 +239,7 @@ def build_corpus(data: str, tokenizer: Tokenizer, vocab_mode: str, vocab: VocabM
     if vocab.mode != "compact" and int(tokens.max()) >= vocab.size:
         raise DataError(f"corpus {str(path)!r} has token ids beyond the model's vocabulary of {vocab.size}: "
                         "train a new model on it, or use vocab = \"compact\"")
-    ids = torch.from_numpy(_map_tokens(tokens, vocab))
+    ids = torch.from_numpy(model_ids(tokens, vocab))
     split = int(TRAIN_FRACTION * len(ids))
     return Corpus(path, vocab, ids[:split], ids[split:], len(ids))
 

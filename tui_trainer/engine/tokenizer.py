@@ -8,13 +8,15 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Protocol, Sequence
 
 import numpy as np
 
 from .errors import DataError
+
+SLICE = 1 << 22  # tokens handled at once when a whole corpus passes through numpy
 
 CL100K_SHA256 = "223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7"
 # The same split pattern and special tokens as tiktoken_ext.openai_public.cl100k_base.
@@ -117,7 +119,12 @@ class VocabMap:
     @staticmethod
     def build(mode: str, tokens: np.ndarray, tokenizer: Tokenizer) -> "VocabMap":
         if mode == "compact":
-            seen = np.flatnonzero(np.bincount(tokens, minlength=tokenizer.n_vocab))
+            # Counted in slices: bincount of a whole large corpus would copy it as int64 first.
+            counts = np.zeros(tokenizer.n_vocab, dtype=np.int64)
+            for start in range(0, len(tokens), SLICE):
+                part = np.bincount(tokens[start:start + SLICE], minlength=tokenizer.n_vocab)
+                counts[:len(part)] += part[:tokenizer.n_vocab]
+            seen = np.flatnonzero(counts)
             return VocabMap("compact", len(seen) + 1, seen.astype(np.int64))
         if mode == "max":
             return VocabMap("max", int(tokens.max()) + 1)
@@ -127,15 +134,25 @@ class VocabMap:
     def unknown_id(self) -> int | None:
         return self.size - 1 if self.mode == "compact" else None
 
+    @cached_property
+    def _table(self) -> np.ndarray:
+        """Compact lookup: tokenizer id -> model row; the last entry (and every id not kept)
+        is the unknown row."""
+        table = np.full(int(self.kept_ids.max(initial=0)) + 2, self.size - 1, dtype=np.int64)
+        table[self.kept_ids] = np.arange(len(self.kept_ids))
+        return table
+
     def to_model(self, ids: np.ndarray) -> np.ndarray:
         """Tokenizer ids -> model ids. Unseen ids become the unknown row (compact) or are dropped."""
         ids = np.asarray(ids, dtype=np.int64)
         if self.mode != "compact":
             return ids[ids < self.size]
-        pos = np.searchsorted(self.kept_ids, ids)
-        pos_clipped = np.minimum(pos, len(self.kept_ids) - 1)
-        known = self.kept_ids[pos_clipped] == ids
-        return np.where(known, pos_clipped, self.size - 1)
+        return self._table[np.minimum(ids, len(self._table) - 1)]
+
+    def digest(self) -> str:
+        """Names this mapping in cache file names."""
+        kept = self.kept_ids.tobytes() if self.kept_ids is not None else b""
+        return hashlib.sha256(f"{self.mode}:{self.size}:".encode() + kept).hexdigest()[:16]
 
     def to_tokenizer(self, ids: Sequence[int]) -> list[int]:
         """Model ids -> tokenizer ids; the unknown row decodes to nothing."""

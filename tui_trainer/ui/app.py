@@ -11,7 +11,6 @@ through its files instead: a thread worker reads metrics.jsonl as it grows and p
 from __future__ import annotations
 
 import signal
-import time
 import warnings
 from pathlib import Path
 
@@ -20,29 +19,18 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Footer, Header, TabbedContent, TabPane
-from textual.worker import Worker, WorkerState, get_current_worker
+from textual.worker import Worker, WorkerState
 
-from ..engine.config import TrainConfig, load_config, save_config
+from ..engine.config import TrainConfig, save_config
 from ..engine.control import SIGNAL_EXIT_CODES, RunDirControl, SampleRequest, TrainingControl
 from ..engine.errors import GptTuiError
-from ..engine.events import (
-    CheckpointSaved,
-    EvalResult,
-    Event,
-    LogMessage,
-    RunFailed,
-    RunFinished,
-    RunStarted,
-    SampleText,
-    StateChanged,
-    StepMetrics,
-)
-from ..engine.follow import RunWatcher, read_events, read_status
+from ..engine.events import (CheckpointSaved, EvalResult, Event, LogMessage, RunFailed, RunFinished, RunStarted,
+                             SampleText, StateChanged, StepMetrics)
+from ..engine.follow import read_events
 from ..engine.resources import configs_dir
-from ..engine.runs import RunSummary, compare_label, differing_keys, read_run_config, summarize, val_curve
-from .messages import CorpusInfo, EngineEvent, FollowedEvents, TrainerReady
+from .messages import CorpusInfo, EngineEvent, FollowedEvents, TokenizeProgress, TrainerReady
 from .native_stderr import NativeStderr
-from .runs_screen import RunsScreen
+from .runs_actions import RunsActions
 from .screens import QuitScreen
 from .widgets.device_panel import DevicePanel
 from .widgets.form import HyperparamForm
@@ -53,10 +41,9 @@ from .widgets.samples_panel import SamplesPanel
 
 UI_TICK = 0.2  # seconds between progress redraws: five a second, whatever the step rate
 PLOT_EVERY = 3  # the plot (the costliest widget) redraws every third tick, 0.6 s
-FOLLOW_INTERVAL = 0.5  # seconds between reads of a followed run's files
 
 
-class GptTuiApp(App[int]):
+class GptTuiApp(RunsActions, App[int]):
     CSS_PATH = "app.tcss"
     TITLE = "gpt-tui"
     BINDINGS = [
@@ -247,10 +234,21 @@ class GptTuiApp(App[int]):
 
         data, tokenizer, vocab = key
         try:
-            corpus = build_corpus(data, get_tokenizer(tokenizer), vocab)
+            corpus = build_corpus(data, get_tokenizer(tokenizer), vocab, progress=self._tokenize_progress)
             self.post_message(CorpusInfo(key, corpus.raw_count, corpus.vocab.size))
         except GptTuiError as exc:
             self.post_message(CorpusInfo(key, None, None, str(exc)))
+
+    def _tokenize_progress(self, done: int, total: int) -> None:
+        """Called from a worker thread while a new corpus is tokenized into the cache."""
+        self.post_message(TokenizeProgress(done, total))
+
+    @on(TokenizeProgress)
+    def _show_tokenize_progress(self, message: TokenizeProgress) -> None:
+        done = message.done >= message.total
+        self.progress.note = "" if done else (
+            f"tokenizing the corpus into the cache: {message.done / 2**20:,.0f}/{message.total / 2**20:,.0f} MB")
+        self._dirty = True
 
     @on(CorpusInfo)
     def _corpus_info(self, event: CorpusInfo) -> None:
@@ -310,34 +308,12 @@ class GptTuiApp(App[int]):
 
         if resume:  # the form's values become overrides; shape keys that differ are refused
             trainer = Trainer(None, on_event, control, resume=resume, resume_overrides=config.to_dict(),
-                              reserve_core=True)
+                              reserve_core=True, progress=self._tokenize_progress)
         else:
-            trainer = Trainer(config, on_event, control, run_dir=run_dir, reserve_core=True)
+            trainer = Trainer(config, on_event, control, run_dir=run_dir, reserve_core=True,
+                              progress=self._tokenize_progress)
         self.post_message(TrainerReady(trainer))
         trainer.run()
-
-    def _start_job(self, config: TrainConfig) -> None:
-        """processes > 1: launch torchrun on this machine and follow its run directory."""
-        from ..engine.launch import launch_job, prepare_run_dir
-        from ..engine.rundir import new_run_dir
-
-        resume, self.resume_from = self.resume_from, None
-        try:
-            if resume:
-                before = read_run_config(resume)
-                changed = [f"--set={k}={v}" for k, v in config.to_dict().items() if before.get(k) != v]
-                run_dir, train_args = resume, ["--resume", str(resume), *changed]
-            else:
-                run_dir = Path(self.first_run_dir) if self.first_run_dir else new_run_dir(config)
-                train_args = prepare_run_dir(config, run_dir)
-        except GptTuiError as exc:
-            self.notify(str(exc), severity="error", title="Cannot start", timeout=10)
-            return
-        self.first_run_dir = None
-        job = launch_job(config.processes, train_args, log=run_dir / "torchrun.log")
-        self.log_line(f"torchrun: {config.processes} processes, batch_size {config.batch_size} per process "
-                      f"(output in {run_dir / 'torchrun.log'})")
-        self.watch_run(run_dir, job)
 
     def action_toggle_pause(self) -> None:
         if self.state == "running":
@@ -402,120 +378,6 @@ class GptTuiApp(App[int]):
                 self._quit_after_run = True
                 self._set_state("stopping")
         self.push_screen(QuitScreen(), chosen)
-
-    # ---- runs: resume, watch, compare ------------------------------------------------------------
-    def action_runs(self) -> None:
-        if self.check_action("runs", ()) is not True:
-            self.notify("stop the current run first", severity="warning", title="Runs")
-            return
-        out_dir = (self.form_config or self.config).out_dir
-        self.push_screen(RunsScreen(out_dir), self._runs_chosen)
-
-    def _runs_chosen(self, choice: tuple[str, list[Path]] | None) -> None:
-        if choice is None:
-            return
-        what, paths = choice
-        try:
-            if what == "resume":
-                self.resume_run(paths[0])
-            elif what == "watch":
-                self.watch_run(paths[0])
-            else:
-                self.compare_runs(paths)
-        except GptTuiError as exc:
-            self.notify(str(exc), severity="error", title="Runs", timeout=10)
-
-    def resume_run(self, run_dir: Path) -> None:
-        """Load a run's config into the form and continue it; a run that reached max_iters
-        waits for a larger max_iters and F5."""
-        summary = summarize(run_dir)
-        if summary.status in ("running", "paused"):
-            self.watch_run(run_dir)  # another process trains it: follow instead of training it twice
-            return
-        self.form.load(load_config(run_dir / "config.toml"))
-        self.form_config = self.form.validate()
-        self.resume_from = run_dir
-        if self.form_config is not None and summary.last_step < self.form_config.max_iters:
-            self.action_start()
-            return
-        self.plot.reset()
-        self._plot_history(read_events(run_dir))
-        self.sub_title = f"resume {run_dir.name}"
-        self.log_line(f"{run_dir.name} ended at step {summary.last_step:,}: raise max_iters, then F5 to continue it")
-        self.notify("raise max_iters in the form, then press F5", title=f"Resume {run_dir.name}")
-        self.form.query_one("#f-max_iters").focus()
-
-    def watch_run(self, run_dir: Path, job=None) -> None:
-        """Follow a run that another process trains: plot, progress, samples, save and stop.
-        ``job`` is the torchrun process when this app launched it: then quitting stops it."""
-        if self.state not in ("idle", "ended"):
-            self.notify("stop the current run first", severity="warning", title="Watch")
-            return
-        run_dir = Path(run_dir)
-        self.trainer = None
-        self.resume_from = None
-        self.watching = run_dir
-        self.job = job
-        self.control = RunDirControl(run_dir)
-        self.run_dir = str(run_dir)
-        try:
-            self.form.load(load_config(run_dir / "config.toml"))
-        except GptTuiError:
-            pass  # an old or hand-edited config: the form keeps its values, the run is still followed
-        self.plot.reset()
-        status = read_status(run_dir)
-        self.device_panel.show_recorded(status)
-        if job:
-            self.sub_title = f"torchrun {run_dir.name}"
-        else:
-            self.sub_title = f"watching {run_dir.name} · {status.get('device', '?')} on {status.get('host', '?')}"
-            self.log_line(f"watching {run_dir} (pid {status.get('pid', '?')}): ctrl+s asks it to save, F7 to stop")
-        self._set_state("starting")
-        self._follow(run_dir, job)
-
-    def _leave_watch(self) -> None:
-        if self.watching is not None:
-            self.watching = self.job = None
-            self.device_panel.show_recorded(None)
-            self.workers.cancel_group(self, "training")
-
-    @work(thread=True, exclusive=True, group="training", exit_on_error=False)
-    def _follow(self, run_dir: Path, job=None) -> None:
-        """Read the run's new metrics lines every FOLLOW_INTERVAL until it ends or vanishes
-        (or, for a job this app launched, until that process exits)."""
-        worker, watcher, replay = get_current_worker(), RunWatcher(run_dir), True
-        while not worker.is_cancelled and not watcher.done:
-            exited = job is not None and job.poll() is not None
-            events = watcher.poll()
-            if exited and not watcher.done:
-                events.append(RunFailed(watcher.follower.step, "job", (
-                    f"torchrun exited with code {job.returncode} before the run ended: "
-                    f"{last_line(run_dir / 'torchrun.log')} (all output in {run_dir / 'torchrun.log'})"),
-                    str(run_dir)))
-                watcher.done = True
-            if events:
-                self.post_message(FollowedEvents(events, replay))
-            replay = False
-            time.sleep(FOLLOW_INTERVAL)
-
-    def _plot_history(self, events: list[Event]) -> None:
-        for event in events:
-            if isinstance(event, StepMetrics):
-                self.plot.add_step(event.step, event.loss)
-            elif isinstance(event, EvalResult):
-                self.plot.add_eval(event.step, event.train_loss, event.val_loss)
-        self.plot.refresh()
-
-    def compare_runs(self, run_dirs: list[Path]) -> None:
-        """Overlay the val loss of ``run_dirs``, each labelled by the hyperparameters that differ."""
-        runs: list[RunSummary] = [summarize(Path(p)) for p in run_dirs]
-        keys = differing_keys([r.config for r in runs]) if len(runs) > 1 else []
-        curves = [(compare_label(r, keys), *val_curve(r.path)) for r in runs]
-        self.plot.set_compare(curves)
-        if curves:
-            self.log_line("comparing " + "; ".join(label for label, _, _ in curves))
-        else:
-            self.log_line("comparison cleared")
 
     # ---- engine events -------------------------------------------------------------------------
     @on(TrainerReady)
@@ -604,17 +466,6 @@ class GptTuiApp(App[int]):
                    "save": self.action_save}
         if event.button.id in actions:
             actions[event.button.id]()
-
-
-def last_line(path: Path) -> str:
-    """Where a failed job says why: its last error line, else its last line of words."""
-    try:
-        lines = [line.strip() for line in path.read_text(encoding="utf-8", errors="replace").splitlines()
-                 if any(c.isalnum() for c in line)]
-    except OSError:
-        return "no output"
-    errors = [line for line in lines if "error" in line.lower()]
-    return (errors or lines or ["no output"])[-1]
 
 
 def create_app(config: TrainConfig, run_dir: str | Path | None = None, start: bool = False,

@@ -44,3 +44,12 @@ class FollowedEvents(Message):
         super().__init__()
         self.events = events
         self.replay = replay
+
+
+class TokenizeProgress(Message):
+    """First-time tokenization of a corpus: ``done`` of ``total`` bytes (from any worker)."""
+
+    def __init__(self, done: int, total: int) -> None:
+        super().__init__()
+        self.done = done
+        self.total = total

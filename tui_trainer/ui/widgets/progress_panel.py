@@ -17,6 +17,7 @@ class ProgressPanel(Horizontal):
         self.max_iters = 0
         self.metrics: StepMetrics | None = None
         self.eval: EvalResult | None = None
+        self.note = ""  # shown until the first step reports, e.g. tokenizing progress
         # Kept as attributes: the app's timer may redraw while the screen is being torn down.
         self._state_label = Static("idle", id="run-state")
         self._bar = ProgressBar(total=1, show_eta=False, id="step-bar")  # a fixed total: no idle animation
@@ -49,4 +50,6 @@ class ProgressPanel(Horizontal):
                       f"loss {fmt_loss(m.loss)}"]
         if e:
             parts += [f"val {fmt_loss(e.val_loss)}", f"best {fmt_loss(e.best_val_loss)}"]
+        if self.note and not m:
+            parts.append(self.note)
         self._figures.update("  ".join(parts), layout=False)
