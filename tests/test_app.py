@@ -185,3 +185,16 @@ async def test_tokenizing_progress_shows_until_the_corpus_is_cached(app_config):
                        str(app.query_one("#run-figures").render()))
         app.post_message(TokenizeProgress(40 << 20, 40 << 20))
         await wait_for(pilot, lambda: "tokenizing" not in str(app.query_one("#run-figures").render()))
+
+
+def test_progress_figures_drop_the_least_important_to_fit():
+    from tui_trainer.ui.widgets.progress_panel import fit_lines
+
+    parts = [(0, "step 50/400"), (7, "elapsed 0:00:08"), (4, "eta 0:00:58"), (3, "25,164 tok/s"), (5, "MFU 53.6%"),
+             (6, "lr 9.8e-04"), (1, "loss 4.3680"), (2, "val 4.1815"), (8, "best 4.1815")]
+    wide = fit_lines(parts, 200, 2)
+    assert wide.count("\n") == 0 and "best 4.1815" in wide
+    narrow = fit_lines(parts, 48, 2).splitlines()
+    assert len(narrow) == 2 and all(len(line) <= 48 for line in narrow)
+    text = " ".join(narrow)
+    assert "loss 4.3680" in text and "val 4.1815" in text and "best" not in text and "elapsed" not in text

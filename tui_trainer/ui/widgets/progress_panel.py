@@ -9,6 +9,9 @@ from ...console import fmt_duration, fmt_loss, fmt_mfu
 from ...engine.events import EvalResult, StepMetrics
 
 
+FIGURE_LINES = 2  # the figures' fixed height (app.tcss #run-figures)
+
+
 class ProgressPanel(Horizontal):
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -43,13 +46,33 @@ class ProgressPanel(Horizontal):
         if self.max_iters:
             self._bar.update(progress=self.step)
         m, e = self.metrics, self.eval
-        parts = [f"step {self.step:,}/{self.max_iters:,}" if self.max_iters else "step -"]
-        if m:  # two lines at most at 80 columns
-            parts += [f"elapsed {fmt_duration(m.elapsed)}", f"eta {fmt_duration(m.eta)}",
-                      f"{m.tokens_per_sec:,.0f} tok/s", f"MFU {fmt_mfu(m.mfu)}", f"lr {m.lr:.1e}",
-                      f"loss {fmt_loss(m.loss)}"]
+        # (priority, text) in display order: 0 is kept longest when the panel is narrow
+        parts = [(0, f"step {self.step:,}/{self.max_iters:,}" if self.max_iters else "step -")]
+        if m:
+            parts += [(7, f"elapsed {fmt_duration(m.elapsed)}"), (4, f"eta {fmt_duration(m.eta)}"),
+                      (3, f"{m.tokens_per_sec:,.0f} tok/s"), (5, f"MFU {fmt_mfu(m.mfu)}"), (6, f"lr {m.lr:.1e}"),
+                      (1, f"loss {fmt_loss(m.loss)}")]
         if e:
-            parts += [f"val {fmt_loss(e.val_loss)}", f"best {fmt_loss(e.best_val_loss)}"]
+            parts += [(2, f"val {fmt_loss(e.val_loss)}"), (8, f"best {fmt_loss(e.best_val_loss)}")]
         if self.note and not m:
-            parts.append(self.note)
-        self._figures.update("  ".join(parts), layout=False)
+            parts.append((0, self.note))
+        self._figures.update(fit_lines(parts, self._figures.size.width or 200, FIGURE_LINES), layout=False)
+
+
+def _wrap(texts: list[str], width: int) -> list[str]:
+    lines: list[str] = []
+    for text in texts:
+        if lines and len(lines[-1]) + 2 + len(text) <= width:
+            lines[-1] += "  " + text
+        else:
+            lines.append(text)
+    return lines
+
+
+def fit_lines(parts: list[tuple[int, str]], width: int, max_lines: int) -> str:
+    """Lay out ``parts`` (priority, text) in order on at most ``max_lines`` lines of ``width``,
+    leaving out the least important (highest number) until they fit: nothing is cut mid-way."""
+    kept = list(parts)
+    while len(kept) > 1 and len(_wrap([t for _, t in kept], width)) > max_lines:
+        kept.remove(max(kept, key=lambda part: part[0]))
+    return "\n".join(_wrap([t for _, t in kept], width))
