@@ -16,16 +16,8 @@ import torch
 from textual.widgets import DataTable
 
 from tui_trainer.cli import main
-from tui_trainer.engine.events import (
-    EvalResult,
-    LogMessage,
-    RunFailed,
-    RunFinished,
-    RunStarted,
-    SampleText,
-    StateChanged,
-    StepMetrics,
-)
+from tui_trainer.engine.events import (EvalResult, LogMessage, RunFailed, RunFinished, RunStarted, SampleText,
+                                       StateChanged, StepMetrics)
 from tui_trainer.engine.follow import MetricsFollower, RunWatcher, effective_status
 from tui_trainer.engine.rundir import RunDir
 from tui_trainer.engine.runs import compare_label, differing_keys, list_runs

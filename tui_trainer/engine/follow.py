@@ -10,17 +10,8 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from .events import (
-    CheckpointSaved,
-    EvalResult,
-    Event,
-    RunFailed,
-    RunFinished,
-    RunStarted,
-    SampleText,
-    StateChanged,
-    StepMetrics,
-)
+from .events import (CheckpointSaved, EvalResult, Event, RunFailed, RunFinished, RunStarted, SampleText, StateChanged,
+                     StepMetrics)
 
 
 def _num(value: Any) -> float:

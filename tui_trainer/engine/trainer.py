@@ -18,34 +18,16 @@ from typing import Any
 
 import torch
 
-from .checkpoint import (
-    FORMAT_VERSION,
-    config_of,
-    h_params,
-    load_checkpoint,
-    model_config,
-    resolve_checkpoint,
-    write_atomic,
-)
+from .checkpoint import (FORMAT_VERSION, config_of, h_params, load_checkpoint, model_config, resolve_checkpoint,
+                         write_atomic)
 from .config import ARCH_KEYS, TrainConfig, with_overrides
 from .control import FileRequests, SampleRequest, TrainingControl
 from .data import Batcher, Progress, build_corpus
 from .device import autocast, default_threads, resolve_dtype
 from .distributed import RANK_SEED_STRIDE, init_distributed
 from .errors import ConfigError, GptTuiError
-from .events import (
-    CheckpointSaved,
-    EvalResult,
-    Event,
-    EventCallback,
-    LogMessage,
-    RunFailed,
-    RunFinished,
-    RunStarted,
-    SampleText,
-    StateChanged,
-    StepMetrics,
-)
+from .events import (CheckpointSaved, EvalResult, Event, EventCallback, LogMessage, RunFailed, RunFinished, RunStarted,
+                     SampleText, StateChanged, StepMetrics)
 from .mfu import flops_per_token, peak_flops
 from .model import GPT
 from .rundir import RunDir, SilentRunDir, new_run_dir
