@@ -44,8 +44,8 @@ class RunsScreen(Screen[tuple[str, list[Path]] | None]):
         self.table = DataTable(cursor_type="row", zebra_stripes=True, id="runs-table")
 
     def compose(self) -> ComposeResult:
-        yield Static(f"Runs in {self.out_dir}/  ·  enter resume · space mark · c compare · x clear · "
-                     "w watch · esc back", id="runs-title")
+        yield Static(f"Runs in {self.out_dir}/ · enter resume · space mark · c compare · w watch",
+                     id="runs-title")
         yield self.table
         yield Static("", id="runs-empty")
         yield Footer()
