@@ -278,3 +278,27 @@ async def test_app_launches_torchrun_and_follows_it(tiny_config, tmp_path):
     status = json.loads((run_dir / "run.json").read_text())
     assert status["status"] == "stopped" and status["processes"] == 2
     assert torch.load(run_dir / "model.ckpt", weights_only=True)["step"] == status["last_step"]
+
+
+async def test_runs_screen_watches_a_run_another_process_trains(tiny_config, corpus, tmp_path):
+    run_dir = Path(tiny_config.out_dir) / "elsewhere"
+    proc = start_cli_run(corpus, run_dir)
+    try:
+        deadline = time.time() + 60
+        while effective_status(json.loads((run_dir / "run.json").read_text())
+                               if (run_dir / "run.json").exists() else {}) != "running":
+            assert proc.poll() is None and time.time() < deadline
+            await asyncio.sleep(0.1)
+        app = create_app(tiny_config)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("f2")
+            assert app.screen.table.get_row_at(0)[3] == "running"
+            await pilot.press("enter")  # resume of a running run follows it instead of training it twice
+            await wait_for(pilot, lambda: app.watching == run_dir and app.state == "running")
+            await wait_for(pilot, lambda: app.plot.raw.total > 2)
+            await pilot.press("ctrl+q")  # leaves the run going
+        assert proc.poll() is None
+    finally:
+        proc.terminate()
+    assert proc.wait(timeout=30) == 143
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "stopped"
