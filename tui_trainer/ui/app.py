@@ -126,6 +126,7 @@ class GptTuiApp(RunsActions, App[int]):
             self._previous_handlers[sig] = signal.signal(sig, self._on_signal)
         self.set_interval(UI_TICK, self._tick)
         self._sync_controls()
+        self.progress.redraw()  # the idle line, drawn now rather than whenever the first tick has news
         if self._watch_on_mount:
             self.call_after_refresh(self.watch_run, self._watch_on_mount)
         elif self.start_on_mount:
