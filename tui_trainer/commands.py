@@ -59,7 +59,8 @@ def train(args: argparse.Namespace) -> int:
     from .engine.control import TrainingControl
     from .engine.distributed import under_torchrun
     from .engine.events import RunFailed
-    from .engine.trainer import Trainer, resume_config
+    from .engine.checkpoint import resume_config
+    from .engine.trainer import Trainer
 
     if args.resume and args.config:
         raise ConfigError(["--config cannot be combined with --resume: the checkpoint holds the config; "

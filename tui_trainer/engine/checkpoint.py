@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from .config import CHAPTER_KEYS, TrainConfig, config_from_dict
+from .config import ARCH_KEYS, CHAPTER_KEYS, TrainConfig, config_from_dict, with_overrides
 from .errors import CheckpointError, ConfigError
 from .model import GPT, ModelConfig
 from .tokenizer import VocabMap
@@ -123,3 +123,16 @@ def model_from_checkpoint(ckpt: dict[str, Any], path: Path | str = "checkpoint"
                               f"{str(exc).splitlines()[0][:160]}") from None
     model.eval()
     return model, config, vocab
+
+
+def resume_config(checkpoint: str | Path, overrides: dict[str, Any] | None = None) -> tuple[TrainConfig, dict, Path]:
+    """The checkpoint's config with ``overrides`` applied; shape-defining keys cannot change."""
+    path = resolve_checkpoint(checkpoint)
+    ckpt = load_checkpoint(path)
+    config = config_of(ckpt, path)
+    overrides = dict(overrides or {})
+    changed = [k for k in ARCH_KEYS if k in overrides and overrides[k] != getattr(config, k)]
+    if changed:
+        raise ConfigError([f"{k} = {overrides[k]!r}: cannot change when resuming (the checkpoint has "
+                           f"{getattr(config, k)!r}); start a new run instead" for k in changed])
+    return with_overrides(config, overrides), ckpt, path

@@ -18,14 +18,13 @@ from typing import Any
 
 import torch
 
-from .checkpoint import (FORMAT_VERSION, config_of, h_params, load_checkpoint, model_config, resolve_checkpoint,
-                         write_atomic)
-from .config import ARCH_KEYS, TrainConfig, with_overrides
+from .checkpoint import FORMAT_VERSION, h_params, model_config, resume_config, write_atomic
+from .config import TrainConfig
 from .control import FileRequests, SampleRequest, TrainingControl
 from .data import Batcher, Progress, build_corpus
 from .device import autocast, default_threads, resolve_dtype
 from .distributed import RANK_SEED_STRIDE, init_distributed
-from .errors import ConfigError, GptTuiError
+from .errors import GptTuiError
 from .events import (CheckpointSaved, EvalResult, Event, EventCallback, LogMessage, RunFailed, RunFinished, RunStarted,
                      SampleText, StateChanged, StepMetrics)
 from .mfu import flops_per_token, peak_flops
@@ -50,19 +49,6 @@ def learning_rate_at(config: TrainConfig, step: int) -> float:
     span = max(1, config.max_iters - config.warmup_iters)
     progress = min(1.0, (step - config.warmup_iters) / span)
     return config.min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (config.learning_rate - config.min_lr)
-
-
-def resume_config(checkpoint: str | Path, overrides: dict[str, Any] | None = None) -> tuple[TrainConfig, dict, Path]:
-    """The checkpoint's config with ``overrides`` applied; shape-defining keys cannot change."""
-    path = resolve_checkpoint(checkpoint)
-    ckpt = load_checkpoint(path)
-    config = config_of(ckpt, path)
-    overrides = dict(overrides or {})
-    changed = [k for k in ARCH_KEYS if k in overrides and overrides[k] != getattr(config, k)]
-    if changed:
-        raise ConfigError([f"{k} = {overrides[k]!r}: cannot change when resuming (the checkpoint has "
-                           f"{getattr(config, k)!r}); start a new run instead" for k in changed])
-    return with_overrides(config, overrides), ckpt, path
 
 
 class Trainer:
