@@ -426,6 +426,8 @@ class Trainer:
         except GptTuiError as exc:
             return self._fail("input", str(exc))
         except Exception as exc:  # a bug or a library error: keep the details, report one line
+            if not self.dist.is_main:
+                raise  # torchrun reports a failed rank with its traceback; rank 0 alone writes files
             (self.rundir.path / "error.log").write_text(traceback.format_exc(), encoding="utf-8")
             return self._fail("error", f"{type(exc).__name__}: {exc} (details in {self.rundir.path / 'error.log'})")
         if self._saved_step != self.step and (reason is None or self.control.save_on_stop):
