@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -113,3 +114,25 @@ def test_large_corpus_progress_and_memory_mapped_model_ids(tmp_path):
     again = build_corpus(str(path), get_tokenizer("byte"), "compact", progress=lambda d, t: calls.append("again"))
     assert "again" not in calls  # the second open reads the caches only
     assert torch.equal(again.train[:1000], corpus.train[:1000]) and again.vocab.size == corpus.vocab.size == 22 + 1  # + the unknown row
+
+
+def test_read_only_token_cache_still_opens(corpus, tmp_path, monkeypatch):
+    import tempfile
+
+    from tui_trainer.engine.data import cache_dir
+
+    monkeypatch.setenv("GPT_TUI_CACHE", str(tmp_path / "cache"))
+    first = build_corpus(str(corpus), get_tokenizer("byte"), "max")  # fills the cache
+    for path in cache_dir().glob("*.i32"):
+        path.unlink()
+    real_mkstemp = tempfile.mkstemp
+
+    def read_only(*args, dir=None, **kwargs):  # as in a shared cache this user cannot write
+        if dir is not None and Path(dir) == cache_dir():
+            raise PermissionError(13, "Permission denied")
+        return real_mkstemp(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    again = build_corpus(str(corpus), get_tokenizer("byte"), "max")
+    assert torch.equal(again.train, first.train)
+    assert not list(cache_dir().glob("*.i32"))  # the map went to a private temp folder

@@ -217,7 +217,11 @@ def model_ids(tokens: np.memmap, vocab: VocabMap) -> np.ndarray:
     and torchrun's ranks share one copy in the page cache."""
     path = Path(tokens.filename).with_suffix(f".{vocab.digest()}.i32")
     if not path.exists():
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".part")
+        try:
+            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".part")
+        except OSError:  # a read-only shared cache: keep this run's map in a private temp folder
+            path = Path(tempfile.mkdtemp(prefix="gpt-tui-")) / path.name
+            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".part")
         try:
             with os.fdopen(fd, "wb") as out:
                 for start in range(0, len(tokens), SLICE):
