@@ -150,3 +150,21 @@ def test_signals_save_a_checkpoint_and_exit(sig, code, corpus, tmp_path):
     assert saved["step"] >= last_logged >= 20
     assert json.loads((out / "run.json").read_text())["status"] == "stopped"
     assert f"received {signal.Signals(sig).name}" in stdout
+
+
+def test_runs_lists_every_run_best_first_and_keeps_the_first_start_date(corpus, tmp_path, capsys):
+    out = tmp_path / "runs"
+    for name, lr in (("slow", "1e-4"), ("fast", "3e-3")):
+        assert main(["train", "--data", str(corpus), "--out", str(out / name), *TINY_SETS, "--set=max_iters=20",
+                     f"--set=learning_rate={lr}"]) == 0
+    started = json.loads((out / "slow" / "run.json").read_text())["started"]
+    assert main(["train", "--resume", str(out / "slow"), "--set=max_iters=25"]) == 0
+    status = json.loads((out / "slow" / "run.json").read_text())
+    assert status["started"] == started and status["resumed"] > started
+    capsys.readouterr()
+    assert main(["runs", str(out), "--sort", "best"]) == 0
+    header, *rows = [line.split("\t") for line in capsys.readouterr().out.splitlines()]  # tab-separated on a pipe
+    assert header[:4] == ["run", "started", "status", "steps"]
+    assert [row[0] for row in rows] == [str(out / "fast"), str(out / "slow")]
+    assert rows[1][2:4] == ["finished", "25/25"] and float(rows[0][4]) < float(rows[1][4])
+    assert main(["runs", str(tmp_path / "none")]) == 2

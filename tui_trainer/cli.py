@@ -43,6 +43,11 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--seed", type=int, default=None, metavar="S")
     sample.add_argument("--device", default="cpu", help="device to sample on (default: cpu)")
 
+    runs = commands.add_parser("runs", help="list the runs in a folder: status, steps, best val loss (newest first)")
+    runs.add_argument("out_dir", metavar="OUT_DIR", nargs="?", default="runs", help="folder of runs (default: runs)")
+    runs.add_argument("--sort", choices=("date", "best"), default="date",
+                      help="newest first (date) or lowest best val loss first (best)")
+
     watch = commands.add_parser("watch", help="open the dashboard on a run another process trains "
                                 "(nohup, tmux, torchrun): follow it, ask it to save or stop")
     watch.add_argument("run_dir", metavar="RUN_DIR")
@@ -70,6 +75,10 @@ def main(argv: list[str] | None = None) -> int:
             from .commands import sample
 
             return sample(args)
+        if args.command == "runs":
+            from .commands import runs
+
+            return runs(args)
         if args.command == "watch":
             from .commands import watch
 

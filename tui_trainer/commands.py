@@ -208,6 +208,42 @@ def watch(args: argparse.Namespace) -> int:
     return _run_app(lambda stderr: create_app(config, stderr=stderr, watch=run_dir), run_dir / "watch-stderr.log")
 
 
+def runs(args: argparse.Namespace) -> int:
+    """The Runs screen's table, for scripts and a quick look over SSH."""
+    import math
+    from datetime import datetime
+    from pathlib import Path
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from .engine.errors import RunDirError
+    from .engine.runs import list_runs
+
+    if not Path(args.out_dir).is_dir():
+        raise RunDirError(f"runs folder {args.out_dir!r} does not exist: pass the out_dir your runs were written "
+                          "to (default: runs)")
+    found = list_runs(args.out_dir)
+    if args.sort == "best":
+        found.sort(key=lambda run: run.best_val_loss)
+    header = ("run", "started", "status", "steps", "best val", "params", "device")
+    rows = [(str(run.path), datetime.fromtimestamp(run.started).strftime("%Y-%m-%d %H:%M") if run.started else "-",
+             run.status, f"{run.last_step}" + (f"/{run.max_iters}" if run.max_iters else ""),
+             f"{run.best_val_loss:.4f}" if math.isfinite(run.best_val_loss) else "-",
+             str(run.num_params or "-"), run.device) for run in found]
+    if not found:
+        print(f"no runs in {args.out_dir}/ yet")
+    elif sys.stdout.isatty():
+        table = Table(*header, box=None)
+        for row in rows:
+            table.add_row(*row)
+        Console(highlight=False).print(table)
+    else:  # tab-separated on a pipe: `gpt-tui runs --sort best | head -2 | cut -f1`
+        for row in (header, *rows):
+            print("\t".join(row))
+    return 0
+
+
 def _run_app(make_app, stderr_log) -> int:
     """Run ``make_app(stderr)`` with native stderr sent to ``stderr_log``; a signal's exit code wins."""
     from .ui.native_stderr import NativeStderr

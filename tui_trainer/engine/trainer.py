@@ -396,9 +396,12 @@ class Trainer:
 
     def _run(self) -> RunFinished | RunFailed:
         cfg = self.config
+        now = time.time()
+        # A resumed run keeps the date it first started (the Runs screen sorts by it).
         self.rundir.update_status(status="running", pid=os.getpid(), device=str(self.device),
-                                  num_params=self.raw_model.num_params(), started=time.time(), ended=None,
-                                  run_name=cfg.run_name, max_iters=cfg.max_iters, processes=self.dist.world_size)
+                                  num_params=self.raw_model.num_params(), started=self.rundir.status.get("started", now),
+                                  resumed=now if self.start_step else None, ended=None, run_name=cfg.run_name,
+                                  max_iters=cfg.max_iters, processes=self.dist.world_size)
         if cfg.wandb and self.dist.is_main:
             from .wandb_log import open_wandb
 
