@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from rich.text import Span
 from textual.widgets import Button, Input, Static
 
 from tui_trainer.ui.app import create_app
@@ -198,3 +199,20 @@ def test_progress_figures_drop_the_least_important_to_fit():
     assert len(narrow) == 2 and all(len(line) <= 48 for line in narrow)
     text = " ".join(narrow)
     assert "loss 4.3680" in text and "val 4.1815" in text and "best" not in text and "elapsed" not in text
+
+
+async def test_legend_line_names_what_the_plot_draws(app_config):
+    app = create_app(app_config)
+    async with app.run_test(size=SIZE) as pilot:
+        assert app.plot_legend.text.plain == ""
+        await pilot.press("f5")
+        await wait_for(pilot, lambda: app.state == "ended")
+        await wait_for(pilot, lambda: app.plot_legend.text.plain.startswith("• train") and
+                       f"× best {app.plot.best[1]:.3f}" in app.plot_legend.text.plain)
+        items = app.plot.legend()
+        assert [(mark, name) for mark, name, _ in items[:4]] == [("•", "train"), ("━", "EMA"), ("━", "eval train"),
+                                                               ("━", "eval val")]
+        assert items[4] == ("×", f"best {app.plot.best[1]:.3f}", "red")
+        shown = app.plot_legend.text
+        assert shown.spans[0] == Span(0, 2, "grey62")  # the mark alone, in the curve's colour
+        assert all(len(line) <= app.plot_legend.content_size.width for line in shown.plain.splitlines())

@@ -35,7 +35,7 @@ from .screens import QuitScreen
 from .widgets.device_panel import DevicePanel
 from .widgets.form import HyperparamForm
 from .widgets.log_panel import LogPanel
-from .widgets.loss_plot import LossPlot
+from .widgets.loss_plot import LossPlot, PlotLegend
 from .widgets.progress_panel import ProgressPanel
 from .widgets.samples_panel import SamplesPanel
 
@@ -92,6 +92,7 @@ class GptTuiApp(RunsActions, App[int]):
         self.form = HyperparamForm(self.config, presets, id="form")
         self.progress = ProgressPanel(id="progress")
         self.plot = LossPlot(id="plot")
+        self.plot_legend = PlotLegend(id="plot-legend")
         self.log_panel = LogPanel(id="log")
         self.samples = SamplesPanel(self.config.sample_tokens, id="samples")
         self.device_panel = DevicePanel(id="device")
@@ -108,6 +109,7 @@ class GptTuiApp(RunsActions, App[int]):
                     yield from self.buttons.values()
                 yield self.progress
                 yield self.plot
+                yield self.plot_legend
                 with self.tabs:
                     with TabPane("Log", id="tab-log"):
                         yield self.log_panel
@@ -209,6 +211,7 @@ class GptTuiApp(RunsActions, App[int]):
             if self._ticks % PLOT_EVERY == 0 or self.state == "ended":
                 self._dirty = False
                 self.plot.refresh()
+                self.plot_legend.show(self.plot.legend())
 
     # ---- form ----------------------------------------------------------------------------------
     @on(HyperparamForm.Changed)

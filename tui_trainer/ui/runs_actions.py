@@ -140,6 +140,7 @@ class RunsActions:
             elif isinstance(event, EvalResult):
                 self.plot.add_eval(event.step, event.train_loss, event.val_loss)
         self.plot.refresh()
+        self._dirty = True
 
     def compare_runs(self, run_dirs: list[Path]) -> None:
         """Overlay the val loss of ``run_dirs``, each labelled by the hyperparameters that differ."""
@@ -147,6 +148,7 @@ class RunsActions:
         keys = differing_keys([r.config for r in runs]) if len(runs) > 1 else []
         curves = [(compare_label(r, keys), *val_curve(r.path)) for r in runs]
         self.plot.set_compare(curves)
+        self._dirty = True  # the legend line follows at the next tick
         if curves:
             self.log_line("comparing " + "; ".join(label for label, _, _ in curves))
         else:

@@ -1,14 +1,26 @@
-"""The live loss plot: raw and EMA-smoothed train loss, eval losses, the best val loss marked."""
+"""The live loss plot: raw and EMA-smoothed train loss, eval losses, the best val loss marked.
+
+plotext draws its legend over the top-left of the canvas, which is where a falling loss curve
+starts; so the legend is a line of its own under the plot (:class:`PlotLegend`).
+"""
 from __future__ import annotations
 
 import math
 
+from rich.text import Text
+from textual.widgets import Static
 from textual_plotext import PlotextPlot
 
 from ..series import Series
 
 EMA_ALPHA = 0.1
 COMPARE_COLORS = ("orange", "blue+", "yellow", "green+", "red+", "cyan+")
+# plotext's colour names as Rich spells them, for the legend line
+RICH_COLORS = {"gray": "grey62", "cyan": "cyan", "green": "green", "magenta": "magenta", "red": "red",
+               "orange": "dark_orange", "blue+": "bright_blue", "yellow": "yellow", "green+": "bright_green",
+               "red+": "bright_red", "cyan+": "bright_cyan"}
+SERIES = (("raw", "train", "gray", "dot"), ("ema", "EMA", "cyan", "braille"),
+          ("eval_train", "eval train", "green", "braille"), ("eval_val", "eval val", "magenta", "braille"))
 
 
 class LossPlot(PlotextPlot):
@@ -74,25 +86,50 @@ class LossPlot(PlotextPlot):
         plt.yscale("log" if self.log_y else "linear")
         width = max(10, self.size.width * 2)  # about two points per column
         drawn = False
-        for series, label, color, marker in (
-                (self.raw, "train", "gray", "dot"),
-                (self.ema, "train EMA", "cyan", "braille"),
-                (self.eval_train, "eval train", "green", "braille"),
-                (self.eval_val, "eval val", "magenta", "braille")):
-            xs, ys = series.view(width)
+        for attribute, _, color, marker in SERIES:
+            xs, ys = getattr(self, attribute).view(width)
             if xs:
-                plt.plot(xs, ys, label=label, color=color, marker=marker)
+                plt.plot(xs, ys, color=color, marker=marker)
                 drawn = True
-        for (label, series), color in zip(self.compare, COMPARE_COLORS * 4):
+        for (_, series), color in zip(self.compare, COMPARE_COLORS * 4):
             xs, ys = series.view(width)
             if xs:
-                plt.plot(xs, ys, label=label, color=color, marker="braille")
+                plt.plot(xs, ys, color=color, marker="braille")
                 drawn = True
         if self.best:
-            plt.scatter([self.best[0]], [self.best[1]], label=f"best val {self.best[1]:.3f}", color="red",
-                        marker="x")
+            plt.scatter([self.best[0]], [self.best[1]], color="red", marker="x")
         if not drawn:
             plt.text("press F5 to start training", 0.5, 0.5, alignment="center")
             plt.xlim(0, 1)
             plt.ylim(0, 1)
         return super().render()
+
+    def legend(self) -> list[tuple[str, str, str]]:
+        """(mark, name, plotext colour) of each thing drawn."""
+        items = [("•" if marker == "dot" else "━", label, color) for attribute, label, color, marker in SERIES
+                 if len(getattr(self, attribute))]
+        if self.best:
+            items.append(("×", f"best {self.best[1]:.3f}", "red"))
+        items += [("━", label, color) for (label, series), color in zip(self.compare, COMPARE_COLORS * 4) if len(series)]
+        return items
+
+
+class PlotLegend(Static):
+    """The loss plot's legend under the plot: names in their curves' colours, wrapped between
+    entries (never inside one)."""
+
+    text = Text()  # what is shown
+    def show(self, items: list[tuple[str, str, str]]) -> None:
+        width = max(20, self.content_size.width or 200)
+        lines: list[Text] = []
+        for mark, label, color in items:
+            entry = Text().append(f"{mark} ", style=RICH_COLORS[color]).append(label)
+            if lines and len(lines[-1]) + 2 + len(entry) <= width:
+                lines[-1].append("  ").append_text(entry)
+            else:
+                lines.append(entry)
+        legend = Text("\n").join(lines)
+        if legend.plain != self.text.plain:  # a new series or a new best: rare, so a layout pass is fine
+            self.text = legend
+            self.update(legend)
+            self.display = bool(legend.plain)  # no empty row under an empty plot
