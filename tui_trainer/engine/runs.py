@@ -6,9 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import tomllib
-
-from .errors import RunDirError
+from .config import read_toml
+from .errors import ConfigError, RunDirError
 from .events import EvalResult
 from .follow import effective_status, read_events, read_status
 
@@ -51,10 +50,11 @@ def check_run_dir(path: str | Path) -> Path:
 
 
 def read_run_config(path: Path) -> dict[str, Any]:
+    """A run's config.toml as raw values, or {} when it is missing or unreadable: a listing
+    or a comparison shows what it can rather than failing on one odd run."""
     try:
-        with open(path / "config.toml", "rb") as handle:
-            return tomllib.load(handle)
-    except (OSError, ValueError):
+        return read_toml(path / "config.toml")
+    except (ConfigError, OSError):
         return {}
 
 
