@@ -56,25 +56,24 @@ class StopOnSignals:
 
 def train(args: argparse.Namespace) -> int:
     from .console import ConsoleReporter
+    from .engine.checkpoint import read_resumption
     from .engine.control import TrainingControl
     from .engine.distributed import under_torchrun
     from .engine.events import RunFailed
-    from .engine.checkpoint import resume_config
     from .engine.trainer import Trainer
 
     if args.resume and args.config:
         raise ConfigError(["--config cannot be combined with --resume: the checkpoint holds the config; "
                            "change keys with --set"])
-    config = resume_config(args.resume, run_overrides(args))[0] if args.resume else run_config(args)
+    # The checkpoint is read once: its config decides on torchrun, then the trainer resumes from it.
+    resumed = read_resumption(args.resume, run_overrides(args)) if args.resume else None
+    config = resumed.config if resumed else run_config(args)
     if config.processes > 1 and not under_torchrun():
         return _train_with_torchrun(args, config)
     reporter = ConsoleReporter()
     control = TrainingControl()
-    if args.resume:
-        trainer = Trainer(None, reporter, control, run_dir=args.out, resume=args.resume,
-                          resume_overrides=run_overrides(args), progress=reporter.tokenizing)
-    else:
-        trainer = Trainer(config, reporter, control, run_dir=args.out, progress=reporter.tokenizing)
+    trainer = Trainer(None if resumed else config, reporter, control, run_dir=args.out, resume=resumed,
+                      progress=reporter.tokenizing)
     with StopOnSignals(control) as signals:
         result = trainer.run()
     reporter.close()

@@ -10,6 +10,7 @@ import os
 import pickle
 import tempfile
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -125,7 +126,16 @@ def model_from_checkpoint(ckpt: dict[str, Any], path: Path | str = "checkpoint"
     return model, config, vocab
 
 
-def resume_config(checkpoint: str | Path, overrides: dict[str, Any] | None = None) -> tuple[TrainConfig, dict, Path]:
+@dataclass(frozen=True)
+class Resumption:
+    """A checkpoint read once for resuming: its config with the overrides applied, the checkpoint
+    itself and where it was found."""
+    config: TrainConfig
+    checkpoint: dict[str, Any]
+    path: Path
+
+
+def read_resumption(checkpoint: str | Path, overrides: dict[str, Any] | None = None) -> Resumption:
     """The checkpoint's config with ``overrides`` applied; shape-defining keys cannot change."""
     path = resolve_checkpoint(checkpoint)
     ckpt = load_checkpoint(path)
@@ -135,4 +145,4 @@ def resume_config(checkpoint: str | Path, overrides: dict[str, Any] | None = Non
     if changed:
         raise ConfigError([f"{k} = {overrides[k]!r}: cannot change when resuming (the checkpoint has "
                            f"{getattr(config, k)!r}); start a new run instead" for k in changed])
-    return with_overrides(config, overrides), ckpt, path
+    return Resumption(with_overrides(config, overrides), ckpt, path)

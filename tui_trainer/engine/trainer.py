@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from .checkpoint import FORMAT_VERSION, h_params, model_config, resume_config, write_atomic
+from .checkpoint import FORMAT_VERSION, Resumption, h_params, model_config, read_resumption, write_atomic
 from .config import TrainConfig
 from .control import FileRequests, SampleRequest, TrainingControl
 from .data import Batcher, Progress, build_corpus
@@ -54,12 +54,13 @@ def learning_rate_at(config: TrainConfig, step: int) -> float:
 class Trainer:
     def __init__(self, config: TrainConfig | None, on_event: EventCallback | None = None,
                  control: TrainingControl | None = None, run_dir: str | Path | None = None,
-                 resume: str | Path | None = None, resume_overrides: dict[str, Any] | None = None,
+                 resume: str | Path | Resumption | None = None, resume_overrides: dict[str, Any] | None = None,
                  reserve_core: bool = False, progress: Progress | None = None):
         """Build everything a run needs. Bad input raises a GptTuiError before any file is written.
 
         ``resume`` (a checkpoint or run directory) takes the config from the checkpoint, with
-        ``resume_overrides`` applied, and continues in the checkpoint's run directory.
+        ``resume_overrides`` applied, and continues in the checkpoint's run directory. A
+        :class:`Resumption` the caller has read already is used as it is.
 
         Under torchrun each process builds its own Trainer; rank 0 alone reports events and
         writes the run directory, the other ranks are silent.
@@ -67,8 +68,10 @@ class Trainer:
         self.control = control or TrainingControl()
         ckpt = None
         if resume is not None:
-            config, ckpt, ckpt_path = resume_config(resume, resume_overrides)
-            run_dir = run_dir or ckpt_path.parent
+            if not isinstance(resume, Resumption):
+                resume = read_resumption(resume, resume_overrides)
+            config, ckpt = resume.config, resume.checkpoint
+            run_dir = run_dir or resume.path.parent
         self.dist = init_distributed(config.device)
         self.on_event = (on_event if self.dist.is_main else None) or (lambda event: None)
         self.device = self.dist.device(config.device)
