@@ -121,9 +121,8 @@ class Trainer:
         mc = self.raw_model.cfg
         self.flops_per_token = flops_per_token(self.raw_model.num_params(), mc.num_blocks, mc.num_heads,
                                                mc.d_model // mc.num_heads, mc.context_length)
-        # FLOP/s one device can do: the table for a known GPU, a timed matmul on CPU (measured when
-        # the loop starts, in the training thread), None when unknown.
-        self.peak_flops = peak_flops(self.device, self.dtype) if self.device.type != "cpu" else None
+        # FLOP/s one device can do, set when the loop first starts (see _prepare_model)
+        self.peak_flops: float | None = None
         # On an accelerator, reading a value forces a sync: only read losses at the log interval.
         self._sync_each_step = self.device.type != "cuda"
 
@@ -323,7 +322,10 @@ class Trainer:
         return stop
 
     def _prepare_model(self) -> None:
-        """Compile (in this, the training thread) and wrap for DDP, once per Trainer."""
+        """Compile (in this, the training thread) and wrap for DDP, once per Trainer; also find
+        the device's peak for MFU: the table for a known GPU, a matmul timed here on CPU (so on
+        the training thread's threads), None when unknown."""
+        self.peak_flops = peak_flops(self.device, self.dtype)
         model = self.raw_model
         if self.config.compile:
             self._emit(StateChanged("compiling", self.step))
@@ -340,8 +342,6 @@ class Trainer:
             self._prepare_model()
         else:
             self._emit(StateChanged("running", self.step))
-        if self.peak_flops is None and self.device.type == "cpu":
-            self.peak_flops = peak_flops(self.device, self.dtype)  # a matmul timed in this thread
         if self.step == 0:
             self._evaluate()
         loss_sum = torch.zeros((), device=self.device)
