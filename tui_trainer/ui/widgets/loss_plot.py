@@ -12,6 +12,7 @@ from textual.widgets import Static
 from textual_plotext import PlotextPlot
 
 from ..series import Series
+from .entry_wrap import GAP, wrap_entries
 
 EMA_ALPHA = 0.1
 COMPARE_COLORS = ("orange", "blue+", "yellow", "green+", "red+", "cyan+")
@@ -110,7 +111,8 @@ class LossPlot(PlotextPlot):
                  if len(getattr(self, attribute))]
         if self.best:
             items.append(("×", f"best {self.best[1]:.3f}", "red"))
-        items += [("━", label, color) for (label, series), color in zip(self.compare, COMPARE_COLORS * 4) if len(series)]
+        items += [("━", label, color) for (label, series), color in zip(self.compare, COMPARE_COLORS * 4)
+                  if len(series)]
         return items
 
 
@@ -119,16 +121,11 @@ class PlotLegend(Static):
     entries (never inside one)."""
 
     text = Text()  # what is shown
+
     def show(self, items: list[tuple[str, str, str]]) -> None:
-        width = max(20, self.content_size.width or 200)
-        lines: list[Text] = []
-        for mark, label, color in items:
-            entry = Text().append(f"{mark} ", style=RICH_COLORS[color]).append(label)
-            if lines and len(lines[-1]) + 2 + len(entry) <= width:
-                lines[-1].append("  ").append_text(entry)
-            else:
-                lines.append(entry)
-        legend = Text("\n").join(lines)
+        entries = [Text().append(f"{mark} ", style=RICH_COLORS[color]).append(label) for mark, label, color in items]
+        lines = wrap_entries(entries, max(20, self.content_size.width or 200))
+        legend = Text("\n").join(Text(" " * GAP).join(line) for line in lines)
         if legend.plain != self.text.plain:  # a new series or a new best: rare, so a layout pass is fine
             self.text = legend
             self.update(legend)

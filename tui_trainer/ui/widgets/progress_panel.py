@@ -7,6 +7,7 @@ from textual.widgets import ProgressBar, Static
 
 from ...console import fmt_duration, fmt_loss, fmt_mfu
 from ...engine.events import EvalResult, StepMetrics
+from .entry_wrap import GAP, wrap_entries
 
 
 FIGURE_LINES = 2  # the figures' fixed height (app.tcss #run-figures)
@@ -59,20 +60,10 @@ class ProgressPanel(Horizontal):
         self._figures.update(fit_lines(parts, self._figures.size.width or 200, FIGURE_LINES), layout=False)
 
 
-def _wrap(texts: list[str], width: int) -> list[str]:
-    lines: list[str] = []
-    for text in texts:
-        if lines and len(lines[-1]) + 2 + len(text) <= width:
-            lines[-1] += "  " + text
-        else:
-            lines.append(text)
-    return lines
-
-
 def fit_lines(parts: list[tuple[int, str]], width: int, max_lines: int) -> str:
     """Lay out ``parts`` (priority, text) in order on at most ``max_lines`` lines of ``width``,
     leaving out the least important (highest number) until they fit: nothing is cut mid-way."""
     kept = list(parts)
-    while len(kept) > 1 and len(_wrap([t for _, t in kept], width)) > max_lines:
+    while len(kept) > 1 and len(wrap_entries([t for _, t in kept], width)) > max_lines:
         kept.remove(max(kept, key=lambda part: part[0]))
-    return "\n".join(_wrap([t for _, t in kept], width))
+    return "\n".join((" " * GAP).join(line) for line in wrap_entries([t for _, t in kept], width))
