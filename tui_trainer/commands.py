@@ -209,13 +209,12 @@ def watch(args: argparse.Namespace) -> int:
 
 def runs(args: argparse.Namespace) -> int:
     """The Runs screen's table, for scripts and a quick look over SSH."""
-    import math
-    from datetime import datetime
     from pathlib import Path
 
     from rich.console import Console
     from rich.table import Table
 
+    from .console import fmt_date, fmt_loss
     from .engine.errors import RunDirError
     from .engine.runs import list_runs
 
@@ -226,9 +225,8 @@ def runs(args: argparse.Namespace) -> int:
     if args.sort == "best":
         found.sort(key=lambda run: run.best_val_loss)
     header = ("run", "started", "status", "steps", "best val", "params", "device")
-    rows = [(str(run.path), datetime.fromtimestamp(run.started).strftime("%Y-%m-%d %H:%M") if run.started else "-",
-             run.status, f"{run.last_step}" + (f"/{run.max_iters}" if run.max_iters else ""),
-             f"{run.best_val_loss:.4f}" if math.isfinite(run.best_val_loss) else "-",
+    rows = [(str(run.path), fmt_date(run.started), run.status,
+             f"{run.last_step}" + (f"/{run.max_iters}" if run.max_iters else ""), fmt_loss(run.best_val_loss),
              str(run.num_params or "-"), run.device) for run in found]
     if not found:
         print(f"no runs in {args.out_dir}/ yet")

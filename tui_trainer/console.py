@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 import sys
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -18,6 +18,19 @@ def fmt_duration(seconds: float) -> str:
 
 def fmt_loss(value: float | None) -> str:
     return "-" if value is None or not math.isfinite(value) else f"{value:.4f}"
+
+
+def fmt_count(n: float, unit: str = "") -> str:
+    """Three significant digits and an SI suffix: 537K, 1.23M, 2.1GB."""
+    for suffix in ("", "K", "M", "G", "T"):
+        if abs(n) < 1000:
+            return f"{n:.3g}{suffix}{unit}"
+        n /= 1000
+    return f"{n:.3g}P{unit}"
+
+
+def fmt_date(timestamp: float | None) -> str:
+    return datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M") if timestamp else "-"
 
 
 def fmt_mfu(value: float | None) -> str:

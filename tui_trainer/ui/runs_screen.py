@@ -1,8 +1,6 @@
 """The Runs screen: every run under out_dir, to resume, watch, or overlay in the plot."""
 from __future__ import annotations
 
-import math
-from datetime import datetime
 from pathlib import Path
 
 from textual import on
@@ -11,17 +9,10 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
+from ..console import fmt_count, fmt_date, fmt_loss
 from ..engine.runs import RunSummary, list_runs
 
 MARK = "●"
-
-
-def _date(started: float | None) -> str:
-    return datetime.fromtimestamp(started).strftime("%Y-%m-%d %H:%M") if started else "-"
-
-
-def _params(n: int | None) -> str:
-    return "-" if not n else f"{n / 1e6:.2f}M" if n >= 1e6 else f"{n / 1e3:.0f}K"
 
 
 class RunsScreen(Screen[tuple[str, list[Path]] | None]):
@@ -57,9 +48,8 @@ class RunsScreen(Screen[tuple[str, list[Path]] | None]):
             table.add_column(label, key=label)
         for run in self.runs:
             steps = f"{run.last_step:,}" + (f"/{run.max_iters:,}" if run.max_iters else "")
-            best = f"{run.best_val_loss:.4f}" if math.isfinite(run.best_val_loss) else "-"
-            table.add_row("", run.name, _date(run.started), run.status, steps, best, _params(run.num_params),
-                          run.device, key=str(run.path))
+            table.add_row("", run.name, fmt_date(run.started), run.status, steps, fmt_loss(run.best_val_loss),
+                          fmt_count(run.num_params) if run.num_params else "-", run.device, key=str(run.path))
         empty = self.query_one("#runs-empty", Static)
         empty.update(f"No runs in {self.out_dir}/ yet: press escape, then F5 to start one.")
         empty.display = not self.runs

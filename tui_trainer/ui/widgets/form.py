@@ -9,18 +9,11 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.widgets import Button, Input, Label, Select, Static, Switch
 
+from ...console import fmt_count
 from ...engine.config import FIELDS, GROUPS, TrainConfig, config_from_dict, field_type, find_problems, parse_value
 from ...engine.model import count_params, estimate_train_memory
 
 LIVE_KEYS = ("learning_rate",)  # may change while a run goes on
-
-
-def _human(n: float, unit: str = "") -> str:
-    for suffix in ("", "K", "M", "G", "T"):
-        if abs(n) < 1000:
-            return f"{n:.3g}{suffix}{unit}"
-        n /= 1000
-    return f"{n:.3g}P{unit}"
 
 
 class HyperparamForm(VerticalScroll):
@@ -153,8 +146,8 @@ class HyperparamForm(VerticalScroll):
             if vocab_size:
                 params = count_params(vocab_size, values["d_model"], values["num_blocks"])
                 memory = estimate_train_memory(vocab_size, values["d_model"], values["num_blocks"], batch_tokens)
-                lines.append(f"parameters    {_human(params)}")
-                lines.append(f"memory        ≈{_human(memory, 'B')}")
+                lines.append(f"parameters    {fmt_count(params)}")
+                lines.append(f"memory        ≈{fmt_count(memory, 'B')}")
         except (KeyError, TypeError):
             pass
         if error:
