@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from .config import TrainConfig, save_config
-from .errors import RunDirError
+from .rundir import unwritable
 
 
 def torchrun_command(processes: int, train_args: list[str]) -> list[str]:
@@ -22,8 +22,7 @@ def prepare_run_dir(config: TrainConfig, run_dir: Path) -> list[str]:
         run_dir.mkdir(parents=True, exist_ok=True)
         save_config(config, run_dir / "config.toml")
     except OSError as exc:
-        raise RunDirError(f"run directory {str(run_dir)!r} cannot be created or written "
-                          f"({exc.strerror or exc}): choose another --out or out_dir") from None
+        raise unwritable(run_dir, exc) from None
     return ["--config", str(run_dir / "config.toml"), "--out", str(run_dir)]
 
 

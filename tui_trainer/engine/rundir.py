@@ -31,6 +31,12 @@ def _clean(value: Any) -> Any:
     return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
+def unwritable(path: Path, exc: OSError) -> RunDirError:
+    """The error for a run directory that cannot be made or written, with the way out."""
+    return RunDirError(f"run directory {str(path)!r} cannot be created or written ({exc.strerror or exc}): "
+                       "choose another --out or out_dir")
+
+
 class RunDir:
     def __init__(self, path: Path):
         self.path = Path(path)
@@ -40,8 +46,7 @@ class RunDir:
             probe.write_text("ok")
             probe.unlink()
         except OSError as exc:
-            raise RunDirError(f"run directory {str(self.path)!r} cannot be created or written "
-                              f"({exc.strerror or exc}): choose another --out or out_dir") from None
+            raise unwritable(self.path, exc) from None
         self._metrics = open(self.metrics_path, "a", encoding="utf-8")
         self._status: dict[str, Any] = read_status(self.path)
 
