@@ -19,11 +19,6 @@ from .errors import ConfigError
 RANK_SEED_STRIDE = 1000
 
 
-def env_rank() -> int:
-    """This process's rank as torchrun set it (0 outside torchrun), readable before torch loads."""
-    return int(os.environ.get("RANK", "0"))
-
-
 def under_torchrun() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
@@ -96,7 +91,8 @@ def init_distributed(device_name: str) -> Distributed:
     """Join the process group torchrun set up, or return a single-process Distributed."""
     if not under_torchrun():
         return Distributed()
-    rank, local_rank, world = env_rank(), int(os.environ.get("LOCAL_RANK", "0")), int(os.environ["WORLD_SIZE"])
+    rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
+    world = int(os.environ["WORLD_SIZE"])
     local_size = int(os.environ.get("LOCAL_WORLD_SIZE", world))
     if not dist.is_initialized():
         on_gpu = device_name != "cpu" and torch.cuda.is_available()
