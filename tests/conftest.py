@@ -5,6 +5,7 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from tui_trainer.engine.config import TrainConfig, config_from_dict
 
@@ -13,6 +14,11 @@ REPO = Path(__file__).resolve().parent.parent
 TINY = dict(d_model=32, num_blocks=2, num_heads=2, context_length=32, dropout=0.0, batch_size=8,
             max_iters=60, eval_interval=20, eval_iters=4, log_interval=5, tokenizer="byte",
             learning_rate=3e-3)
+
+
+# Property tests draw the same examples on every run: a failure found once is found again.
+settings.register_profile("deterministic", derandomize=True, print_blob=True)
+settings.load_profile("deterministic")
 
 
 @pytest.fixture(autouse=True, scope="session")

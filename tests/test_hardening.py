@@ -5,7 +5,7 @@ import asyncio
 import string
 
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tui_trainer.engine.config import FIELDS, TrainConfig, config_from_dict, find_problems, parse_overrides
@@ -47,8 +47,12 @@ def test_set_overrides_are_accepted_or_rejected_with_messages(items):
 TEXT_INPUTS = [n for n in FIELDS if str(FIELDS[n].type) in ("int", "float", "str") and not FIELDS[n].metadata["choices"]]
 
 
+MARKUP = ["[x=", "[", "]", "[/]", "\\", "[bold]", "[/b", "[link=x]y[/link]", "[red]]", "[@click=app.quit]q[/]"]
+
+
 @settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.tuples(st.sampled_from(TEXT_INPUTS), texts), min_size=10, max_size=30))
+@example([(name, text) for name in ("learning_rate", "d_model", "data", "run_name", "sample_prompt") for text in MARKUP])
 def test_form_answers_any_typing_with_a_message(tiny_config, edits):
     async def drive() -> None:
         app = create_app(tiny_config)

@@ -158,7 +158,7 @@ async def test_runs_screen_lists_resumes_and_compares(tiny_config, tmp_path):
         assert isinstance(screen, RunsScreen)
         table = screen.query_one(DataTable)
         assert table.row_count == 2
-        rows = [table.get_row_at(i) for i in range(2)]
+        rows = [[str(cell) for cell in table.get_row_at(i)] for i in range(2)]  # cells are plain Text
         assert {row[1] for row in rows} == {"a-finished", "b-other-lr"}
         assert all(row[3] == "finished" and row[4] == "20/20" for row in rows)
         # compare: mark both, overlay their val curves labelled by the key that differs
@@ -292,7 +292,7 @@ async def test_runs_screen_watches_a_run_another_process_trains(tiny_config, cor
         app = create_app(tiny_config)
         async with app.run_test(size=SIZE) as pilot:
             await pilot.press("f2")
-            assert app.screen.table.get_row_at(0)[3] == "running"
+            assert str(app.screen.table.get_row_at(0)[3]) == "running"  # cells are plain Text
             await pilot.press("enter")  # resume of a running run follows it instead of training it twice
             await wait_for(pilot, lambda: app.watching == run_dir and app.state == "running")
             await wait_for(pilot, lambda: app.plot.raw.total > 2)

@@ -213,6 +213,7 @@ def runs(args: argparse.Namespace) -> int:
 
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     from .console import fmt_date, fmt_loss
     from .engine.errors import RunDirError
@@ -233,7 +234,7 @@ def runs(args: argparse.Namespace) -> int:
     elif sys.stdout.isatty():
         table = Table(*header, box=None)
         for row in rows:
-            table.add_row(*row)
+            table.add_row(*map(Text, row))  # run names are data: Text, never console markup
         Console(highlight=False).print(table)
     else:  # tab-separated on a pipe: `gpt-tui runs --sort best | head -2 | cut -f1`
         for row in (header, *rows):
@@ -242,7 +243,9 @@ def runs(args: argparse.Namespace) -> int:
 
 
 def _run_app(make_app, stderr_log) -> int:
-    """Run ``make_app(stderr)`` with native stderr sent to ``stderr_log``; a signal's exit code wins."""
+    """Run ``make_app(stderr)`` with native stderr sent to ``stderr_log``; a signal's exit code wins.
+    A dashboard that failed exits 1 with one line that names its traceback's file."""
+    from .ui.crash import report_crash
     from .ui.native_stderr import NativeStderr
 
     stderr = NativeStderr()
@@ -252,7 +255,11 @@ def _run_app(make_app, stderr_log) -> int:
         result = application.run()
     finally:
         stderr.stop()
+        application.restore_signals()
     code = application.signal_exit or result or 0
+    if application.crash is not None:
+        code, line = report_crash(application)
+        print(line, file=sys.stderr, flush=True)
     _exit_if_input_thread_stuck(code)
     return code
 

@@ -50,7 +50,7 @@ class ConsoleReporter:
 
     def _line(self, text: str) -> None:
         if self.progress:
-            self.progress.console.print(text)
+            self.progress.console.print(text, markup=False)  # paths and samples are data, not markup
         else:
             print(text, flush=True)
 

@@ -440,7 +440,7 @@ class Trainer:
             self.save_checkpoint("latest")
         status = "stopped" if reason else "finished"
         self.rundir.log("end", self.step, status=status, reason=reason or "")
-        self.rundir.update_status(status=status, ended=time.time(), last_step=self.step)
+        self.rundir.update_status(status=status, ended=time.time(), last_step=self.step, reason=reason)
         self.rundir.sync()
         finished = RunFinished(self.step, status, reason or "", self.best_val_loss, str(self.rundir.path))
         self._emit(finished)

@@ -11,6 +11,7 @@ through its files instead: a thread worker reads metrics.jsonl as it grows and p
 from __future__ import annotations
 
 import signal
+import traceback
 import warnings
 from pathlib import Path
 
@@ -32,6 +33,7 @@ from .messages import CorpusInfo, EngineEvent, FollowedEvents, TokenizeProgress,
 from .native_stderr import NativeStderr
 from .runs_actions import RunsActions
 from .screens import QuitScreen
+from .state import AppState, allowed
 from .widgets.device_panel import DevicePanel
 from .widgets.form import HyperparamForm
 from .widgets.log_panel import LogPanel
@@ -72,7 +74,7 @@ class GptTuiApp(RunsActions, App[int]):
         self.job = None  # the torchrun job (a Popen) this app launched for processes > 1, while followed
         self.resume_from: Path | None = None  # the run that F5 continues, chosen on the Runs screen
         self._watch_on_mount = watch
-        self.state = "idle"  # idle, starting, running, paused, stopping, ended
+        self.state = AppState.IDLE
         self.run_dir: str | None = None
         self._dirty = False
         self._ticks = 0
@@ -81,6 +83,10 @@ class GptTuiApp(RunsActions, App[int]):
         self._corpus_key: tuple | None = self._corpus_key_of(config) if corpus_figures else None
         self._quit_after_run = False
         self.signal_exit: int | None = None  # the exit code a SIGINT, SIGTERM or SIGHUP asked for
+        # An exception that escaped a UI handler (see _handle_exception), with its traceback text.
+        self.crash: BaseException | None = None
+        self.crash_traceback = ""
+        self.run_result = None  # RunFinished or RunFailed of this app's own last run, once it returned
         self._previous_showwarning = warnings.showwarning
         self._previous_handlers: dict = {}
 
@@ -136,8 +142,13 @@ class GptTuiApp(RunsActions, App[int]):
 
     def on_unmount(self) -> None:
         warnings.showwarning = self._previous_showwarning
-        for sig, handler in self._previous_handlers.items():
-            signal.signal(sig, handler)
+        if self.crash is None or not self.owns_run():  # else signals keep their promise until the run has saved
+            self.restore_signals()
+
+    def notify(self, message: str, *, title: str = "", severity="information", timeout: float | None = None,
+               markup: bool = False) -> None:
+        """Notifications carry paths, run names and engine messages: plain text, never markup."""
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=False)
 
     def get_system_commands(self, screen):
         yield from super().get_system_commands(screen)
@@ -166,17 +177,40 @@ class GptTuiApp(RunsActions, App[int]):
         this app's own finishes its step, saves and syncs, then the app exits with 128 + signum.
         A watched run belongs to another process and goes on."""
         self.signal_exit = SIGNAL_EXIT_CODES[signum]
-        owned = isinstance(self.control, TrainingControl) or self.job is not None
-        if owned and self.state in ("running", "paused", "starting", "stopping"):
+        if self.owns_run():
             self.control.stop(f"received {signal.Signals(signum).name}", save=True)
             self._quit_after_run = True
-        else:
+        elif self.crash is None:  # after a crash the app is gone already; the exit code is all that is left
             self.call_later(self.exit, self.signal_exit)
 
-    def _set_state(self, state: str) -> None:
+    def owns_run(self) -> bool:
+        """A run of this app's own (its thread, or the torchrun job it launched) is going on."""
+        owned = isinstance(self.control, TrainingControl) or self.job is not None
+        return owned and allowed(self.state).in_run
+
+    def _handle_exception(self, error: Exception) -> None:
+        """The crash barrier. Whatever raised in the UI, this app's own run is asked to stop and
+        save at its next step boundary (Textual then waits for the training thread as it shuts
+        down); a watched run or a torchrun job is left to go on. The traceback is kept for
+        error.log and replaces Textual's full-screen one: the CLI prints one line instead."""
+        if self.crash is None:
+            self.crash = error
+            self.crash_traceback = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+            if isinstance(self.control, TrainingControl) and allowed(self.state).in_run:
+                self.control.stop(f"the dashboard failed ({type(error).__name__})", save=True)
+        renderables = len(self._exit_renderables)
+        super()._handle_exception(error)
+        del self._exit_renderables[renderables:]
+
+    def restore_signals(self) -> None:
+        for sig, handler in self._previous_handlers.items():
+            signal.signal(sig, handler)
+        self._previous_handlers = {}
+
+    def _set_state(self, state: AppState) -> None:
         self.state = state
-        self.progress.set_state(state)
-        self.form.set_running(state in ("starting", "running", "paused", "stopping"), live=self.watching is None)
+        self.progress.set_state(state.value)
+        self.form.set_running(allowed(state).in_run, live=self.watching is None)
         self._sync_controls()
         self._dirty = True
 
@@ -184,31 +218,31 @@ class GptTuiApp(RunsActions, App[int]):
         for button_id, button in self.buttons.items():
             action = "toggle_pause" if button_id == "pause" else button_id
             button.disabled = self.check_action(action, ()) is not True
-        self.buttons["pause"].label = "Resume" if self.state == "paused" else "Pause"
+        self.buttons["pause"].label = "Resume" if self.state == AppState.PAUSED else "Pause"
         self.refresh_bindings()
 
     def check_action(self, action: str, parameters: tuple) -> bool | None:
         """True: allowed now. None: shown dimmed in the footer, so every key stays discoverable."""
+        rules = allowed(self.state)
         if action == "start":
-            allowed = self.state in ("idle", "ended") and self.form_config is not None
+            ok = rules.start and self.form_config is not None
         elif action in ("toggle_pause", "stop"):
-            allowed = self.state in ("running", "paused")
-        elif action == "save":
-            allowed = (self.trainer is not None and self.state in ("running", "paused", "ended")) or (
-                self.watching is not None and self.state in ("running", "paused"))
+            ok = rules.steer
+        elif action == "save":  # a watched run saves in its own process, while it runs
+            ok = rules.save and (self.trainer is not None or (self.watching is not None and rules.in_run))
         elif action == "sample":
-            allowed = self.trainer is not None and self.state in ("running", "paused", "ended")
+            ok = rules.sample and self.trainer is not None
         elif action == "runs":
-            allowed = self.state in ("idle", "ended")
+            ok = rules.runs
         else:
             return True
-        return True if allowed else None
+        return True if ok else None
 
     def _tick(self) -> None:
         self._ticks += 1
         if self._dirty:
             self.progress.redraw()
-            if self._ticks % PLOT_EVERY == 0 or self.state == "ended":
+            if self._ticks % PLOT_EVERY == 0 or self.state == AppState.ENDED:
                 self._dirty = False
                 self.plot.refresh()
                 self.plot_legend.show(self.plot.legend())
@@ -218,7 +252,7 @@ class GptTuiApp(RunsActions, App[int]):
     def _form_changed(self, event: HyperparamForm.Changed) -> None:
         was_valid = self.form_config is not None
         self.form_config = event.config
-        if self.state in ("idle", "ended") and was_valid != (event.config is not None):
+        if allowed(self.state).start and was_valid != (event.config is not None):
             self._sync_controls()
         if event.config is not None:
             key = self._corpus_key_of(event.config)
@@ -261,7 +295,7 @@ class GptTuiApp(RunsActions, App[int]):
 
     @on(HyperparamForm.LearningRateSubmitted)
     def _lr_submitted(self, event: HyperparamForm.LearningRateSubmitted) -> None:
-        if isinstance(self.control, TrainingControl) and self.state in ("running", "paused"):
+        if isinstance(self.control, TrainingControl) and allowed(self.state).steer:
             self.control.set_lr(event.learning_rate)
             self.notify(f"learning rate {event.learning_rate:g} from the next step", title="Learning rate")
 
@@ -299,7 +333,7 @@ class GptTuiApp(RunsActions, App[int]):
             self._plot_history(read_events(resume))
             self.log_line(f"resuming {resume}")
         run_dir, self.first_run_dir = self.first_run_dir, None
-        self._set_state("starting")
+        self._set_state(AppState.STARTING)
         self.log_line("starting: reading the corpus and building the model")
         self._train(config, run_dir, self.control, resume)
 
@@ -317,25 +351,27 @@ class GptTuiApp(RunsActions, App[int]):
             trainer = Trainer(config, on_event, control, run_dir=run_dir, reserve_core=True,
                               progress=self._tokenize_progress)
         self.post_message(TrainerReady(trainer))
-        trainer.run()
+        self.run_result = trainer.run()
 
     def action_toggle_pause(self) -> None:
-        if self.state == "running":
+        if not allowed(self.state).steer:
+            return
+        if self.state == AppState.PAUSED:
+            self.control.resume()
+        else:
             self.control.pause()
             self.log_line("pausing at the next step")
-        elif self.state == "paused":
-            self.control.resume()
 
     def action_stop(self) -> None:
-        if self.control and self.state in ("running", "paused"):
+        if self.control and allowed(self.state).steer:
             self.control.stop("stopped by user")
-            self._set_state("stopping")
+            self._set_state(AppState.STOPPING)
 
     def action_save(self) -> None:
         if self.check_action("save", ()) is not True:
             self.notify("no model yet: start a run first", severity="warning", title="Save checkpoint")
             return
-        if self.state == "ended":
+        if self.state == AppState.ENDED:
             self._save_after_run()
         else:
             self.control.save_now()
@@ -357,7 +393,7 @@ class GptTuiApp(RunsActions, App[int]):
     def _sample(self, request: SampleRequest) -> None:
         if self.check_action("sample", ()) is not True:
             self.notify("no model yet: start a run first", severity="warning", title="Sample")
-        elif self.state == "ended":
+        elif self.state == AppState.ENDED:
             self._sample_after_run(request)
         else:
             self.control.request_sample(request)
@@ -372,7 +408,7 @@ class GptTuiApp(RunsActions, App[int]):
         self.log_line(f"loss axis: {'log' if log_y else 'linear'}")
 
     def action_request_quit(self) -> None:
-        if (self.watching and not self.job) or self.state not in ("running", "paused", "stopping", "starting"):
+        if (self.watching and not self.job) or not allowed(self.state).in_run:
             self.exit(0)  # a watched run goes on in its own process
             return
 
@@ -380,7 +416,7 @@ class GptTuiApp(RunsActions, App[int]):
             if answer in ("save", "discard") and self.control:
                 self.control.stop("quit", save=answer == "save")
                 self._quit_after_run = True
-                self._set_state("stopping")
+                self._set_state(AppState.STOPPING)
         self.push_screen(QuitScreen(), chosen)
 
     # ---- engine events -------------------------------------------------------------------------
@@ -423,8 +459,8 @@ class GptTuiApp(RunsActions, App[int]):
             self.log_line(f"run {event.run_dir}: {event.num_params:,} parameters, vocab {event.vocab_size:,}, "
                           f"{event.train_tokens:,} train tokens, {event.device} {event.dtype}")
         elif isinstance(event, StateChanged):
-            if self.state != "stopping":
-                self._set_state(event.state)
+            if self.state != AppState.STOPPING:
+                self._set_state(AppState(event.state))
             if event.state == "compiling":
                 self.log_line("compiling the model: the first step takes a while")
         elif isinstance(event, CheckpointSaved):
@@ -447,7 +483,7 @@ class GptTuiApp(RunsActions, App[int]):
             self._run_ended()
 
     def _run_ended(self) -> None:
-        self._set_state("ended")
+        self._set_state(AppState.ENDED)
         if self._quit_after_run:
             self.exit(0)
 
@@ -460,7 +496,7 @@ class GptTuiApp(RunsActions, App[int]):
         self.log_line(message, "error")
         self.notify(message, severity="error", title="Error", timeout=10)
         if event.worker.group == "training":
-            self._set_state("ended" if self.trainer else "idle")
+            self._set_state(AppState.ENDED if self.trainer else AppState.IDLE)
             if self._quit_after_run:
                 self.exit(0)
 

@@ -21,6 +21,7 @@ from ..engine.follow import RunWatcher, read_events, read_status
 from ..engine.runs import RunSummary, compare_label, differing_keys, read_run_config, summarize, val_curve
 from .messages import FollowedEvents
 from .runs_screen import RunsScreen
+from .state import AppState, allowed
 
 FOLLOW_INTERVAL = 0.5  # seconds between reads of a followed run's files
 
@@ -83,7 +84,7 @@ class RunsActions:
     def watch_run(self, run_dir: Path, job=None) -> None:
         """Follow a run that another process trains: plot, progress, samples, save and stop.
         ``job`` is the torchrun process when this app launched it: then quitting stops it."""
-        if self.state not in ("idle", "ended"):
+        if not allowed(self.state).start:
             self.notify("stop the current run first", severity="warning", title="Watch")
             return
         run_dir = Path(run_dir)
@@ -105,7 +106,7 @@ class RunsActions:
         else:
             self.sub_title = f"watching {run_dir.name} · {status.get('device', '?')} on {status.get('host', '?')}"
             self.log_line(f"watching {run_dir} (pid {status.get('pid', '?')}): ctrl+s asks it to save, F7 to stop")
-        self._set_state("starting")
+        self._set_state(AppState.STARTING)
         self._follow(run_dir, job)
 
     def _leave_watch(self) -> None:

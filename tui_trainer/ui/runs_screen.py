@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -36,9 +37,9 @@ class RunsScreen(Screen[tuple[str, list[Path]] | None]):
 
     def compose(self) -> ComposeResult:
         yield Static(f"Runs in {self.out_dir}/ · enter resume · space mark · c compare · w watch",
-                     id="runs-title")
+                     id="runs-title", markup=False)
         yield self.table
-        yield Static("", id="runs-empty")
+        yield Static("", id="runs-empty", markup=False)
         yield Footer()
 
     def on_mount(self) -> None:
@@ -48,8 +49,10 @@ class RunsScreen(Screen[tuple[str, list[Path]] | None]):
             table.add_column(label, key=label)
         for run in self.runs:
             steps = f"{run.last_step:,}" + (f"/{run.max_iters:,}" if run.max_iters else "")
-            table.add_row("", run.name, fmt_date(run.started), run.status, steps, fmt_loss(run.best_val_loss),
-                          fmt_count(run.num_params) if run.num_params else "-", run.device, key=str(run.path))
+            # DataTable parses str cells as markup: run names, statuses and devices come from files
+            cells = (run.name, fmt_date(run.started), run.status, steps, fmt_loss(run.best_val_loss),
+                     fmt_count(run.num_params) if run.num_params else "-", run.device)
+            table.add_row("", *(Text(str(cell)) for cell in cells), key=str(run.path))
         empty = self.query_one("#runs-empty", Static)
         empty.update(f"No runs in {self.out_dir}/ yet: press escape, then F5 to start one.")
         empty.display = not self.runs

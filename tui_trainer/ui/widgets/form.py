@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -46,7 +47,8 @@ class HyperparamForm(VerticalScroll):
         self._loading = False
 
     def compose(self) -> ComposeResult:
-        yield Select(self._presets, prompt="Load preset…", id="preset", allow_blank=True, compact=True)
+        yield Select([(Text(name), path) for name, path in self._presets], prompt="Load preset…", id="preset",
+                     allow_blank=True, compact=True)  # file names are data: Text, never markup
         for group in GROUPS:
             yield Static(group, classes="group-title")
             for name, f in FIELDS.items():
@@ -56,8 +58,9 @@ class HyperparamForm(VerticalScroll):
                     with Horizontal(classes="field-row"):
                         yield Label(name, classes="field-name")
                         yield self._input_for(name, getattr(self._initial, name))
-                    yield Static("", classes="field-error", id=f"error-{name}")
-        yield Static("", id="derived")
+                    # problems quote what the user typed: plain text, never markup
+                    yield Static("", classes="field-error", id=f"error-{name}", markup=False)
+        yield Static("", id="derived", markup=False)  # may name the corpus path
         with Horizontal(id="preset-save"):
             yield Input(placeholder="preset name", id="preset-name")
             yield Button("Save preset", id="save-preset")

@@ -121,12 +121,24 @@ class PlotLegend(Static):
     entries (never inside one)."""
 
     text = Text()  # what is shown
+    items: list[tuple[str, str, str]] = []
 
     def show(self, items: list[tuple[str, str, str]]) -> None:
+        self.items = items
         entries = [Text().append(f"{mark} ", style=RICH_COLORS[color]).append(label) for mark, label, color in items]
-        lines = wrap_entries(entries, max(20, self.content_size.width or 200))
+        lines = wrap_entries(entries, max(20, self._width()))
         legend = Text("\n").join(Text(" " * GAP).join(line) for line in lines)
         if legend.plain != self.text.plain:  # a new series or a new best: rare, so a layout pass is fine
             self.text = legend
             self.update(legend)
             self.display = bool(legend.plain)  # no empty row under an empty plot
+
+    def _width(self) -> int:
+        """The columns a line may use. Hidden (before the first series) the legend has no size of
+        its own, so it wraps to what it will get: its container's width less its own gutter."""
+        if self.display and self.content_size.width:
+            return self.content_size.width
+        return (self.parent.content_size.width if self.parent else 200) - self.styles.gutter.width
+
+    def on_resize(self) -> None:
+        self.show(self.items)  # wrapped anew for the new width

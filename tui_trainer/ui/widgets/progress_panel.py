@@ -23,9 +23,9 @@ class ProgressPanel(Horizontal):
         self.eval: EvalResult | None = None
         self.note = ""  # shown until the first step reports, e.g. tokenizing progress
         # Kept as attributes: the app's timer may redraw while the screen is being torn down.
-        self._state_label = Static("idle", id="run-state")
+        self._state_label = Static("idle", id="run-state", markup=False)
         self._bar = ProgressBar(total=1, show_eta=False, id="step-bar")  # a fixed total: no idle animation
-        self._figures = Static("", id="run-figures")
+        self._figures = Static("", id="run-figures", markup=False)  # the note may name a path
 
     def compose(self) -> ComposeResult:
         yield self._state_label

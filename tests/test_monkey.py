@@ -1,0 +1,105 @@
+"""A seeded monkey: random keys and hostile pastes into every input, on every screen, in every
+state of a run. After each burst the app must still be up, uncrashed, and consistent."""
+from __future__ import annotations
+
+import random
+
+from textual import events
+from textual.widgets import Button, Input
+
+from tui_trainer.ui.app import create_app
+from tui_trainer.ui.screens import QuitScreen
+from tui_trainer.ui.state import AppState
+
+from .conftest import make_config
+from .test_app import wait_for
+
+SEED = 20261126
+PASTES = ["[", "]", "[/]", "\\", "[bold]", "[x=", "[/b", "[link=x]y", "[@click=app.quit]q[/]", "\x00\x1b[2J\x07\t",
+          "🚀🔥💥", "中文字符テスト", "1e-3", "-0", "nan", "inf", "9" * 40, "x" * 10_000]
+# Keys that edit and move, never keys that leave a phase (those are pressed on purpose below).
+KEYS = ["tab", "shift+tab", "up", "down", "left", "right", "home", "end", "backspace", "delete", "f9",
+        "ctrl+a", "ctrl+e", "ctrl+k", "ctrl+u", "ctrl+w", "a", "[", "]", "\\", "0", "1", ".", "e", "-", "space"]
+BUTTON_ACTIONS = {"start": "start", "pause": "toggle_pause", "stop": "stop", "save": "save"}
+
+
+def check_consistent(app) -> None:
+    """What must hold whatever was typed: the app is up, never crashed, and what it shows agrees
+    with its state."""
+    assert app.is_running and app.crash is None
+    assert isinstance(app.state, AppState)
+    for button_id, action in BUTTON_ACTIONS.items():
+        button = app.query_one(f"#{button_id}", Button)
+        assert button.disabled == (app.check_action(action, ()) is not True), (button_id, app.state)
+    form = app.form
+    for name, problem in form.problems.items():
+        assert problem and form.query_one(f"#error-{name}").display, name
+    assert (app.form_config is None) == bool(form.problems)
+
+
+async def burst(pilot, rng: random.Random, inputs: list[str], count: int, keys: list[str] = KEYS) -> None:
+    """``count`` random actions: focus an input, press a key, or paste a hostile string."""
+    app = pilot.app
+    for _ in range(count):
+        roll = rng.random()
+        if roll < 0.2 and inputs:
+            widget = app.screen.query_one(f"#{rng.choice(inputs)}")
+            if not widget.disabled:
+                widget.focus()
+        elif roll < 0.45:
+            focused = app.focused
+            if focused is not None:
+                focused.post_message(events.Paste(rng.choice(PASTES)))
+        else:
+            await pilot.press(rng.choice(keys))
+        await pilot.pause()
+    check_consistent(app)
+
+
+async def test_random_typing_never_kills_the_app_in_any_state(tiny_config):
+    rng = random.Random(SEED)
+    config = make_config(tiny_config, max_iters=100_000, log_interval=5, eval_interval=50)
+    app = create_app(config)
+    async with app.run_test(size=(100, 32)) as pilot:
+        form_inputs = [w.id for w in app.query("#form Input")]
+        sample_inputs = ["sample-prompt", "sample-temperature", "sample-top-k"]
+        # idle: every form field and the Samples inputs
+        await burst(pilot, rng, form_inputs + sample_inputs, 60)
+        # the preset picker, opened and typed at, then closed
+        app.form.query_one("#preset").focus()
+        await pilot.press("enter")
+        await burst(pilot, rng, [], 10, ["up", "down", "a", "[", "]", "\\", "end", "home"])
+        await pilot.press("escape")
+        # the Runs screen, empty or not
+        await pilot.press("f2")
+        await burst(pilot, rng, [], 10, ["up", "down", "space", "[", "]", "a"])
+        await pilot.press("escape")
+        await pilot.pause()
+        # running: back to a valid form (the idle burst may have broken it), then start
+        app.form.load(config)
+        await pilot.pause()
+        await pilot.press("f5")
+        await wait_for(pilot, lambda: app.state == AppState.RUNNING, timeout=60)
+        await burst(pilot, rng, ["f-learning_rate"] + sample_inputs, 40, KEYS + ["enter"])
+        # the quit dialog over a running run: typed at, then cancelled
+        await pilot.press("ctrl+q")
+        await pilot.pause()
+        assert isinstance(app.screen, QuitScreen)
+        await burst(pilot, rng, [], 8, ["tab", "left", "right", "[", "]", "a", "up"])
+        await pilot.press("escape")
+        await pilot.pause()
+        # paused (unless a typed learning rate already made the run fail: then it has ended)
+        if app.state == AppState.RUNNING:
+            await pilot.press("f6")
+            await wait_for(pilot, lambda: app.state in (AppState.PAUSED, AppState.ENDED))
+        await burst(pilot, rng, ["f-learning_rate"] + sample_inputs, 25)
+        # ended: stop, then everything again, the Runs screen listing the run
+        if app.state in (AppState.RUNNING, AppState.PAUSED):
+            await pilot.press("f7")
+        await wait_for(pilot, lambda: app.state == AppState.ENDED, timeout=60)
+        await burst(pilot, rng, form_inputs + sample_inputs, 40)
+        await pilot.press("f2")
+        await burst(pilot, rng, [], 8, ["up", "down", "space", "[", "]"])
+        await pilot.press("escape")
+        await pilot.pause()
+        check_consistent(app)
