@@ -129,3 +129,54 @@ def test_app_stops_saves_and_exits_on_signals(sig, code, tmux, corpus, tmp_path)
     saved = torch.load(run_dir / "model.ckpt", weights_only=True)
     assert saved["step"] == status["last_step"] >= last_step(run_dir) >= 10
     assert f"received {signal.Signals(sig).name}" in (run_dir / "metrics.jsonl").read_text()
+
+
+def test_typing_a_bracket_while_training_shows_an_error_and_training_goes_on(tmux, corpus, tmp_path):
+    """The first scenario of the crash report: Tab lands on learning_rate, `[x=` is typed."""
+    run_dir = tmp_path / "run"
+    tmux.start(app_command(corpus, run_dir), 120, 40)
+    wait_until(lambda: last_step(run_dir) >= 10)
+    wait_until(lambda: "running" in tmux.screen())
+    tmux.keys("Tab")
+    time.sleep(0.5)  # as a person types: the field selects its text when focus lands
+    tmux.keys("-l", "[x=")
+    wait_until(lambda: "learning_rate = '[x=': must" in tmux.screen(), timeout=15)  # the field's error line
+    step = last_step(run_dir)
+    wait_until(lambda: last_step(run_dir) > step + 10)  # training goes on, under a live UI
+    assert "running" in tmux.screen() and "learning_rate = '[x=': must" in tmux.screen()
+    tmux.keys("F7")
+    wait_until(lambda: json.loads((run_dir / "run.json").read_text())["status"] == "stopped")
+
+
+CRASHING_APP = """
+import sys
+from tui_trainer.cli import main
+from tui_trainer.ui.app import GptTuiApp
+
+def broken(self):
+    raise RuntimeError("a bug in a key handler [x=")
+
+GptTuiApp.action_toggle_log_y = broken  # F9 now raises inside the UI, as any UI bug would
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_ui_crash_stops_saves_and_exits_1_with_one_line(tmux, corpus, tmp_path):
+    """The crash barrier: the run stops at a step boundary and saves, run.json says why, the
+    traceback lands in RUN_DIR/error.log, and the terminal gets one line and exit code 1."""
+    run_dir, rc_file, script = tmp_path / "run", tmp_path / "rc", tmp_path / "crashing_app.py"
+    script.write_text(CRASHING_APP)
+    command = [sys.executable, str(script), *app_command(corpus, run_dir)[3:]]
+    tmux.start(command, 120, 40, rc_file)
+    wait_until(lambda: last_step(run_dir) >= 10)
+    tmux.keys("F9")
+    wait_until(lambda: rc_file.exists() and rc_file.read_text().strip(), timeout=30)
+    assert int(rc_file.read_text()) == 1
+    status = json.loads((run_dir / "run.json").read_text())
+    assert status["status"] == "stopped" and "dashboard failed" in status["reason"]
+    saved = torch.load(run_dir / "model.ckpt", weights_only=True)
+    assert saved["step"] == status["last_step"] >= last_step(run_dir) >= 10
+    assert "a bug in a key handler" in (run_dir / "error.log").read_text()
+    screen = tmux("capture-pane", "-p", "-J", "-t", tmux.session)  # -J: the line as printed, unwrapped
+    assert f"traceback in {run_dir / 'error.log'}" in screen and f"gpt-tui train --resume {run_dir}" in screen
+    assert "Traceback" not in screen

@@ -1,7 +1,7 @@
 """The gpt-tui app: edit hyperparameters, start training, watch the loss, save with ctrl+s.
 
 Training runs in a thread worker that drives the engine's Trainer. Engine events arrive as
-``EngineEvent`` messages; the app stores them and redraws at most five times a second.
+``EngineEvents`` batches; the app stores them and redraws at most five times a second.
 User actions become TrainingControl commands.
 
 A run that another process trains (``gpt-tui watch``, the Runs screen's Watch) is followed
@@ -29,7 +29,8 @@ from ..engine.events import (CheckpointSaved, EvalResult, Event, LogMessage, Run
                              SampleText, StateChanged, StepMetrics)
 from ..engine.follow import read_events
 from ..engine.resources import configs_dir
-from .messages import CorpusInfo, EngineEvent, FollowedEvents, TokenizeProgress, TrainerReady
+from .event_batches import EventBatches
+from .messages import CorpusInfo, EngineEvents, FollowedEvents, TokenizeProgress, TrainerReady
 from .native_stderr import NativeStderr
 from .runs_actions import RunsActions
 from .screens import QuitScreen
@@ -82,6 +83,7 @@ class GptTuiApp(RunsActions, App[int]):
         self._corpus_figures = corpus_figures
         self._corpus_key: tuple | None = self._corpus_key_of(config) if corpus_figures else None
         self._quit_after_run = False
+        self._save_requested = False  # ctrl+s was pressed and its checkpoint has not been reported yet
         self.signal_exit: int | None = None  # the exit code a SIGINT, SIGTERM or SIGHUP asked for
         # An exception that escaped a UI handler (see _handle_exception), with its traceback text.
         self.crash: BaseException | None = None
@@ -170,7 +172,7 @@ class GptTuiApp(RunsActions, App[int]):
 
     def _show_warning(self, message, category, filename, lineno, file=None, line=None) -> None:
         # Warnings may come from the training thread: post, never touch widgets directly.
-        self.post_message(EngineEvent(LogMessage("warning", f"{category.__name__}: {message}")))
+        self.post_message(EngineEvents([LogMessage("warning", f"{category.__name__}: {message}")]))
 
     def _on_signal(self, signum, frame) -> None:
         """SIGHUP (the terminal went away: SSH closed), SIGTERM or SIGINT: as on the CLI, a run of
@@ -341,8 +343,7 @@ class GptTuiApp(RunsActions, App[int]):
     def _train(self, config: TrainConfig, run_dir, control: TrainingControl, resume: Path | None = None) -> None:
         from ..engine.trainer import Trainer
 
-        def on_event(event: Event) -> None:
-            self.post_message(EngineEvent(event))
+        on_event = EventBatches(lambda events: self.post_message(EngineEvents(events)))
 
         if resume:  # the form's values become overrides; shape keys that differ are refused
             trainer = Trainer(None, on_event, control, resume=resume, resume_overrides=config.to_dict(),
@@ -351,7 +352,10 @@ class GptTuiApp(RunsActions, App[int]):
             trainer = Trainer(config, on_event, control, run_dir=run_dir, reserve_core=True,
                               progress=self._tokenize_progress)
         self.post_message(TrainerReady(trainer))
-        self.run_result = trainer.run()
+        try:
+            self.run_result = trainer.run()
+        finally:
+            on_event.flush()
 
     def action_toggle_pause(self) -> None:
         if not allowed(self.state).steer:
@@ -371,6 +375,7 @@ class GptTuiApp(RunsActions, App[int]):
         if self.check_action("save", ()) is not True:
             self.notify("no model yet: start a run first", severity="warning", title="Save checkpoint")
             return
+        self._save_requested = True
         if self.state == AppState.ENDED:
             self._save_after_run()
         else:
@@ -427,9 +432,10 @@ class GptTuiApp(RunsActions, App[int]):
         self.device_panel.device = device
         self.sub_title = f"{device} · {message.trainer.config.run_name}"
 
-    @on(EngineEvent)
-    def _engine_event(self, message: EngineEvent) -> None:
-        self._apply(message.event)
+    @on(EngineEvents)
+    def _engine_events(self, message: EngineEvents) -> None:
+        for event in message.events:
+            self._apply(event)
 
     @on(FollowedEvents)
     def _followed_events(self, message: FollowedEvents) -> None:
@@ -465,7 +471,9 @@ class GptTuiApp(RunsActions, App[int]):
                 self.log_line("compiling the model: the first step takes a while")
         elif isinstance(event, CheckpointSaved):
             if event.kind == "latest":
-                self._notify(replay, f"{event.path} at step {event.step}", title="Checkpoint saved")
+                if self._save_requested:  # the user's own ctrl+s; periodic saves only go to the log
+                    self._save_requested = False
+                    self._notify(replay, f"{event.path} at step {event.step}", title="Checkpoint saved")
                 self.log_line(f"saved {event.path} at step {event.step}")
         elif isinstance(event, SampleText):
             self.samples.add(event.step, event.text)

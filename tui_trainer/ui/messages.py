@@ -1,5 +1,6 @@
 """Messages shared by several widgets. Engine events cross from the training thread as
-``EngineEvent`` through ``post_message``, which is thread-safe and never blocks the trainer."""
+``EngineEvents`` batches through ``post_message``, which is thread-safe and never blocks the
+trainer (see event_batches.py)."""
 from __future__ import annotations
 
 from textual.message import Message
@@ -7,12 +8,12 @@ from textual.message import Message
 from ..engine.events import Event
 
 
-class EngineEvent(Message):
-    """One event from the trainer (step metrics, eval, checkpoint, sample, finished, failed...)."""
+class EngineEvents(Message):
+    """Events from the trainer, in order (step metrics, eval, checkpoint, sample, finished...)."""
 
-    def __init__(self, event: Event) -> None:
+    def __init__(self, events: list[Event]) -> None:
         super().__init__()
-        self.event = event
+        self.events = events
 
 
 class TrainerReady(Message):
