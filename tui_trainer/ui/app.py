@@ -10,7 +10,9 @@ through its files instead: a thread worker reads metrics.jsonl as it grows and p
 """
 from __future__ import annotations
 
+import os
 import signal
+import threading
 import traceback
 import warnings
 from pathlib import Path
@@ -43,6 +45,7 @@ from .widgets.progress_panel import ProgressPanel
 from .widgets.samples_panel import SamplesPanel
 
 UI_TICK = 0.2  # seconds between progress redraws: five a second, whatever the step rate
+EXIT_GRACE = 5.0  # seconds a signalled app may take to leave once its run is on disk
 PLOT_EVERY = 3  # the plot (the costliest widget) redraws every third tick, 0.6 s
 
 
@@ -183,7 +186,17 @@ class GptTuiApp(RunsActions, App[int]):
             self.control.stop(f"received {signal.Signals(signum).name}", save=True)
             self._quit_after_run = True
         elif self.crash is None:  # after a crash the app is gone already; the exit code is all that is left
-            self.call_later(self.exit, self.signal_exit)
+            self._leave(self.signal_exit)
+
+    def _leave(self, code: int) -> None:
+        """Exit after a signal. The terminal may be gone (SIGHUP: a dropped SSH connection), and
+        Textual's output thread can then block forever as the app shuts down, holding memory
+        and the GPU. Everything is on disk by now, so if the orderly exit has not ended the
+        process within EXIT_GRACE seconds, end it."""
+        timer = threading.Timer(EXIT_GRACE, os._exit, (code,))
+        timer.daemon = True
+        timer.start()
+        self.exit(code)
 
     def owns_run(self) -> bool:
         """A run of this app's own (its thread, or the torchrun job it launched) is going on."""
@@ -493,6 +506,13 @@ class GptTuiApp(RunsActions, App[int]):
     def _run_ended(self) -> None:
         self._set_state(AppState.ENDED)
         if self._quit_after_run:
+            self._quit_after_saving()
+
+    def _quit_after_saving(self) -> None:
+        """The run asked to end on quit (ctrl+q) or on a signal has ended: leave."""
+        if self.signal_exit:
+            self._leave(self.signal_exit)
+        else:
             self.exit(0)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
@@ -506,7 +526,7 @@ class GptTuiApp(RunsActions, App[int]):
         if event.worker.group == "training":
             self._set_state(AppState.ENDED if self.trainer else AppState.IDLE)
             if self._quit_after_run:
-                self.exit(0)
+                self._quit_after_saving()
 
     @on(Button.Pressed)
     def _button(self, event: Button.Pressed) -> None:
