@@ -293,6 +293,7 @@ def two_gpus(report: Report, config_args: list[str], out: Path) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--ratio-steps", type=int, default=1200, help="steps of the app-vs-headless runs")
     parser.add_argument("--out", type=Path, default=Path(os.environ["OUT"]) if os.environ.get("OUT") else None)
     parser.add_argument("--allow-cpu", action="store_true", help="run the checks on the CPU, tiny config")
     args = parser.parse_args()
@@ -329,7 +330,8 @@ def main() -> int:
                    f"{ours / ref:.2f}x (goal >= 1.0x)", verdict(ours / ref >= 1.0))
 
     steps += [("headless", headless_both), ("nanoGPT reference", reference),
-              ("app vs headless", lambda: app_against_headless(report, config_args, out, args.steps)),
+              ("app vs headless", lambda: app_against_headless(
+                  report, config_args + [f"--set=max_iters={args.ratio_steps}"], out, args.ratio_steps)),
               ("OOM", lambda: oom(report, state["run_dir"], out)),
               ("ctrl+s and SIGHUP", lambda: save_and_hang_up(report, config_args, out)),
               ("2 GPUs", lambda: two_gpus(report, config_args, out))]
