@@ -5,9 +5,10 @@
 1. `gpt-tui info`.
 2. configs/gpu.toml headless for --steps steps, compile off and on: tokens/s, MFU, peak memory.
 3. A nanoGPT-style loop written here (its get_batch with pinned memory, bf16 autocast, fused
-   AdamW, grad clip, torch.compile), same config and GPU: tokens/s against gpt-tui's.
-4. The app in a terminal (a pty this script owns, 120x40) against `gpt-tui train`, same config:
-   steps/s from each run's metrics.jsonl after warm-up.
+   AdamW, grad clip, torch.compile, the loss read at each log interval), same config and GPU:
+   tokens/s against gpt-tui's.
+4. The app in a terminal (a pty this script owns, 120x40) against `gpt-tui train`, same config,
+   --ratio-steps each: steps/s from each run's metrics.jsonl after warm-up.
 5. A batch that cannot fit, resumed from the run of (2): one clear OOM line, exit 1, and the
    checkpoint unchanged.
 6. ctrl+s, then a closed terminal (SIGHUP), in the app on the GPU: checkpoint step >= logged step.
