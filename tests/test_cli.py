@@ -168,3 +168,11 @@ def test_runs_lists_every_run_best_first_and_keeps_the_first_start_date(corpus, 
     assert [row[0] for row in rows] == [str(out / "fast"), str(out / "slow")]
     assert rows[1][2:4] == ["finished", "25/25"] and float(rows[0][4]) < float(rows[1][4])
     assert main(["runs", str(tmp_path / "none")]) == 2
+
+
+@pytest.mark.parametrize("option, value", [("--temperature", "nan"), ("--temperature", "-1"), ("--temperature", "inf"),
+                                           ("--top-k", "0"), ("--top-p", "0"), ("--top-p", "1.5"),
+                                           ("--max-new-tokens", "0")])
+def test_sample_refuses_settings_the_samples_tab_refuses(option, value, tmp_path, capsys):
+    assert main(["sample", str(tmp_path), option, value]) == 2  # refused before any checkpoint is read
+    assert f"gpt-tui: error: {option} {value}" in capsys.readouterr().err

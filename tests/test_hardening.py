@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import string
+from pathlib import Path
 
 import torch
 from hypothesis import HealthCheck, example, given, settings
@@ -87,3 +89,53 @@ def test_out_of_memory_is_reported_and_state_kept(tiny_config, monkeypatch):
     assert trainer.step == 11 and all(p.grad is None for p in trainer.raw_model.parameters())
     assert trainer.save_checkpoint() is not None  # the model in memory is intact and saves
     assert torch.load(trainer.rundir.latest, weights_only=True)["step"] == 11
+
+
+async def test_bad_sample_settings_are_refused_where_typed_and_never_fail_the_run(tiny_config):
+    """temperature nan used to reach torch.multinomial and fail the whole run."""
+    from textual.widgets import Input
+
+    from .test_app import wait_for
+
+    app = create_app(make_config(tiny_config, max_iters=100_000))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("f5")
+        await wait_for(pilot, lambda: app.state == "running")
+        for temperature, top_k, top_p in (("nan", "", ""), ("-1", "", ""), ("inf", "", ""), ("1", "0", ""),
+                                          ("1", "", "0"), ("1", "", "1.5"), ("x", "", "")):
+            app.query_one("#sample-temperature", Input).value = temperature
+            app.query_one("#sample-top-k", Input).value = top_k
+            app.query_one("#sample-top-p", Input).value = top_p
+            await pilot.pause()
+            assert app.query_one("#sample-problem").display, (temperature, top_k, top_p)
+            assert app.samples.request() is None
+        # a tiny temperature is valid: greedy in effect, never NaN
+        app.query_one("#sample-temperature", Input).value = "1e-50"
+        app.query_one("#sample-top-k", Input).value = ""
+        app.query_one("#sample-top-p", Input).value = ""
+        await pilot.pause()
+        assert not app.query_one("#sample-problem").display
+        await pilot.press("f8")
+        await wait_for(pilot, lambda: app.samples.query_one("#sample-log").lines)
+        assert app.state == "running"
+        await pilot.press("f7")
+        await wait_for(pilot, lambda: app.state == "ended")
+    status = json.loads((Path(app.run_dir) / "run.json").read_text())
+    assert status["status"] == "stopped" and (Path(app.run_dir) / "model.ckpt").exists()
+
+
+def test_a_failing_sample_is_an_error_of_that_sample_and_training_goes_on(tiny_config, monkeypatch):
+    from tui_trainer.engine.control import SampleRequest
+    from tui_trainer.engine.events import LogMessage, RunFinished
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("probability tensor contains inf/nan")
+
+    monkeypatch.setattr("tui_trainer.engine.trainer.generate_text", broken)
+    events = []
+    trainer = Trainer(make_config(tiny_config, max_iters=30, sample_interval=10), on_event=events.append)
+    trainer.control.request_sample(SampleRequest("x", 5, 1.0, None))
+    result = trainer.run()
+    assert isinstance(result, RunFinished) and result.step == 30
+    errors = [e.text for e in events if isinstance(e, LogMessage) and e.level == "error"]
+    assert len(errors) == 4 and all("sample failed" in text and "training goes on" in text for text in errors)

@@ -119,20 +119,13 @@ def sample(args: argparse.Namespace) -> int:
 
     from .engine.checkpoint import load_checkpoint, model_from_checkpoint, resolve_checkpoint
     from .engine.device import resolve_device
-    from .engine.sampling import generate_text
+    from .engine.sampling import generate_text, sample_problems
     from .engine.tokenizer import get_tokenizer
 
-    problems = []
-    if args.max_new_tokens < 1:
-        problems.append(f"--max-new-tokens {args.max_new_tokens}: must be >= 1")
-    if args.temperature < 0:
-        problems.append(f"--temperature {args.temperature}: must be >= 0 (0 = greedy)")
-    if args.top_k is not None and args.top_k < 1:
-        problems.append(f"--top-k {args.top_k}: must be >= 1")
-    if args.top_p is not None and not 0 < args.top_p <= 1:
-        problems.append(f"--top-p {args.top_p}: must be in (0, 1]")
+    problems = sample_problems(args.max_new_tokens, args.temperature, args.top_k, args.top_p)
     if problems:
-        raise ConfigError(problems)
+        # named as the options are: "--top-k 0: must be ..."
+        raise ConfigError([f"--{name.replace('_', '-')} {rest}" for name, rest in (p.split(" ", 1) for p in problems)])
     path = resolve_checkpoint(args.checkpoint, prefer=("best.ckpt", "model.ckpt"))
     ckpt = load_checkpoint(path)
     model, config, vocab = model_from_checkpoint(ckpt, path)

@@ -96,6 +96,10 @@ class Block(nn.Module):
         return x + self.ffn(self.ln2(x))
 
 
+# Temperatures below this are greedy: in float32 a smaller divisor rounds to 0 and gives NaN.
+GREEDY_BELOW = 1e-6
+
+
 class GPT(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -130,10 +134,13 @@ class GPT(nn.Module):
             context = idx[:, -self.cfg.context_length:]
             logits, _ = self(context)
             logits = logits[:, -1, :].float()  # (B, V)
-            if temperature <= 0:
+            if temperature < GREEDY_BELOW:
                 next_id = logits.argmax(dim=-1, keepdim=True)
             else:
-                next_id = torch.multinomial(F.softmax(filter_logits(logits / temperature, top_k, top_p), dim=-1),
+                # Shifted so the largest logit is 0: a small temperature sends the others towards
+                # -inf, never to inf - inf = NaN.
+                scaled = (logits - logits.max(dim=-1, keepdim=True).values) / temperature
+                next_id = torch.multinomial(F.softmax(filter_logits(scaled, top_k, top_p), dim=-1),
                                             1, generator=generator)
             idx = torch.cat((idx, next_id), dim=1)
         return idx

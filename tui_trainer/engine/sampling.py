@@ -1,10 +1,27 @@
 """Text in, text out: prompt encoding through the vocabulary map, generation, decoding."""
 from __future__ import annotations
 
+import math
+
 import torch
 
 from .model import GPT
 from .tokenizer import Tokenizer, VocabMap
+
+
+def sample_problems(max_new_tokens: int, temperature: float, top_k: int | None, top_p: float | None) -> list[str]:
+    """What is wrong with these sampling settings (empty when they are fine), in the words of
+    the Samples tab and of `gpt-tui sample` alike."""
+    problems = []
+    if max_new_tokens < 1:
+        problems.append(f"max_new_tokens {max_new_tokens}: must be >= 1")
+    if not (math.isfinite(temperature) and temperature >= 0):
+        problems.append(f"temperature {temperature}: must be a finite number > 0 (or 0 for greedy)")
+    if top_k is not None and top_k < 1:
+        problems.append(f"top_k {top_k}: must be an integer >= 1 (or empty for none)")
+    if top_p is not None and not (math.isfinite(top_p) and 0 < top_p <= 1):
+        problems.append(f"top_p {top_p}: must be in (0, 1] (or empty for none)")
+    return problems
 
 
 def encode_prompt(prompt: str, tokenizer: Tokenizer, vocab: VocabMap) -> list[int]:

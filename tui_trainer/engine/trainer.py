@@ -275,16 +275,25 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         return total
 
+    def _side_action(self, what: str, action, *args) -> None:
+        """A save or a sample is never worth the run: whatever it raises is reported as that
+        action's error, and training goes on."""
+        try:
+            action(*args)
+        except Exception as exc:  # noqa: BLE001 - any failure of a side action, by design
+            self._emit(LogMessage("error", f"{what} failed at step {self.step} ({type(exc).__name__}: {exc}); "
+                                           "training goes on"))
+
     def _apply_requests(self) -> None:
         """Save and sample requests: served at a step boundary, paused or not (by rank 0 alone,
         which needs no other rank for either)."""
         if self.file_requests:
             self.file_requests.poll(self.control)
         if self.control.take_save():
-            self.save_checkpoint("latest")
+            self._side_action("saving the checkpoint", self.save_checkpoint, "latest")
         request = self.control.take_sample()
         if request:
-            self.sample(request)
+            self._side_action("the sample", self.sample, request)
 
     def _agree(self) -> tuple[bool, bool]:
         """(stop, pause) as all ranks must see them: a stop on any rank (signals reach each one),
@@ -382,9 +391,10 @@ class Trainer:
             if self.step % cfg.eval_interval == 0 or self.step == cfg.max_iters:
                 self._evaluate()
             if cfg.checkpoint_interval and self.step % cfg.checkpoint_interval == 0:
-                self.save_checkpoint("latest")
+                self._side_action("the periodic checkpoint", self.save_checkpoint, "latest")
             if cfg.sample_interval and self.step % cfg.sample_interval == 0:
-                self.sample(SampleRequest(cfg.sample_prompt, cfg.sample_tokens, 1.0, None))
+                self._side_action("the periodic sample", self.sample,
+                                  SampleRequest(cfg.sample_prompt, cfg.sample_tokens, 1.0, None))
             mark += time.perf_counter() - side
         return None
 

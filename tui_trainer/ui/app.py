@@ -146,6 +146,10 @@ class GptTuiApp(RunsActions, App[int]):
             self.call_after_refresh(self.action_start)
 
     def on_unmount(self) -> None:
+        # However the app closes, its own run stops and saves rather than training on unseen
+        # (Textual then waits for the training thread before the process can end).
+        if isinstance(self.control, TrainingControl) and allowed(self.state).in_run:
+            self.control.stop("the app closed", save=True)
         warnings.showwarning = self._previous_showwarning
         if self.crash is None or not self.owns_run():  # else signals keep their promise until the run has saved
             self.restore_signals()

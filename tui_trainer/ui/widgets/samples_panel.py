@@ -1,12 +1,13 @@
-"""Generated samples, with an editable prompt, temperature and top_k."""
+"""Generated samples, with an editable prompt, temperature, top_k and top_p (checked as typed)."""
 from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
-from textual.widgets import Button, Input, RichLog
+from textual.widgets import Button, Input, RichLog, Static
 
 from ...engine.control import SampleRequest
+from ...engine.sampling import sample_problems
 
 
 class SamplesPanel(Vertical):
@@ -24,23 +25,50 @@ class SamplesPanel(Vertical):
             yield Input(placeholder="prompt", id="sample-prompt")
             yield Input("1.0", placeholder="temperature", id="sample-temperature")
             yield Input("", placeholder="top_k", id="sample-top-k")
+            yield Input("", placeholder="top_p", id="sample-top-p")
             yield Button("Sample", id="sample-button")
+        yield Static("", id="sample-problem", markup=False)
         yield RichLog(id="sample-log", wrap=True, markup=False, max_lines=500)
+
+    def on_mount(self) -> None:
+        self.query_one("#sample-problem").display = False
+
+    def _parsed(self) -> tuple[SampleRequest | None, list[str]]:
+        """The request the inputs describe, or None and what is wrong with them."""
+        texts = {name: self.query_one(f"#sample-{name}", Input).value.strip() for name in ("temperature", "top-k",
+                                                                                          "top-p")}
+        try:
+            temperature = float(texts["temperature"])
+        except ValueError:
+            return None, [f"temperature {texts['temperature']!r}: must be a number > 0 (or 0 for greedy)"]
+        try:
+            top_k = int(texts["top-k"]) if texts["top-k"] else None
+        except ValueError:
+            return None, [f"top_k {texts['top-k']!r}: must be an integer >= 1 (or empty for none)"]
+        try:
+            top_p = float(texts["top-p"]) if texts["top-p"] else None
+        except ValueError:
+            return None, [f"top_p {texts['top-p']!r}: must be in (0, 1] (or empty for none)"]
+        problems = sample_problems(self.max_new_tokens, temperature, top_k, top_p)
+        if problems:
+            return None, problems
+        prompt = self.query_one("#sample-prompt", Input).value
+        return SampleRequest(prompt, self.max_new_tokens, temperature, top_k, top_p), []
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        """Settings are checked where they are typed: the problem shows under them at once."""
+        event.stop()
+        _, problems = self._parsed()
+        problem = self.query_one("#sample-problem", Static)
+        problem.update("; ".join(problems))
+        problem.display = bool(problems)
 
     def request(self) -> SampleRequest | None:
         """The request the inputs describe, or None (with the problem shown) if they are invalid."""
-        temperature_text = self.query_one("#sample-temperature", Input).value
-        top_k_text = self.query_one("#sample-top-k", Input).value.strip()
-        try:
-            temperature = float(temperature_text)
-            top_k = int(top_k_text) if top_k_text else None
-            if temperature < 0 or (top_k is not None and top_k < 1):
-                raise ValueError
-        except ValueError:
-            self.app.notify("temperature must be a number >= 0 and top_k an integer >= 1 (or empty)",
-                            severity="error", title="Sample")
-            return None
-        return SampleRequest(self.query_one("#sample-prompt", Input).value, self.max_new_tokens, temperature, top_k)
+        request, problems = self._parsed()
+        if problems:
+            self.app.notify("; ".join(problems), severity="error", title="Sample")
+        return request
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()
