@@ -302,3 +302,35 @@ async def test_runs_screen_watches_a_run_another_process_trains(tiny_config, cor
         proc.terminate()
     assert proc.wait(timeout=30) == 143
     assert json.loads((run_dir / "run.json").read_text())["status"] == "stopped"
+
+
+# ---- a run directory is never trained over ------------------------------------------------------
+def snapshot(run_dir: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(run_dir.iterdir()) if p.is_file()}
+
+
+def test_cli_refuses_an_out_that_holds_a_run_and_changes_nothing(tiny_config, corpus, tmp_path, capsys):
+    run_dir = finished_run(make_config(tiny_config, max_iters=20, eval_interval=10), tmp_path / "good")
+    before = snapshot(run_dir)
+    sets = [f"--set={k}={v}" for k, v in {**TINY, "max_iters": 5}.items()]
+    assert main(["train", "--data", str(corpus), "--out", str(run_dir), *sets]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "already holds a run" in err and f"--resume {run_dir}" in err
+    assert snapshot(run_dir) == before
+
+
+async def test_app_asks_before_training_into_a_run_and_new_keeps_the_old_one(tiny_config, tmp_path):
+    run_dir = finished_run(make_config(tiny_config, max_iters=20, eval_interval=10), tmp_path / "good")
+    before = snapshot(run_dir)
+    app = create_app(make_config(tiny_config, max_iters=10), run_dir=run_dir)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("f5")
+        await pilot.pause()
+        assert "already holds a run (finished, step 20)" in app.screen.question
+        await pilot.press("f5", "escape")  # a second F5 asks nothing more; escape changes nothing
+        await pilot.pause()
+        assert app.state == "idle" and snapshot(run_dir) == before
+        await pilot.press("f5", "n")
+        await wait_for(pilot, lambda: app.state == "ended")
+    assert app.run_dir == str(tmp_path / "good-2") and (tmp_path / "good-2" / "model.ckpt").exists()
+    assert snapshot(run_dir) == before

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from .config import TrainConfig, save_config
-from .rundir import unwritable
+from .rundir import refuse_existing_run, unwritable
 
 
 def torchrun_command(processes: int, train_args: list[str]) -> list[str]:
@@ -18,6 +18,7 @@ def torchrun_command(processes: int, train_args: list[str]) -> list[str]:
 
 def prepare_run_dir(config: TrainConfig, run_dir: Path) -> list[str]:
     """Write ``config`` into ``run_dir``; returns the train arguments that run it there."""
+    refuse_existing_run(run_dir)
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         save_config(config, run_dir / "config.toml")

@@ -18,12 +18,28 @@ from .follow import read_status
 def new_run_dir(config: TrainConfig) -> Path:
     """``out_dir/run_name-YYYYmmdd-HHMMSS`` (with a suffix if that exists already)."""
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    base = Path(config.out_dir).expanduser() / f"{config.run_name}-{stamp}"
+    return free_path(Path(config.out_dir).expanduser() / f"{config.run_name}-{stamp}")
+
+
+def free_path(base: Path) -> Path:
+    """``base``, or ``base-2``, ``base-3``... whichever does not exist yet."""
     path, n = base, 1
     while path.exists():
         n += 1
         path = base.with_name(f"{base.name}-{n}")
     return path
+
+
+def holds_run(path: Path) -> bool:
+    """Whether ``path`` is a run directory already (its record would be trained over)."""
+    return (path / "run.json").is_file() or (path / "metrics.jsonl").is_file()
+
+
+def refuse_existing_run(path: Path) -> None:
+    """A new run never writes into another run's folder: the user resumes it or names another."""
+    if holds_run(path):
+        raise RunDirError(f"run directory {str(path)!r} already holds a run: continue it with "
+                          f"gpt-tui train --resume {path}, or choose another --out")
 
 
 def _clean(value: Any) -> Any:

@@ -10,6 +10,7 @@ from .config import read_toml
 from .errors import ConfigError, RunDirError
 from .events import EvalResult
 from .follow import effective_status, read_events, read_status
+from .rundir import holds_run
 
 # Keys that name or place a run rather than shape its training: never a comparison label.
 NOT_HPARAMS = ("run_name", "out_dir", "log_interval", "checkpoint_interval", "sample_interval", "sample_prompt",
@@ -33,17 +34,13 @@ class RunSummary:
         return self.path.name
 
 
-def is_run_dir(path: Path) -> bool:
-    return (path / "run.json").is_file() or (path / "metrics.jsonl").is_file()
-
-
 def check_run_dir(path: str | Path) -> Path:
     """``path`` as a run directory, or a RunDirError that says what to pass instead."""
     path = Path(path).expanduser()
     if not path.is_dir():
         raise RunDirError(f"run directory {str(path)!r} does not exist: pass a folder under runs/ "
                           "(gpt-tui lists them on the Runs screen, F2)")
-    if not is_run_dir(path):
+    if not holds_run(path):
         raise RunDirError(f"{str(path)!r} is not a run directory (it has no run.json or metrics.jsonl): "
                           "pass the folder a run writes, such as runs/gpt-20260101-120000")
     return path
@@ -72,7 +69,7 @@ def list_runs(out_dir: str | Path) -> list[RunSummary]:
     root = Path(out_dir).expanduser()
     if not root.is_dir():
         return []
-    runs = [summarize(p) for p in root.iterdir() if p.is_dir() and is_run_dir(p)]
+    runs = [summarize(p) for p in root.iterdir() if p.is_dir() and holds_run(p)]
     return sorted(runs, key=lambda r: (r.started or 0.0, r.name), reverse=True)
 
 

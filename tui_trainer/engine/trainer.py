@@ -29,7 +29,7 @@ from .events import (CheckpointSaved, EvalResult, Event, EventCallback, LogMessa
                      SampleText, StateChanged, StepMetrics)
 from .mfu import flops_per_token, peak_flops
 from .model import GPT
-from .rundir import RunDir, SilentRunDir, new_run_dir
+from .rundir import RunDir, SilentRunDir, new_run_dir, refuse_existing_run
 from .sampling import generate_text
 from .tokenizer import VocabMap, get_tokenizer
 
@@ -113,6 +113,8 @@ class Trainer:
             self._restore(ckpt)
         self.start_step = self.step
         path = Path(run_dir) if run_dir else new_run_dir(config)
+        if ckpt is None and self.dist.is_main:
+            refuse_existing_run(path)
         self.rundir = RunDir(path) if self.dist.is_main else SilentRunDir(path)
         self.rundir.write_config(config)
         self.file_requests = FileRequests(self.rundir.path) if self.dist.is_main else None

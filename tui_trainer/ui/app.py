@@ -29,13 +29,14 @@ from ..engine.control import SIGNAL_EXIT_CODES, RunDirControl, SampleRequest, Tr
 from ..engine.errors import GptTuiError
 from ..engine.events import (CheckpointSaved, EvalResult, Event, LogMessage, RunFailed, RunFinished, RunStarted,
                              SampleText, StateChanged, StepMetrics)
-from ..engine.follow import read_events
+from ..engine.follow import read_events, read_status
+from ..engine.rundir import free_path, holds_run
 from ..engine.resources import configs_dir
 from .event_batches import EventBatches
 from .messages import CorpusInfo, EngineEvents, FollowedEvents, TokenizeProgress, TrainerReady
 from .native_stderr import NativeStderr
 from .runs_actions import RunsActions
-from .screens import QuitScreen
+from .screens import ChoiceScreen, QuitScreen
 from .state import AppState, allowed
 from .widgets.device_panel import DevicePanel
 from .widgets.form import HyperparamForm
@@ -340,6 +341,9 @@ class GptTuiApp(RunsActions, App[int]):
                 self.notify("fix the highlighted fields first", severity="error", title="Cannot start")
             return
         config = self.form_config
+        if self.first_run_dir and not self.resume_from and holds_run(Path(self.first_run_dir)):
+            self._ask_about_existing_run(Path(self.first_run_dir))
+            return
         self._leave_watch()
         if config.processes > 1:
             self._start_job(config)
@@ -355,6 +359,25 @@ class GptTuiApp(RunsActions, App[int]):
         self._set_state(AppState.STARTING)
         self.log_line("starting: reading the corpus and building the model")
         self._train(config, run_dir, self.control, resume)
+
+    def _ask_about_existing_run(self, path: Path) -> None:
+        """--out named a folder that holds a run: nothing of it changes unless the user says so."""
+        if isinstance(self.screen, ChoiceScreen):
+            return
+
+        def chosen(answer: str | None) -> None:
+            if answer == "resume":
+                self.first_run_dir, self.resume_from = None, path
+            elif answer == "new":
+                self.first_run_dir = free_path(path)
+            else:
+                return
+            self.action_start()
+        status = read_status(path)
+        self.push_screen(ChoiceScreen(
+            f"{path} already holds a run ({status.get('status', 'unknown')}, step {status.get('last_step', '?')}). "
+            f"Continue it, or train this one in {free_path(path).name} beside it?",
+            [("resume", "r", "Resume it"), ("new", "n", "New folder")]), chosen)
 
     @work(thread=True, exclusive=True, group="training", exit_on_error=False)
     def _train(self, config: TrainConfig, run_dir, control: TrainingControl, resume: Path | None = None) -> None:
@@ -434,12 +457,15 @@ class GptTuiApp(RunsActions, App[int]):
             self.exit(0)  # a watched run goes on in its own process
             return
 
+        if isinstance(self.screen, QuitScreen):
+            return  # asked already: one dialog, however often ctrl+q is pressed
+
         def chosen(answer: str | None) -> None:
             if answer in ("save", "discard") and self.control:
                 self.control.stop("quit", save=answer == "save")
                 self._quit_after_run = True
                 self._set_state(AppState.STOPPING)
-        self.push_screen(QuitScreen(), chosen)
+        self.push_screen(QuitScreen(paused=self.state == AppState.PAUSED), chosen)
 
     # ---- engine events -------------------------------------------------------------------------
     @on(TrainerReady)
