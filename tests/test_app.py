@@ -216,3 +216,30 @@ async def test_legend_line_names_what_the_plot_draws(app_config):
         shown = app.plot_legend.text
         assert shown.spans[0] == Span(0, 2, "grey62")  # the mark alone, in the curve's colour
         assert all(len(line) <= app.plot_legend.content_size.width for line in shown.plain.splitlines())
+
+
+async def test_typing_a_data_path_reads_only_the_path_typed_once_typing_pauses(app_config, monkeypatch):
+    """Every prefix used to be read: "." and "./" each tokenized the whole working folder."""
+    import tui_trainer.engine.data as data
+
+    read: list[str] = []
+    real = data.build_corpus
+    monkeypatch.setattr(data, "build_corpus", lambda path, *a, **k: (read.append(path), real(path, *a, **k))[1])
+    app = create_app(app_config, corpus_figures=(1, 1))
+    async with app.run_test(size=SIZE) as pilot:
+        field = app.query_one("#f-data", Input)
+        for text in (".", "./", app_config.data[:5], app_config.data):
+            field.value = text
+            await pilot.pause(0.1)
+        await wait_for(pilot, lambda: read and "tokens" in str(app.query_one("#derived").render()))
+        await pilot.pause(1.0)
+    assert read == [app_config.data]
+
+
+async def test_runs_screen_lists_the_folder_of_the_apps_out(app_config, tmp_path):
+    from tui_trainer.ui.runs_screen import RunsScreen
+
+    app = create_app(app_config, run_dir=tmp_path / "elsewhere" / "my-run")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("f2")
+        assert isinstance(app.screen, RunsScreen) and app.screen.out_dir == tmp_path / "elsewhere"

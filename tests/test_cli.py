@@ -176,3 +176,29 @@ def test_runs_lists_every_run_best_first_and_keeps_the_first_start_date(corpus, 
 def test_sample_refuses_settings_the_samples_tab_refuses(option, value, tmp_path, capsys):
     assert main(["sample", str(tmp_path), option, value]) == 2  # refused before any checkpoint is read
     assert f"{option} {value}" in capsys.readouterr().err
+
+
+def test_an_unreadable_file_in_a_data_folder_is_one_line_and_exit_2(tmp_path, monkeypatch, capsys):
+    import tui_trainer.engine.data as data
+
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    (folder / "a.txt").write_text("hello\n" * 100)
+    (folder / "locked.txt").write_text("secret\n")
+    real_open = open
+
+    def guarded_open(path, *args, **kwargs):  # as a file without read permission behaves (root reads all)
+        if str(path).endswith("locked.txt"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(data, "open", guarded_open, raising=False)
+    assert main(["train", "--data", str(folder), "--out", str(tmp_path / "run"), *TINY_SETS]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "locked.txt" in err and "cannot be read (Permission denied)" in err
+
+
+@pytest.mark.parametrize("key", ["d_model", "batch_size", "max_iters", "TORCH_SEED"])
+def test_integers_too_large_for_the_machine_are_one_line_and_exit_2(key, tmp_path, capsys):
+    assert main(["train", "--out", str(tmp_path / "run"), f"--set={key}={10**30}"]) == 2
+    assert f"{key} = 1.000e+30: must be at most 2,147,483,647" in capsys.readouterr().err

@@ -139,3 +139,24 @@ def test_a_failing_sample_is_an_error_of_that_sample_and_training_goes_on(tiny_c
     assert isinstance(result, RunFinished) and result.step == 30
     errors = [e.text for e in events if isinstance(e, LogMessage) and e.level == "error"]
     assert len(errors) == 4 and all("sample failed" in text and "training goes on" in text for text in errors)
+
+
+async def test_the_form_keeps_every_float_exactly_as_set_does(tiny_config):
+    """The form showed floats with 6 digits: 0.00031415926 trained as 0.000314159 from the app."""
+    import random
+
+    from tui_trainer.engine.config import load_config
+
+    rng = random.Random(3)
+    floats = [10 ** rng.uniform(-8, -1) for _ in range(12)] + [0.00031415926, 1 / 3, 2e-5]
+    app = create_app(tiny_config)
+    async with app.run_test(size=(120, 40)) as pilot:
+        for value in floats:
+            from_cli = load_config(None, {**tiny_config.to_dict(),
+                                          **parse_overrides([f"learning_rate={value!r}", f"weight_decay={value!r}"])})
+            app.form.load(from_cli)
+            await pilot.pause()
+            assert app.form.validate() == from_cli  # loaded and read back: the very same floats
+            app.query_one("#f-learning_rate").value = repr(value * 3)  # typed, as a user would
+            await pilot.pause()
+            assert app.form_config.learning_rate == value * 3

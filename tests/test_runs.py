@@ -334,3 +334,27 @@ async def test_app_asks_before_training_into_a_run_and_new_keeps_the_old_one(tin
         await wait_for(pilot, lambda: app.state == "ended")
     assert app.run_dir == str(tmp_path / "good-2") and (tmp_path / "good-2" / "model.ckpt").exists()
     assert snapshot(run_dir) == before
+
+
+def test_requests_left_by_an_earlier_process_never_act_on_a_resume(tiny_config, tmp_path):
+    from tui_trainer.engine.control import REQUESTS_DIR
+
+    run_dir = finished_run(make_config(tiny_config, max_iters=10, eval_interval=10), tmp_path / "run")
+    (run_dir / REQUESTS_DIR).mkdir(exist_ok=True)
+    for name in ("1.stop", "2.pause"):  # a stop sent after the process died, a pause never resumed
+        (run_dir / REQUESTS_DIR / name).write_text("")
+    result = Trainer(None, resume=run_dir, resume_overrides={"max_iters": 20}).run()
+    assert isinstance(result, RunFinished) and result.step == 20 and result.status == "finished"
+
+
+def test_a_line_that_is_not_a_record_is_skipped_with_a_warning_and_following_goes_on(tmp_path):
+    rundir = RunDir(tmp_path / "run")
+    follower = MetricsFollower(rundir.path)
+    rundir.log("step", 1, loss=2.0, lr=1e-3, tokens_per_sec=1.0, elapsed=1.0, eta=1.0)
+    with open(rundir.metrics_path, "a") as handle:
+        handle.write("garbage from a disk error\n[1, 2]\n")
+    rundir.log("step", 2, loss=1.5, lr=1e-3, tokens_per_sec=1.0, elapsed=2.0, eta=1.0)
+    events = follower.poll()
+    warnings = [e for e in events if isinstance(e, LogMessage)]
+    assert len(warnings) == 2 and all(w.level == "warning" and "skipped" in w.text for w in warnings)
+    assert [e.step for e in events if isinstance(e, StepMetrics)] == [1, 2]

@@ -24,6 +24,7 @@ from .errors import ConfigError
 
 GROUPS = ("Model", "Training", "Evaluation", "Data", "System")
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+INT_LIMIT = 2**31 - 1  # no integer key is useful beyond this, and torch sizes overflow soon after
 
 
 def _key(group: str, help: str, *, min: float | None = None, min_exclusive: bool = False,
@@ -120,7 +121,15 @@ def parse_value(name: str, text: str) -> Any:
             pass
     else:
         return text
-    raise ValueError(f"{name} = {text!r}: must be {_type_name(tp)}")
+    raise ValueError(f"{name} = {_quoted(text)}: must be {_type_name(tp)}")
+
+
+def _quoted(value: Any, limit: int = 40) -> str:
+    """A value as typed, quoted; a long pasted string is cut, with its length, so an error stays
+    one line."""
+    if not isinstance(value, str) or len(value) <= limit:
+        return repr(value)
+    return f"{value[:limit]!r}… ({len(value):,} characters)"
 
 
 def _check_value(name: str, value: Any) -> str | None:
@@ -131,21 +140,24 @@ def _check_value(name: str, value: Any) -> str | None:
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         ok_type = True
     if not ok_type:
-        return f"{name} = {value!r}: must be {_type_name(tp)}"
+        return f"{name} = {_quoted(value)}: must be {_type_name(tp)}"
     if tp is float and not math.isfinite(value):
-        return f"{name} = {value!r}: must be a finite number"
+        return f"{name} = {_quoted(value)}: must be a finite number"
+    if tp is int and abs(value) > INT_LIMIT:  # sizes and counts beyond any machine; torch would overflow
+        shown = f"{value:.3e}" if abs(value) < 10**300 else "a number that large"
+        return f"{name} = {shown}: must be at most {INT_LIMIT:,}"
     lo, hi = meta["min"], meta["max"]
     if lo is not None and (value < lo or (meta["min_exclusive"] and value == lo)):
         op = ">" if meta["min_exclusive"] else ">="
-        return f"{name} = {value!r}: must be {op} {lo:g}"
+        return f"{name} = {_quoted(value)}: must be {op} {lo:g}"
     if hi is not None and (value > hi or (meta["max_exclusive"] and value == hi)):
-        return f"{name} = {value!r}: must be in [{lo:g}, {hi:g})" if meta["max_exclusive"] else f"{name} = {value!r}: must be <= {hi:g}"
+        return f"{name} = {_quoted(value)}: must be in [{lo:g}, {hi:g})" if meta["max_exclusive"] else f"{name} = {_quoted(value)}: must be <= {hi:g}"
     if meta["choices"] and value not in meta["choices"]:
-        return f"{name} = {value!r}: must be one of {', '.join(meta['choices'])}"
+        return f"{name} = {_quoted(value)}: must be one of {', '.join(meta['choices'])}"
     if name == "device" and not DEVICE_PATTERN.match(value):
-        return f"device = {value!r}: must be auto, cpu, cuda, cuda:N or mps"
+        return f"device = {_quoted(value)}: must be auto, cpu, cuda, cuda:N or mps"
     if name == "run_name" and (not value or "/" in value or value in (".", "..")):
-        return f"run_name = {value!r}: must be a non-empty name without '/'"
+        return f"run_name = {_quoted(value)}: must be a non-empty name without '/'"
     return None
 
 

@@ -116,6 +116,20 @@ class FileRequests:
         self.folder = Path(run_dir) / REQUESTS_DIR
         self.interval = interval
         self._next = 0.0
+        self._clear_leftovers()
+
+    def _clear_leftovers(self) -> None:
+        """Requests left by an earlier process of this run (a stop sent after it died, a pause
+        never resumed) were meant for that process: a new start or a resume never obeys them."""
+        try:
+            names = os.listdir(self.folder)
+        except OSError:
+            return
+        for name in names:
+            try:
+                os.unlink(self.folder / name)
+            except OSError:
+                pass
 
     def poll(self, control: TrainingControl) -> None:
         now = time.monotonic()

@@ -238,7 +238,12 @@ def build_corpus(data: str, tokenizer: Tokenizer, vocab_mode: str, vocab: VocabM
                  progress: Progress | None = None) -> Corpus:
     """Load the corpus a config names. ``vocab`` (from a checkpoint) overrides building one."""
     path = resolve_data_path(data)
-    tokens = load_tokens(path, tokenizer, progress)
+    try:
+        tokens = load_tokens(path, tokenizer, progress)
+    except OSError as exc:  # a file that cannot be read: one line naming it, not a traceback
+        where = exc.filename or path
+        raise DataError(f"data file {str(where)!r} cannot be read ({exc.strerror or exc}): check its permissions, "
+                        "or leave it out of the data folder") from None
     vocab = vocab or VocabMap.build(vocab_mode, tokens, tokenizer)
     if vocab.mode != "compact" and int(tokens.max()) >= vocab.size:
         raise DataError(f"corpus {str(path)!r} has token ids beyond the model's vocabulary of {vocab.size}: "

@@ -10,8 +10,8 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from .events import (CheckpointSaved, EvalResult, Event, RunFailed, RunFinished, RunStarted, SampleText, StateChanged,
-                     StepMetrics)
+from .events import (CheckpointSaved, EvalResult, Event, LogMessage, RunFailed, RunFinished, RunStarted, SampleText,
+                     StateChanged, StepMetrics)
 
 
 def _num(value: Any) -> float:
@@ -44,11 +44,16 @@ class MetricsFollower:
             return []
         self._offset += len(data)
         *lines, self._partial = (self._partial + data).split(b"\n")
-        events = []
+        events: list[Event] = []
         for line in lines:
             try:
                 record = json.loads(line)
-            except ValueError:
+                if not isinstance(record, dict):
+                    raise ValueError
+            except ValueError:  # skipped, but never silently: following goes on
+                if line.strip():
+                    events.append(LogMessage("warning", f"{self.path}: a line that is not a record was skipped "
+                                                        f"({line[:60].decode('utf-8', 'replace')!r})"))
                 continue
             event = self._event(record)
             if event is not None:

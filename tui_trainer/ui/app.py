@@ -22,7 +22,7 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Footer, Header, TabbedContent, TabPane
-from textual.worker import Worker, WorkerState
+from textual.worker import Worker, WorkerState, get_current_worker
 
 from ..engine.config import TrainConfig, save_config
 from ..engine.control import SIGNAL_EXIT_CODES, RunDirControl, SampleRequest, TrainingControl
@@ -48,6 +48,11 @@ from .widgets.samples_panel import SamplesPanel
 UI_TICK = 0.2  # seconds between progress redraws: five a second, whatever the step rate
 EXIT_GRACE = 5.0  # seconds a signalled app may take to leave once its run is on disk
 PLOT_EVERY = 3  # the plot (the costliest widget) redraws every third tick, 0.6 s
+CORPUS_PAUSE = 0.8  # seconds of no typing before the form's corpus figures are read
+
+
+class CorpusReadCancelled(Exception):
+    """A corpus read overtaken by a newer path (or by quitting): stopped between blocks."""
 
 
 class GptTuiApp(RunsActions, App[int]):
@@ -71,6 +76,8 @@ class GptTuiApp(RunsActions, App[int]):
         self.config = config
         self.form_config: TrainConfig | None = config
         self.first_run_dir = run_dir
+        # Where F2 looks: beside --out's run when one was named, else the form's out_dir.
+        self.runs_root: Path | None = Path(run_dir).expanduser().parent if run_dir else None
         self.start_on_mount = start
         self.stderr = stderr
         self.control: TrainingControl | RunDirControl | None = None
@@ -86,6 +93,7 @@ class GptTuiApp(RunsActions, App[int]):
         # (tokens, vocab size) of the config's corpus when the caller has read it already
         self._corpus_figures = corpus_figures
         self._corpus_key: tuple | None = self._corpus_key_of(config) if corpus_figures else None
+        self._corpus_timer = None  # the pending read of the form's corpus, while typing goes on
         self._quit_after_run = False
         self._save_requested = False  # ctrl+s was pressed and its checkpoint has not been reported yet
         self.signal_exit: int | None = None  # the exit code a SIGINT, SIGTERM or SIGHUP asked for
@@ -277,8 +285,12 @@ class GptTuiApp(RunsActions, App[int]):
         if event.config is not None:
             key = self._corpus_key_of(event.config)
             if key != self._corpus_key:
+                # Read once typing pauses, not at every prefix of a path ("." is a whole folder).
                 self._corpus_key = key
-                self._read_corpus(key)
+                self.workers.cancel_group(self, "corpus")
+                if self._corpus_timer is not None:
+                    self._corpus_timer.stop()
+                self._corpus_timer = self.set_timer(CORPUS_PAUSE, lambda: self._read_corpus(key))
 
     @staticmethod
     def _corpus_key_of(config: TrainConfig) -> tuple:
@@ -298,7 +310,10 @@ class GptTuiApp(RunsActions, App[int]):
             self.post_message(CorpusInfo(key, None, None, str(exc)))
 
     def _tokenize_progress(self, done: int, total: int) -> None:
-        """Called from a worker thread while a new corpus is tokenized into the cache."""
+        """Called from a worker thread while a new corpus is tokenized into the cache; a worker
+        cancelled meanwhile (a newer path typed, or the app quitting) stops here."""
+        if get_current_worker().is_cancelled:
+            raise CorpusReadCancelled
         self.post_message(TokenizeProgress(done, total))
 
     @on(TokenizeProgress)
@@ -417,14 +432,15 @@ class GptTuiApp(RunsActions, App[int]):
             return
         self._save_requested = True
         if self.state == AppState.ENDED:
-            self._save_after_run()
+            self._save_after_run(self.trainer)
         else:
             self.control.save_now()
             self.log_line("checkpoint requested: it is written at the next step boundary")
 
     @work(thread=True, exclusive=True, group="after-run", exit_on_error=False)
-    def _save_after_run(self) -> None:
-        self.trainer.save_checkpoint("latest")
+    def _save_after_run(self, trainer) -> None:
+        """Given the trainer, not self.trainer: an F5 right after ctrl+s replaces that one."""
+        trainer.save_checkpoint("latest")
 
     def action_sample(self) -> None:
         request = self.samples.request()
@@ -439,14 +455,14 @@ class GptTuiApp(RunsActions, App[int]):
         if self.check_action("sample", ()) is not True:
             self.notify("no model yet: start a run first", severity="warning", title="Sample")
         elif self.state == AppState.ENDED:
-            self._sample_after_run(request)
+            self._sample_after_run(self.trainer, request)
         else:
             self.control.request_sample(request)
         self.tabs.active = "tab-samples"
 
     @work(thread=True, exclusive=True, group="after-run", exit_on_error=False)
-    def _sample_after_run(self, request: SampleRequest) -> None:
-        self.trainer.sample(request)
+    def _sample_after_run(self, trainer, request: SampleRequest) -> None:
+        trainer.sample(request)
 
     def action_toggle_log_y(self) -> None:
         log_y = self.plot.toggle_log_y()
@@ -547,7 +563,7 @@ class GptTuiApp(RunsActions, App[int]):
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """Errors from any worker land here: shown in the log and as a toast; the app stays up."""
-        if event.state != WorkerState.ERROR:
+        if event.state != WorkerState.ERROR or isinstance(event.worker.error, CorpusReadCancelled):
             return
         error = event.worker.error
         message = str(error) if isinstance(error, GptTuiError) else f"{type(error).__name__}: {error}"

@@ -44,7 +44,7 @@ class RunsActions:
         if self.check_action("runs", ()) is not True:
             self.notify("stop the current run first", severity="warning", title="Runs")
             return
-        out_dir = (self.form_config or self.config).out_dir
+        out_dir = self.runs_root or (self.form_config or self.config).out_dir
         self.push_screen(RunsScreen(out_dir), self._runs_chosen)
 
     def _runs_chosen(self, choice: tuple[str, list[Path]] | None) -> None:

@@ -80,7 +80,7 @@ class HyperparamForm(VerticalScroll):
 
     @staticmethod
     def _text(value: Any) -> str:
-        return f"{value:g}" if isinstance(value, float) else str(value)
+        return repr(value) if isinstance(value, float) else str(value)  # exact: it round-trips
 
     def on_mount(self) -> None:
         self.validate()
@@ -151,8 +151,8 @@ class HyperparamForm(VerticalScroll):
                 memory = estimate_train_memory(vocab_size, values["d_model"], values["num_blocks"], batch_tokens)
                 lines.append(f"parameters    {fmt_count(params)}")
                 lines.append(f"memory        ≈{fmt_count(memory, 'B')}")
-        except (KeyError, TypeError):
-            pass
+        except (KeyError, TypeError, OverflowError, ValueError):
+            pass  # a field that does not parse yet, or figures beyond any machine: its own error says so
         if error:
             lines.append(f"corpus        {error}")
         elif tokens is not None:
