@@ -243,3 +243,38 @@ async def test_runs_screen_lists_the_folder_of_the_apps_out(app_config, tmp_path
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("f2")
         assert isinstance(app.screen, RunsScreen) and app.screen.out_dir == tmp_path / "elsewhere"
+
+
+async def test_presets_never_overwrite_shipped_ones_ask_before_mine_and_load_invalid_ones_safely(
+        app_config, tmp_path, monkeypatch):
+    from textual.widgets import Select
+
+    from tui_trainer.engine.presets import shipped_presets
+
+    monkeypatch.setenv("GPT_TUI_PRESETS", str(tmp_path / "presets"))
+    shipped = {name: path.read_bytes() for name, path in shipped_presets().items()}
+    app = create_app(app_config)
+    async with app.run_test(size=SIZE) as pilot:
+        name_field = app.query_one("#preset-name", Input)
+        for name in ("", "tiny", "default", "a/b"):  # empty, shipped, shipped, not a name
+            name_field.value = name
+            app.query_one("#save-preset", Button).press()
+            await pilot.pause()
+        assert not (tmp_path / "presets").exists()
+        name_field.value = "mine"
+        app.query_one("#save-preset", Button).press()
+        await wait_for(pilot, lambda: (tmp_path / "presets" / "mine.toml").exists())
+        picker = app.query_one("#preset", Select)
+        assert str(tmp_path / "presets" / "mine.toml") in [value for _, value in picker._options]  # at once
+        app.query_one("#save-preset", Button).press()  # again: asks first
+        await pilot.pause()
+        assert "exists" in app.screen.question
+        await pilot.press("escape")
+        # an invalid preset loads into the form with its problems shown, and nothing crashes
+        (tmp_path / "presets" / "broken.toml").write_text('d_model = 33\nnum_heads = 2\nlearning_rate = "fast"\n')
+        app.form.set_presets([("broken", tmp_path / "presets" / "broken.toml")])
+        picker.value = str(tmp_path / "presets" / "broken.toml")
+        await pilot.pause()
+        assert set(app.form.problems) == {"d_model", "learning_rate"} and app.form_config is None
+        assert app.is_running
+    assert {name: path.read_bytes() for name, path in shipped_presets().items()} == shipped

@@ -24,14 +24,14 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Footer, Header, TabbedContent, TabPane
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from ..engine.config import TrainConfig, save_config
+from ..engine.config import TrainConfig
 from ..engine.control import SIGNAL_EXIT_CODES, RunDirControl, SampleRequest, TrainingControl
 from ..engine.errors import GptTuiError
 from ..engine.events import (CheckpointSaved, EvalResult, Event, LogMessage, RunFailed, RunFinished, RunStarted,
                              SampleText, StateChanged, StepMetrics)
 from ..engine.follow import read_events, read_status
 from ..engine.rundir import free_path, holds_run
-from ..engine.resources import configs_dir
+from ..engine.presets import list_presets, preset_target, save_preset
 from .event_batches import EventBatches
 from .messages import CorpusInfo, EngineEvents, FollowedEvents, TokenizeProgress, TrainerReady
 from .native_stderr import NativeStderr
@@ -108,8 +108,7 @@ class GptTuiApp(RunsActions, App[int]):
     def compose(self) -> ComposeResult:
         # The main screen's widgets are kept as attributes: handlers and timers reach them
         # even while a modal screen is on top or the app is shutting down.
-        presets = [(p.stem, str(p)) for p in sorted(configs_dir().glob("*.toml"))]
-        self.form = HyperparamForm(self.config, presets, id="form")
+        self.form = HyperparamForm(self.config, list_presets(), id="form")
         self.progress = ProgressPanel(id="progress")
         self.plot = LossPlot(id="plot")
         self.plot_legend = PlotLegend(id="plot-legend")
@@ -336,18 +335,30 @@ class GptTuiApp(RunsActions, App[int]):
 
     @on(HyperparamForm.PresetSaveRequested)
     def _save_preset(self, event: HyperparamForm.PresetSaveRequested) -> None:
-        name = event.name or event.config.run_name
-        if not name.replace("-", "").replace("_", "").isalnum():
-            self.notify(f"preset name {name!r}: use letters, digits, - and _", severity="error")
-            return
-        path = configs_dir() / f"{name}.toml"
+        """Saved among the user's presets; a shipped one is never written, an existing one of the
+        user's only after a yes."""
         try:
-            save_config(event.config, path)
-        except OSError as exc:
-            self.notify(f"could not write {path}: {exc.strerror or exc}", severity="error")
+            path = preset_target(event.name)
+        except GptTuiError as exc:
+            self.notify(str(exc), severity="error", title="Preset")
             return
-        self.notify(f"saved preset {path}", title="Preset")
-        self.log_line(f"saved preset {path}")
+
+        def write(answer: str | None = "overwrite") -> None:
+            if answer != "overwrite":
+                return
+            try:
+                save_preset(event.config, path)
+            except OSError as exc:
+                self.notify(f"could not write {path}: {exc.strerror or exc}", severity="error", title="Preset")
+                return
+            self.form.set_presets(list_presets())
+            self.notify(f"saved preset {path}", title="Preset")
+            self.log_line(f"saved preset {path}")
+        if path.exists():
+            self.push_screen(ChoiceScreen(f"Your preset {event.name!r} exists ({path}). Overwrite it?",
+                                          [("overwrite", "o", "Overwrite")]), write)
+        else:
+            write()
 
     # ---- actions -------------------------------------------------------------------------------
     def action_start(self) -> None:

@@ -1,6 +1,7 @@
 """The hyperparameter form: every config key, grouped, validated inline by the engine's rules."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from rich.text import Text
@@ -12,6 +13,7 @@ from textual.widgets import Button, Input, Label, Select, Static, Switch
 
 from ...console import fmt_count
 from ...engine.config import FIELDS, GROUPS, TrainConfig, config_from_dict, field_type, find_problems, parse_value
+from ...engine.errors import ConfigError
 from ...engine.model import count_params, estimate_train_memory
 
 LIVE_KEYS = ("learning_rate",)  # may change while a run goes on
@@ -37,7 +39,7 @@ class HyperparamForm(VerticalScroll):
             self.name = name
             self.config = config
 
-    def __init__(self, config: TrainConfig, presets: list[tuple[str, str]], **kwargs) -> None:
+    def __init__(self, config: TrainConfig, presets: list[tuple[str, Path]], **kwargs) -> None:
         super().__init__(**kwargs)
         self._initial = config
         self._presets = presets
@@ -47,8 +49,8 @@ class HyperparamForm(VerticalScroll):
         self._loading = False
 
     def compose(self) -> ComposeResult:
-        yield Select([(Text(name), path) for name, path in self._presets], prompt="Load preset…", id="preset",
-                     allow_blank=True, compact=True)  # file names are data: Text, never markup
+        yield Select(self._preset_options(self._presets), prompt="Load preset…", id="preset", allow_blank=True,
+                     compact=True)
         for group in GROUPS:
             yield Static(group, classes="group-title")
             for name, f in FIELDS.items():
@@ -64,6 +66,14 @@ class HyperparamForm(VerticalScroll):
         with Horizontal(id="preset-save"):
             yield Input(placeholder="preset name", id="preset-name")
             yield Button("Save preset", id="save-preset")
+
+    @staticmethod
+    def _preset_options(presets: list[tuple[str, Path]]) -> list[tuple[Text, str]]:
+        return [(Text(label), str(path)) for label, path in presets]  # file names are data: Text, never markup
+
+    def set_presets(self, presets: list[tuple[str, Path]]) -> None:
+        """A preset saved now appears in the picker at once."""
+        self.query_one("#preset", Select).set_options(self._preset_options(presets))
 
     def _input_for(self, name: str, value: Any):
         meta = FIELDS[name].metadata
@@ -101,15 +111,29 @@ class HyperparamForm(VerticalScroll):
         return values, problems
 
     def load(self, config: TrainConfig) -> None:
+        self.load_values(config.to_dict())
+
+    def load_values(self, values: dict[str, Any]) -> None:
+        """Put ``values`` (all keys or some) into their fields, valid or not, so validation shows
+        each problem where it is; a value that a choice or a switch cannot hold is reported."""
         self._loading = True
+        refused = []
         try:
-            for name in FIELDS:
+            for name, value in values.items():
                 widget = self.query_one(f"#f-{name}")
-                value = getattr(config, name)
-                widget.value = self._text(value) if isinstance(widget, Input) else value
+                if isinstance(widget, Input):
+                    widget.value = self._text(value)
+                elif isinstance(widget, Switch) and isinstance(value, bool):
+                    widget.value = value
+                elif isinstance(widget, Select) and value in FIELDS[name].metadata["choices"]:
+                    widget.value = value
+                else:
+                    refused.append(f"{name} = {value!r}")
         finally:
             self._loading = False
         self.validate()
+        if refused:
+            self.app.notify("left as they were: " + "; ".join(refused), severity="warning", title="Preset")
 
     def validate(self) -> TrainConfig | None:
         values, problems = self.raw_values()
@@ -193,10 +217,21 @@ class HyperparamForm(VerticalScroll):
     @on(Select.Changed, "#preset")
     def _preset_chosen(self, event: Select.Changed) -> None:
         event.stop()
-        if event.value is not Select.BLANK:
-            from ...engine.config import load_config
+        if event.value is Select.BLANK:
+            return
+        from ...engine.config import read_toml
 
-            self.load(load_config(event.value))
+        try:
+            values = read_toml(Path(event.value))
+        except ConfigError as exc:  # not TOML at all: nothing to show in the fields
+            self.app.notify(str(exc), severity="error", title="Preset")
+            return
+        unknown = sorted(set(values) - set(FIELDS))
+        if unknown:
+            self.app.notify(f"{Path(event.value).name}: unknown keys left out: {', '.join(unknown)}",
+                            severity="warning", title="Preset")
+        # Loaded as text, valid or not: the fields show each problem, as if typed.
+        self.load_values({k: v for k, v in values.items() if k in FIELDS})
 
     @on(Button.Pressed, "#save-preset")
     def _save_preset(self, event: Button.Pressed) -> None:
