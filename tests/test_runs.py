@@ -59,9 +59,9 @@ def test_follower_reads_a_growing_file_line_by_line(tmp_path):
     rundir.log("step", 4, loss=None, lr=1e-3, tokens_per_sec=100.0, elapsed=2.0, eta=3.0)  # NaN is written as null
     rundir.log("end", 4, status="stopped", reason="stop requested")
     events = follower.poll()
-    assert [type(e) for e in events] == [EvalResult, StepMetrics, RunFinished]
-    assert events[0].val_loss == 3.25 and events[1].loss != events[1].loss
-    assert events[2].status == "stopped" and events[2].best_val_loss == 3.25 and follower.ended
+    assert [type(e) for e in events] == [EvalResult, LogMessage, StepMetrics, RunFinished]  # "not json": a warning
+    assert events[0].val_loss == 3.25 and events[2].loss != events[2].loss
+    assert events[3].status == "stopped" and events[3].best_val_loss == 3.25 and follower.ended
 
 
 def test_a_run_whose_process_is_gone_reads_as_interrupted(tmp_path):
@@ -358,3 +358,36 @@ def test_a_line_that_is_not_a_record_is_skipped_with_a_warning_and_following_goe
     warnings = [e for e in events if isinstance(e, LogMessage)]
     assert len(warnings) == 2 and all(w.level == "warning" and "skipped" in w.text for w in warnings)
     assert [e.step for e in events if isinstance(e, StepMetrics)] == [1, 2]
+
+
+def fake_run(path: Path, **status) -> Path:
+    path.mkdir(parents=True)
+    (path / "run.json").write_text(json.dumps({"status": "running", "started": time.time() - 5, **status}))
+    (path / "metrics.jsonl").write_text("")
+    return path
+
+
+def test_stale_runs_are_interrupted_and_other_hosts_are_said_to_be_unknowable(tmp_path):
+    from tui_trainer.engine.runs import summarize
+
+    here = __import__("socket").gethostname()
+    alive = fake_run(tmp_path / "alive", pid=os.getpid(), host=here, started=time.time())
+    reused = fake_run(tmp_path / "reused", pid=os.getpid(), host=here, started=1000.0)  # pid now someone else's
+    dead = fake_run(tmp_path / "dead", pid=2**22 + 12345, host=here)
+    remote = fake_run(tmp_path / "remote", pid=os.getpid(), host="gpu-box-7")
+    assert summarize(alive).status == "running"
+    assert summarize(reused).status == "interrupted"
+    assert summarize(dead).status == "interrupted"
+    assert summarize(remote).status == "running on gpu-box-7?"
+    said = [e for e in RunWatcher(remote).poll() if isinstance(e, LogMessage)]
+    assert len(said) == 1 and "cannot tell" in said[0].text
+
+
+async def test_a_watcher_of_a_dead_run_ends_and_its_stop_never_hangs(tiny_config, tmp_path):
+    dead = fake_run(tmp_path / "dead", pid=2**22 + 12345, host=__import__("socket").gethostname())
+    app = create_app(tiny_config)
+    async with app.run_test(size=SIZE) as pilot:
+        app.watch_run(dead)
+        await pilot.press("f7")
+        await wait_for(pilot, lambda: app.state == "ended", timeout=10)
+        assert app.check_action("runs", ()) is True  # F2 works again

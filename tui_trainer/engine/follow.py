@@ -101,18 +101,30 @@ def read_status(run_dir: str | Path) -> dict[str, Any]:
         return {}
 
 
+def on_other_host(status: dict[str, Any]) -> bool:
+    return status.get("host") not in (None, socket.gethostname())
+
+
 def process_alive(status: dict[str, Any]) -> bool | None:
-    """Whether the process of a running run still exists; None when it is on another host."""
+    """Whether the process of a running run still exists; None when it is on another host.
+
+    A pid alone is not enough: once the process died, the system may give its number to a new
+    one. A process younger than the run's (re)start, or a zombie, is not the run's."""
+    import psutil
+
     pid = status.get("pid")
-    if not pid or status.get("host") not in (None, socket.gethostname()):
+    if not pid or on_other_host(status):
         return None
     try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
+        process = psutil.Process(int(pid))
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return False
+        began = max(status.get("started") or 0.0, status.get("resumed") or 0.0)
+        return not began or process.create_time() <= began + 1.0
+    except psutil.NoSuchProcess:
         return False
-    except PermissionError:
+    except psutil.AccessDenied:
         return True  # alive, owned by someone else
-    return True
 
 
 def effective_status(status: dict[str, Any]) -> str:
@@ -134,10 +146,15 @@ class RunWatcher:
         self.follower = MetricsFollower(run_dir)
         self.state: str | None = None
         self.done = False
+        self._said_other_host = False
 
     def poll(self) -> list[Event]:
         events = self.follower.poll()
         status = read_status(self.run_dir)
+        if on_other_host(status) and not self._said_other_host and status.get("status") in ("running", "paused"):
+            self._said_other_host = True
+            events.append(LogMessage("warning", f"this run trains on {status.get('host')}: from here gpt-tui cannot "
+                                                "tell whether its process still lives; the dashboard follows its files"))
         current = effective_status(status)
         if current == "interrupted" and not self.follower.ended:
             events += self.follower.poll()  # its last lines may have landed as the process left

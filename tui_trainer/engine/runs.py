@@ -9,7 +9,7 @@ from typing import Any
 from .config import read_toml
 from .errors import ConfigError, RunDirError
 from .events import EvalResult
-from .follow import effective_status, read_events, read_status
+from .follow import effective_status, on_other_host, read_events, read_status
 from .rundir import holds_run
 
 # Keys that name or place a run rather than shape its training: never a comparison label.
@@ -58,7 +58,10 @@ def read_run_config(path: Path) -> dict[str, Any]:
 def summarize(path: Path) -> RunSummary:
     status = read_status(path)
     best = status.get("best_val_loss")
-    return RunSummary(path=path, status=effective_status(status), started=status.get("started"),
+    state = effective_status(status)
+    if state in ("running", "paused") and on_other_host(status):
+        state = f"{state} on {status.get('host')}?"  # nobody here can tell whether it still does
+    return RunSummary(path=path, status=state, started=status.get("started"),
                       last_step=int(status.get("last_step") or 0), max_iters=status.get("max_iters"),
                       best_val_loss=math.inf if best is None else float(best), num_params=status.get("num_params"),
                       device=status.get("device", "?"), config=read_run_config(path))

@@ -65,7 +65,7 @@ class RunsActions:
         """Load a run's config into the form and continue it; a run that reached max_iters
         waits for a larger max_iters and F5."""
         summary = summarize(run_dir)
-        if summary.status in ("running", "paused"):
+        if summary.status.startswith(("running", "paused")):  # here, or maybe on another host
             self.watch_run(run_dir)  # another process trains it: follow instead of training it twice
             return
         self.form.load(load_config(run_dir / "config.toml"))
