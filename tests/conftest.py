@@ -24,6 +24,7 @@ settings.load_profile("deterministic")
 @pytest.fixture(autouse=True, scope="session")
 def _token_cache(tmp_path_factory) -> None:
     os.environ["GPT_TUI_CACHE"] = str(tmp_path_factory.mktemp("token-cache"))
+    os.environ["GPT_TUI_PRESETS"] = str(tmp_path_factory.mktemp("presets"))  # never the user's own
 
 
 @pytest.fixture(scope="session")

@@ -278,3 +278,20 @@ async def test_presets_never_overwrite_shipped_ones_ask_before_mine_and_load_inv
         assert set(app.form.problems) == {"d_model", "learning_rate"} and app.form_config is None
         assert app.is_running
     assert {name: path.read_bytes() for name, path in shipped_presets().items()} == shipped
+
+
+async def test_a_large_data_folder_is_read_only_when_asked(app_config, tmp_path, monkeypatch):
+    import tui_trainer.ui.app as app_module
+
+    monkeypatch.setattr(app_module, "ASK_ABOVE_BYTES", 1000)
+    folder = tmp_path / "big"
+    folder.mkdir()
+    (folder / "a.txt").write_text("an order of tea\n" * 200)
+    app = create_app(app_config, corpus_figures=(1, 1))
+    async with app.run_test(size=SIZE) as pilot:
+        field = app.query_one("#f-data", Input)
+        field.value = str(folder)
+        await wait_for(pilot, lambda: "press Enter in the data field" in str(app.query_one("#derived").render()))
+        field.focus()
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: "3,200 tokens" in str(app.query_one("#derived").render()))

@@ -125,3 +125,21 @@ async def test_random_typing_never_kills_the_app_in_any_state(tiny_config):
         await pilot.press("escape")
         await pilot.pause()
         assert inconsistency(app) is None
+
+
+async def test_mashing_every_run_key_50_times_makes_one_run(tiny_config, tmp_path):
+    rng = random.Random(SEED)
+    config = make_config(tiny_config, max_iters=100_000, out_dir=str(tmp_path / "runs"))
+    app = create_app(config)
+    async with app.run_test(size=(100, 32)) as pilot:
+        for _ in range(50):
+            app.post_message(key_event(rng.choice(["f5", "f6", "f7", "ctrl+s", "f8"])))
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.5)
+        if app.state != AppState.ENDED:
+            await pilot.press("f6") if app.state == AppState.PAUSED else None
+            await wait_for(pilot, lambda: app.state in (AppState.RUNNING, AppState.ENDED))
+            await pilot.press("f7")
+        await wait_for(pilot, lambda: app.state == AppState.ENDED, timeout=60)
+        assert inconsistency(app) is None
+    assert len(list((tmp_path / "runs").iterdir())) == 1

@@ -119,6 +119,13 @@ def corpus_size(path: Path) -> int:
     return sum(f.stat().st_size for f in _corpus_files(path))
 
 
+def corpus_bytes(data: str) -> int:
+    """Bytes of every file under the corpus a config names, without reading any of them."""
+    path = resolve_data_path(data)
+    return path.stat().st_size if path.is_file() else sum(
+        p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
 def corpus_fingerprint(path: Path, tokenizer_name: str) -> str:
     digest = hashlib.sha256(f"v{CACHE_FORMAT}:{tokenizer_name}".encode())
     for file in _corpus_files(path):

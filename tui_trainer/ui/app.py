@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 import traceback
 import warnings
 from pathlib import Path
@@ -21,7 +22,7 @@ from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Button, Footer, Header, TabbedContent, TabPane
+from textual.widgets import Button, Footer, Header, Input, TabbedContent, TabPane
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from ..engine.config import TrainConfig
@@ -49,6 +50,8 @@ UI_TICK = 0.2  # seconds between progress redraws: five a second, whatever the s
 EXIT_GRACE = 5.0  # seconds a signalled app may take to leave once its run is on disk
 PLOT_EVERY = 3  # the plot (the costliest widget) redraws every third tick, 0.6 s
 CORPUS_PAUSE = 0.8  # seconds of no typing before the form's corpus figures are read
+ASK_ABOVE_BYTES = 64 << 20  # a corpus larger than this is read for the form's figures only on Enter
+REPEAT_GUARD = 1.5  # seconds after a run ends during which F5 is taken as a repeated key
 
 
 class CorpusReadCancelled(Exception):
@@ -94,6 +97,8 @@ class GptTuiApp(RunsActions, App[int]):
         self._corpus_figures = corpus_figures
         self._corpus_key: tuple | None = self._corpus_key_of(config) if corpus_figures else None
         self._corpus_timer = None  # the pending read of the form's corpus, while typing goes on
+        self._corpus_confirmed: set[tuple] = set()  # large corpora the user asked to read (Enter)
+        self._ended_at = 0.0  # when the last run ended: an F5 just after it is a repeated key, not a new run
         self._quit_after_run = False
         self._save_requested = False  # ctrl+s was pressed and its checkpoint has not been reported yet
         self.signal_exit: int | None = None  # the exit code a SIGINT, SIGTERM or SIGHUP asked for
@@ -298,15 +303,30 @@ class GptTuiApp(RunsActions, App[int]):
 
     @work(thread=True, exclusive=True, group="corpus", exit_on_error=False)
     def _read_corpus(self, key: tuple) -> None:
-        from ..engine.data import build_corpus
+        from ..engine.data import build_corpus, corpus_bytes
         from ..engine.tokenizer import get_tokenizer
 
         data, tokenizer, vocab = key
         try:
+            if key not in self._corpus_confirmed:
+                size = corpus_bytes(data)
+                if size > ASK_ABOVE_BYTES:  # a typo can name a whole disk: ask before reading it all
+                    self.post_message(CorpusInfo(key, None, None, f"{size / 2**20:,.0f} MB to read: press Enter in "
+                                                                  "the data field to read it"))
+                    return
             corpus = build_corpus(data, get_tokenizer(tokenizer), vocab, progress=self._tokenize_progress)
             self.post_message(CorpusInfo(key, corpus.raw_count, corpus.vocab.size))
         except GptTuiError as exc:
             self.post_message(CorpusInfo(key, None, None, str(exc)))
+
+    @on(Input.Submitted, "#f-data")
+    def _read_large_corpus(self, event: Input.Submitted) -> None:
+        """Enter in the data field: read that corpus, however large."""
+        if self.form_config is not None:
+            key = self._corpus_key_of(self.form_config)
+            self._corpus_confirmed.add(key)
+            self._corpus_key = key
+            self._read_corpus(key)
 
     def _tokenize_progress(self, done: int, total: int) -> None:
         """Called from a worker thread while a new corpus is tokenized into the cache; a worker
@@ -366,6 +386,8 @@ class GptTuiApp(RunsActions, App[int]):
             if self.form_config is None:
                 self.notify("fix the highlighted fields first", severity="error", title="Cannot start")
             return
+        if time.monotonic() - self._ended_at < REPEAT_GUARD:
+            return  # keys mashed through a stop must not chain new runs
         config = self.form_config
         if self.first_run_dir and not self.resume_from and holds_run(Path(self.first_run_dir)):
             self._ask_about_existing_run(Path(self.first_run_dir))
@@ -562,6 +584,9 @@ class GptTuiApp(RunsActions, App[int]):
 
     def _run_ended(self) -> None:
         self._set_state(AppState.ENDED)
+        self._ended_at = time.monotonic()
+        if self.watching is not None:  # never "watching" while nothing is followed any more
+            self.sub_title = f"{self.watching.name} · ended (was watched)"
         if self._quit_after_run:
             self._quit_after_saving()
 
