@@ -391,3 +391,38 @@ async def test_a_watcher_of_a_dead_run_ends_and_its_stop_never_hangs(tiny_config
         await pilot.press("f7")
         await wait_for(pilot, lambda: app.state == "ended", timeout=10)
         assert app.check_action("runs", ()) is True  # F2 works again
+
+
+async def test_a_ui_crash_while_watching_leaves_the_watched_run_untouched(tiny_config, corpus, tmp_path,
+                                                                          monkeypatch):
+    from tui_trainer.engine.control import REQUESTS_DIR
+    from tui_trainer.ui.app import GptTuiApp
+    from tui_trainer.ui.crash import report_crash
+
+    def broken(self):
+        raise RuntimeError("a bug in a key handler")
+
+    monkeypatch.setattr(GptTuiApp, "action_toggle_log_y", broken)
+    run_dir = tmp_path / "run"
+    proc = start_cli_run(corpus, run_dir)
+    try:
+        deadline = time.time() + 60
+        while not (run_dir / "metrics.jsonl").exists() or '"step"' not in (run_dir / "metrics.jsonl").read_text():
+            assert proc.poll() is None and time.time() < deadline
+            await asyncio.sleep(0.1)
+        app = create_app(tiny_config)
+        with pytest.raises(RuntimeError, match="a bug in a key handler"):
+            async with app.run_test(size=SIZE) as pilot:
+                app.watch_run(run_dir)
+                await wait_for(pilot, lambda: app.state == "running")
+                await pilot.press("f9")
+                await pilot.pause()
+        code, line = report_crash(app)
+        assert code == 1 and f"the run goes on; follow it again with: gpt-tui watch {run_dir}" in line
+        assert "a bug in a key handler" in (run_dir / "watch-error.log").read_text()
+        assert not any((run_dir / REQUESTS_DIR).glob("*"))  # no stop, no save was sent to it
+        time.sleep(1.0)
+        assert proc.poll() is None  # still training
+    finally:
+        proc.terminate()
+    assert proc.wait(timeout=30) == 143
