@@ -49,10 +49,10 @@ def autocast(device: torch.device, dtype: torch.dtype) -> contextlib.AbstractCon
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
-def default_threads(reserve_one: bool) -> int:
-    """All cores, or all but one when a UI thread needs to stay responsive."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, cores - 1) if reserve_one else cores
+def default_threads() -> int:
+    """All the cores this process may use. The app too: its UI thread keeps to a time budget
+    (see the plot's), so keeping a core from training for it cost more than it gave."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def cpu_name() -> str:

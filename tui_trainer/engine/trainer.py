@@ -55,7 +55,7 @@ class Trainer:
     def __init__(self, config: TrainConfig | None, on_event: EventCallback | None = None,
                  control: TrainingControl | None = None, run_dir: str | Path | None = None,
                  resume: str | Path | Resumption | None = None, resume_overrides: dict[str, Any] | None = None,
-                 reserve_core: bool = False, progress: Progress | None = None):
+                 progress: Progress | None = None):
         """Build everything a run needs. Bad input raises a GptTuiError before any file is written.
 
         ``resume`` (a checkpoint or run directory) takes the config from the checkpoint, with
@@ -77,7 +77,7 @@ class Trainer:
         self.device = self.dist.device(config.device)
         self.dtype = resolve_dtype(config.dtype, self.device)
         if self.device.type == "cpu":  # processes on one machine share its cores
-            torch.set_num_threads(config.num_threads or max(1, default_threads(reserve_core) // self.dist.local_size))
+            torch.set_num_threads(config.num_threads or max(1, default_threads() // self.dist.local_size))
         else:
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True

@@ -47,8 +47,11 @@ from .widgets.progress_panel import ProgressPanel
 from .widgets.samples_panel import SamplesPanel
 
 UI_TICK = 0.2  # seconds between progress redraws: five a second, whatever the step rate
+PLOT_EVERY = 0.6  # seconds between plot redraws at the most
+# The plot's share of wall time at the most: a redraw holds the GIL that the training thread
+# needs, so a costly one (a wide terminal, a slow CPU) waits longer before the next.
+PLOT_BUDGET = 0.03
 EXIT_GRACE = 5.0  # seconds a signalled app may take to leave once its run is on disk
-PLOT_EVERY = 3  # the plot (the costliest widget) redraws every third tick, 0.6 s
 CORPUS_PAUSE = 0.8  # seconds of no typing before the form's corpus figures are read
 ASK_ABOVE_BYTES = 64 << 20  # a corpus larger than this is read for the form's figures only on Enter
 REPEAT_GUARD = 1.5  # seconds after a run ends during which F5 is taken as a repeated key
@@ -92,7 +95,7 @@ class GptTuiApp(RunsActions, App[int]):
         self.state = AppState.IDLE
         self.run_dir: str | None = None
         self._dirty = False
-        self._ticks = 0
+        self._plotted_at = 0.0  # when the plot last redrew (monotonic)
         # (tokens, vocab size) of the config's corpus when the caller has read it already
         self._corpus_figures = corpus_figures
         self._corpus_key: tuple | None = self._corpus_key_of(config) if corpus_figures else None
@@ -271,11 +274,13 @@ class GptTuiApp(RunsActions, App[int]):
         return True if ok else None
 
     def _tick(self) -> None:
-        self._ticks += 1
         if self._dirty:
             self.progress.redraw()
-            if self._ticks % PLOT_EVERY == 0 or self.state == AppState.ENDED:
+            now = time.monotonic()
+            wait = max(PLOT_EVERY, self.plot.render_seconds / PLOT_BUDGET)
+            if now - self._plotted_at >= wait or not allowed(self.state).in_run:
                 self._dirty = False
+                self._plotted_at = now
                 self.plot.refresh()
                 self.plot_legend.show(self.plot.legend())
 
@@ -435,10 +440,9 @@ class GptTuiApp(RunsActions, App[int]):
 
         if resume:  # the form's values become overrides; shape keys that differ are refused
             trainer = Trainer(None, on_event, control, resume=resume, resume_overrides=config.to_dict(),
-                              reserve_core=True, progress=self._tokenize_progress)
-        else:
-            trainer = Trainer(config, on_event, control, run_dir=run_dir, reserve_core=True,
                               progress=self._tokenize_progress)
+        else:
+            trainer = Trainer(config, on_event, control, run_dir=run_dir, progress=self._tokenize_progress)
         self.post_message(TrainerReady(trainer))
         try:
             self.run_result = trainer.run()

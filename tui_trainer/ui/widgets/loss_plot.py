@@ -6,6 +6,7 @@ starts; so the legend is a line of its own under the plot (:class:`PlotLegend`).
 from __future__ import annotations
 
 import math
+import time
 
 from rich.text import Text
 from textual.widgets import Static
@@ -26,6 +27,10 @@ SERIES = (("raw", "train", "gray", "dot"), ("ema", "EMA", "cyan", "braille"),
 
 class LossPlot(PlotextPlot):
     """Owns bounded series; the app appends points and calls ``refresh`` a few times a second."""
+
+    # The last redraw's cost in seconds: plotext's build and the conversion of its output into
+    # lines, both on the app's thread, where they hold the GIL that the training thread needs.
+    render_seconds = 0.0
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -77,6 +82,12 @@ class LossPlot(PlotextPlot):
     @property
     def point_count(self) -> int:
         return self.raw.total + self.eval_val.total
+
+    def render_lines(self, crop):
+        started = time.perf_counter()
+        lines = super().render_lines(crop)
+        self.render_seconds = time.perf_counter() - started
+        return lines
 
     def render(self):
         plt = self.plt
