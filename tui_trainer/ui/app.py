@@ -54,7 +54,7 @@ PLOT_BUDGET = 0.03
 EXIT_GRACE = 5.0  # seconds a signalled app may take to leave once its run is on disk
 CORPUS_PAUSE = 0.8  # seconds of no typing before the form's corpus figures are read
 ASK_ABOVE_BYTES = 64 << 20  # a corpus larger than this is read for the form's figures only on Enter
-REPEAT_GUARD = 1.5  # seconds after a run ends during which F5 is taken as a repeated key
+REPEAT_GUARD = 1.5  # seconds after F7 during which F5 is taken as a mashed key
 
 
 class CorpusReadCancelled(Exception):
@@ -101,7 +101,7 @@ class GptTuiApp(RunsActions, App[int]):
         self._corpus_key: tuple | None = self._corpus_key_of(config) if corpus_figures else None
         self._corpus_timer = None  # the pending read of the form's corpus, while typing goes on
         self._corpus_confirmed: set[tuple] = set()  # large corpora the user asked to read (Enter)
-        self._ended_at = 0.0  # when the last run ended: an F5 just after it is a repeated key, not a new run
+        self._stop_pressed_at = -REPEAT_GUARD  # F7 then: an F5 just after it is a mashed key, not a new run
         self._quit_after_run = False
         self._save_requested = False  # ctrl+s was pressed and its checkpoint has not been reported yet
         self.signal_exit: int | None = None  # the exit code a SIGINT, SIGTERM or SIGHUP asked for
@@ -391,7 +391,7 @@ class GptTuiApp(RunsActions, App[int]):
             if self.form_config is None:
                 self.notify("fix the highlighted fields first", severity="error", title="Cannot start")
             return
-        if time.monotonic() - self._ended_at < REPEAT_GUARD:
+        if time.monotonic() - self._stop_pressed_at < REPEAT_GUARD:
             return  # keys mashed through a stop must not chain new runs
         config = self.form_config
         if self.first_run_dir and not self.resume_from and holds_run(Path(self.first_run_dir)):
@@ -461,6 +461,7 @@ class GptTuiApp(RunsActions, App[int]):
     def action_stop(self) -> None:
         if self.control and allowed(self.state).steer:
             self.control.stop("stopped by user")
+            self._stop_pressed_at = time.monotonic()
             self._set_state(AppState.STOPPING)
 
     def action_save(self) -> None:
@@ -588,7 +589,6 @@ class GptTuiApp(RunsActions, App[int]):
 
     def _run_ended(self) -> None:
         self._set_state(AppState.ENDED)
-        self._ended_at = time.monotonic()
         if self.watching is not None:  # never "watching" while nothing is followed any more
             self.sub_title = f"{self.watching.name} · ended (was watched)"
         if self._quit_after_run:
