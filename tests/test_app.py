@@ -295,3 +295,33 @@ async def test_a_large_data_folder_is_read_only_when_asked(app_config, tmp_path,
         field.focus()
         await pilot.press("enter")
         await wait_for(pilot, lambda: "3,200 tokens" in str(app.query_one("#derived").render()))
+
+
+async def test_ctrl_q_three_times_shows_one_dialog_that_says_paused(app_config):
+    from tui_trainer.ui.screens import QuitScreen
+
+    app = create_app(make_config(app_config, max_iters=100_000))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("f5")
+        await wait_for(pilot, lambda: app.state == "running")
+        await pilot.press("f6")
+        await wait_for(pilot, lambda: app.state == "paused")
+        await pilot.press("ctrl+q", "ctrl+q", "ctrl+q")
+        assert sum(isinstance(screen, QuitScreen) for screen in app.screen_stack) == 1
+        assert "Training is paused." in app.screen.question
+        await pilot.press("s")
+        await wait_for(pilot, lambda: not app.is_running)
+
+
+async def test_ctrl_s_then_f5_after_a_run_keeps_the_save(app_config):
+    app = create_app(app_config)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("f5")
+        await wait_for(pilot, lambda: app.state == "ended")
+        first = Path(app.run_dir)
+        (first / "model.ckpt").unlink()
+        await pilot.press("ctrl+s", "f5")  # the save must not be lost to the new run
+        await wait_for(pilot, lambda: (first / "model.ckpt").exists())
+        await wait_for(pilot, lambda: app.state == "ended" and app.run_dir != str(first))
+        assert "Error" not in log_text(app) and "AttributeError" not in log_text(app)
+    assert torch.load(first / "model.ckpt", weights_only=True)["step"] == 40

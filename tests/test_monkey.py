@@ -17,7 +17,7 @@ from .test_app import wait_for
 
 SEED = 20261126
 PASTES = ["[", "]", "[/]", "\\", "[bold]", "[x=", "[/b", "[link=x]y", "[@click=app.quit]q[/]", "\x00\x1b[2J\x07\t",
-          "🚀🔥💥", "中文字符テスト", "1e-3", "-0", "nan", "inf", "9" * 40, "x" * 10_000]
+          "🚀🔥💥", "中文字符テスト", "1e-3", "-0", "nan", "inf", "9" * 40, "9" * 400, "x" * 10_000]
 # Keys that edit and move, never keys that leave a phase (those are pressed on purpose below).
 KEYS = ["tab", "shift+tab", "up", "down", "left", "right", "home", "end", "backspace", "delete", "f9",
         "ctrl+a", "ctrl+e", "ctrl+k", "ctrl+u", "ctrl+w", "a", "[", "]", "\\", "0", "1", ".", "e", "-", "space"]
