@@ -15,7 +15,7 @@ from .test_terminal import app_command, last_step, wait_until
 sys.path.insert(0, str(REPO / "benchmarks"))
 from pty_terminal import PtyApp  # noqa: E402
 
-TRIES = 3
+TRIES = 2
 
 
 def test_hanging_up_mid_draw_saves_and_exits_within_10_s_every_time(corpus, tmp_path):
