@@ -36,6 +36,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 from pty_terminal import PtyApp  # noqa: E402
 WARMUP = 50  # steps left out of every rate (compile, allocator, first layouts)
+CHECKS = ("info", "headless", "reference", "app", "oom", "hangup", "ddp")  # in the order they run
 CPU_TINY = {"d_model": 64, "num_blocks": 2, "num_heads": 2, "context_length": 64, "batch_size": 8,
             "tokenizer": "byte", "eval_iters": 2, "sample_interval": 0, "checkpoint_interval": 0}
 
@@ -297,6 +298,8 @@ def main() -> int:
     parser.add_argument("--ratio-steps", type=int, default=1200, help="steps of the app-vs-headless runs")
     parser.add_argument("--out", type=Path, default=Path(os.environ["OUT"]) if os.environ.get("OUT") else None)
     parser.add_argument("--allow-cpu", action="store_true", help="run the checks on the CPU, tiny config")
+    parser.add_argument("--only", nargs="+", choices=CHECKS, metavar="CHECK",
+                        help=f"run only these checks: {', '.join(CHECKS)} (reference and oom need headless)")
     args = parser.parse_args()
     import torch
 
@@ -330,13 +333,15 @@ def main() -> int:
         report.add("nanoGPT-style loop, same config (compile on)", f"{ref:,.0f} tok/s; gpt-tui {ours:,.0f} tok/s = "
                    f"{ours / ref:.2f}x (goal >= 1.0x)", verdict(ours / ref >= 1.0))
 
-    steps += [("headless", headless_both), ("nanoGPT reference", reference),
-              ("app vs headless", lambda: app_against_headless(
+    steps += [("headless", headless_both), ("reference", reference),
+              ("app", lambda: app_against_headless(
                   report, config_args + [f"--set=max_iters={args.ratio_steps}"], out, args.ratio_steps)),
-              ("OOM", lambda: oom(report, state["run_dir"], out)),
-              ("ctrl+s and SIGHUP", lambda: save_and_hang_up(report, config_args, out)),
-              ("2 GPUs", lambda: two_gpus(report, config_args, out))]
+              ("oom", lambda: oom(report, state["run_dir"], out)),
+              ("hangup", lambda: save_and_hang_up(report, config_args, out)),
+              ("ddp", lambda: two_gpus(report, config_args, out))]
     for name, step in steps:
+        if args.only and name not in args.only:
+            continue
         try:
             step()
         except Exception as exc:  # one broken check must not hide the others
