@@ -6,7 +6,7 @@ import asyncio
 import random
 
 from textual import events
-from textual.widgets import Button, Input
+from textual.widgets import Button
 
 from tui_trainer.ui.app import create_app
 from tui_trainer.ui.screens import QuitScreen
