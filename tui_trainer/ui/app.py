@@ -164,8 +164,7 @@ class GptTuiApp(RunsActions, App[int]):
     def on_unmount(self) -> None:
         # However the app closes, its own run stops and saves rather than training on unseen
         # (Textual then waits for the training thread before the process can end).
-        if isinstance(self.control, TrainingControl) and allowed(self.state).in_run:
-            self.control.stop("the app closed", save=True)
+        self._stop_training_thread("the app closed")
         warnings.showwarning = self._previous_showwarning
         if self.crash is None or not self.owns_run():  # else signals keep their promise until the run has saved
             self.restore_signals()
@@ -231,11 +230,16 @@ class GptTuiApp(RunsActions, App[int]):
         if self.crash is None:
             self.crash = error
             self.crash_traceback = "".join(traceback.format_exception(type(error), error, error.__traceback__))
-            if isinstance(self.control, TrainingControl) and allowed(self.state).in_run:
-                self.control.stop(f"the dashboard failed ({type(error).__name__})", save=True)
+            self._stop_training_thread(f"the dashboard failed ({type(error).__name__})")
         renderables = len(self._exit_renderables)
         super()._handle_exception(error)
         del self._exit_renderables[renderables:]
+
+    def _stop_training_thread(self, reason: str) -> None:
+        """Stop and save the run this app trains in its own thread, if one goes on. Not a watched
+        run nor the torchrun job: those live in other processes and go on without this app."""
+        if isinstance(self.control, TrainingControl) and allowed(self.state).in_run:
+            self.control.stop(reason, save=True)
 
     def restore_signals(self) -> None:
         for sig, handler in self._previous_handlers.items():
@@ -328,6 +332,8 @@ class GptTuiApp(RunsActions, App[int]):
     def _read_large_corpus(self, event: Input.Submitted) -> None:
         """Enter in the data field: read that corpus, however large."""
         if self.form_config is not None:
+            if self._corpus_timer is not None:
+                self._corpus_timer.stop()  # read now, once, rather than again when typing's pause ends
             key = self._corpus_key_of(self.form_config)
             self._corpus_confirmed.add(key)
             self._corpus_key = key
