@@ -151,7 +151,7 @@ def headless_in_process(report: Report, config, compile_on: bool, out: Path):
     shown_mfu = f"{100 * statistics.median(mfu):.1f}%" if mfu else "unknown"
     report.add(name, f"{rate:,.0f} tok/s, MFU {shown_mfu}", "ok")
     report.add(f"{name}: peak memory, wall", f"{peak:.2f} GiB allocated, {wall:.0f} s for {cfg.max_iters} steps "
-               f"(dtype {trainer.dtype}, fused AdamW {trainer.fused})")
+               f"(dtype {trainer.dtype}, fused AdamW {trainer.updater.fused})")
     return rate, run_dir
 
 

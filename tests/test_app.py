@@ -49,7 +49,7 @@ async def test_invalid_form_shows_rule_and_disables_start(app_config):
         assert app.query_one("#start", Button).disabled
         await pilot.press("f5")
         await pilot.pause()
-        assert app.state == "idle" and app.trainer is None
+        assert app.state == "idle" and app.run_info is None
         app.query_one("#f-d_model", Input).value = "32"
         await pilot.pause()
         assert not app.query_one("#start", Button).disabled and not error.display
@@ -75,22 +75,22 @@ async def test_pause_resume_stop_and_save(app_config):
     app = create_app(make_config(app_config, max_iters=100000, log_interval=1))
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("f5")
-        await wait_for(pilot, lambda: app.trainer is not None and app.trainer.step >= 3)
+        await wait_for(pilot, lambda: app.progress.step >= 3)
         await pilot.press("f6")
         await wait_for(pilot, lambda: app.state == "paused")
-        step = app.trainer.step
+        step = app.progress.step
         await pilot.pause(0.3)
-        assert app.trainer.step == step
+        assert app.progress.step == step
         await pilot.press("ctrl+s")  # saving works while paused
         ckpt = Path(app.run_dir) / "model.ckpt"
         await wait_for(pilot, ckpt.exists)
         saved = torch.load(ckpt, weights_only=True)
         assert saved["step"] == step and "model_state_dict" in saved
         await pilot.press("f6")
-        await wait_for(pilot, lambda: app.trainer.step > step + 2)
+        await wait_for(pilot, lambda: app.progress.step > step + 2)
         await pilot.press("f7")
         await wait_for(pilot, lambda: app.state == "ended")
-        stopped_at = app.trainer.step
+        stopped_at = app.progress.step
         assert torch.load(ckpt, weights_only=True)["step"] == stopped_at
         # after a stop the model stays in memory: sampling and saving still work
         await pilot.press("f8")
@@ -155,7 +155,7 @@ async def test_quit_during_run_asks_and_saves(app_config):
         await pilot.press("s")
         await wait_for(pilot, lambda: not app.is_running)
     saved = torch.load(Path(app.run_dir) / "model.ckpt", weights_only=True)
-    assert saved["step"] == app.trainer.step
+    assert saved["step"] == app.progress.step
 
 
 async def test_command_palette_offers_the_training_actions(app_config):
@@ -164,6 +164,18 @@ async def test_command_palette_offers_the_training_actions(app_config):
         titles = [command.title for command in app.get_system_commands(app.screen)]
         assert "Start training" in titles and "Toggle log-scale loss axis" in titles
         assert "Save checkpoint" not in titles  # nothing to save before a run
+
+
+async def test_a_users_keymap_remaps_keys_by_binding_id(app_config, tmp_path, monkeypatch):
+    keymap = tmp_path / "keymap.toml"
+    keymap.write_text('start = "f4"\nstrat = "f3"\n')
+    monkeypatch.setenv("GPT_TUI_KEYMAP", str(keymap))
+    app = create_app(make_config(app_config, max_iters=4))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("f4")
+        await wait_for(pilot, lambda: app.state == "ended")
+        notes = [note.message for note in app._notifications]
+        assert any("'strat' is not a binding id" in note and str(keymap) in note for note in notes)
 
 
 async def test_corpus_figures_from_the_cli_are_not_read_again(app_config):

@@ -46,8 +46,8 @@ def test_follower_reads_a_growing_file_line_by_line(tmp_path):
     rundir = RunDir(tmp_path / "run")
     follower = MetricsFollower(rundir.path)
     assert follower.poll() == []
-    rundir.log("start", 0, max_iters=10, num_params=5, device="cpu", vocab_size=7)
-    rundir.log("step", 2, loss=3.5, lr=1e-3, tokens_per_sec=100.0, elapsed=1.0, eta=4.0)
+    rundir.append(dict(event="start", step=0, max_iters=10, num_params=5, device="cpu", vocab_size=7))
+    rundir.append(dict(event="step", step=2, loss=3.5, lr=1e-3, tokens_per_sec=100.0, elapsed=1.0, eta=4.0))
     first = follower.poll()
     assert [type(e) for e in first] == [RunStarted, StepMetrics]
     assert first[0].max_iters == 10 and first[1].loss == 3.5 and first[1].eta == 4.0
@@ -56,8 +56,8 @@ def test_follower_reads_a_growing_file_line_by_line(tmp_path):
     assert follower.poll() == []
     with open(rundir.metrics_path, "a") as handle:
         handle.write('"val_loss": 3.25}\nnot json\n')
-    rundir.log("step", 4, loss=None, lr=1e-3, tokens_per_sec=100.0, elapsed=2.0, eta=3.0)  # NaN is written as null
-    rundir.log("end", 4, status="stopped", reason="stop requested")
+    rundir.append(dict(event="step", step=4, loss=None, lr=1e-3, tokens_per_sec=100.0, elapsed=2.0, eta=3.0))  # NaN is written as null
+    rundir.append(dict(event="end", step=4, status="stopped", reason="stop requested"))
     events = follower.poll()
     assert [type(e) for e in events] == [EvalResult, LogMessage, StepMetrics, RunFinished]  # "not json": a warning
     assert events[0].val_loss == 3.25 and events[2].loss != events[2].loss
@@ -68,7 +68,7 @@ def test_a_run_whose_process_is_gone_reads_as_interrupted(tmp_path):
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     rundir = RunDir(tmp_path / "run")
     rundir.update_status(status="running", pid=int(dead.stdout))
-    rundir.log("step", 30, loss=2.0, lr=1e-3, tokens_per_sec=1.0, elapsed=1.0, eta=1.0)
+    rundir.append(dict(event="step", step=30, loss=2.0, lr=1e-3, tokens_per_sec=1.0, elapsed=1.0, eta=1.0))
     assert effective_status(rundir.status) == "interrupted"
     events = RunWatcher(rundir.path).poll()
     assert isinstance(events[-1], RunFailed) and events[-1].kind == "interrupted" and "--resume" in events[-1].message
@@ -350,10 +350,10 @@ def test_requests_left_by_an_earlier_process_never_act_on_a_resume(tiny_config, 
 def test_a_line_that_is_not_a_record_is_skipped_with_a_warning_and_following_goes_on(tmp_path):
     rundir = RunDir(tmp_path / "run")
     follower = MetricsFollower(rundir.path)
-    rundir.log("step", 1, loss=2.0, lr=1e-3, tokens_per_sec=1.0, elapsed=1.0, eta=1.0)
+    rundir.append(dict(event="step", step=1, loss=2.0, lr=1e-3, tokens_per_sec=1.0, elapsed=1.0, eta=1.0))
     with open(rundir.metrics_path, "a") as handle:
         handle.write("garbage from a disk error\n[1, 2]\n")
-    rundir.log("step", 2, loss=1.5, lr=1e-3, tokens_per_sec=1.0, elapsed=2.0, eta=1.0)
+    rundir.append(dict(event="step", step=2, loss=1.5, lr=1e-3, tokens_per_sec=1.0, elapsed=2.0, eta=1.0))
     events = follower.poll()
     warnings = [e for e in events if isinstance(e, LogMessage)]
     assert len(warnings) == 2 and all(w.level == "warning" and "skipped" in w.text for w in warnings)

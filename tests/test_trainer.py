@@ -11,7 +11,8 @@ from tui_trainer.engine import checkpoint as ckpt_mod
 from tui_trainer.engine.checkpoint import load_checkpoint, model_from_checkpoint
 from tui_trainer.engine.control import SampleRequest, TrainingControl
 from tui_trainer.engine.events import CheckpointSaved, EvalResult, RunFailed, RunFinished, StateChanged, StepMetrics
-from tui_trainer.engine.trainer import Trainer, learning_rate_at
+from tui_trainer.engine.schedule import learning_rate_at
+from tui_trainer.engine.trainer import Trainer
 
 from .conftest import make_config
 
@@ -90,7 +91,7 @@ def test_nonfinite_loss_stops_before_the_update(tiny_config, monkeypatch):
     def snapshot(event):
         if isinstance(event, StepMetrics) and event.step == 15:
             before.update({k: v.clone() for k, v in trainer.raw_model.state_dict().items()})
-    trainer.on_event = snapshot
+    trainer.listeners.append(snapshot)
     result = trainer.run()
     assert isinstance(result, RunFailed) and result.kind == "nonfinite"
     assert "lower learning_rate or set grad_clip" in result.message
@@ -150,7 +151,7 @@ def test_failed_save_keeps_previous_checkpoint(tiny_config, monkeypatch):
 
     monkeypatch.setattr(ckpt_mod.torch, "save", half_write)
     logged = []
-    trainer.on_event = logged.append
+    trainer.listeners.append(logged.append)
     assert trainer.save_checkpoint() is None
     assert trainer.rundir.latest.read_bytes() == good
     assert not [p for p in trainer.rundir.path.iterdir() if p.name.endswith(".tmp")]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
 
 from . import __version__
 
@@ -96,10 +95,3 @@ def main(argv: list[str] | None = None) -> int:
 
 def entry_point() -> None:
     sys.exit(main())
-
-
-def default_config_path() -> Path | None:
-    from .engine.resources import bundled_path
-
-    path = bundled_path("configs/default.toml")
-    return path if path.exists() else None

@@ -7,8 +7,9 @@ import sys
 from typing import Any
 
 from .engine.config import TrainConfig, load_config, parse_overrides
-from .engine.control import SIGNAL_EXIT_CODES
 from .engine.errors import ConfigError
+from .engine.resources import default_config_path
+from .signals import SignalHandlers
 
 EXIT_FAILED = 1
 
@@ -22,36 +23,21 @@ def run_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def run_config(args: argparse.Namespace) -> TrainConfig:
     """--config (or configs/default.toml) plus --data and --set, validated together."""
-    from .cli import default_config_path
-
     return load_config(args.config or default_config_path(), run_overrides(args))
 
 
-class StopOnSignals:
+def stop_on_signals(control) -> SignalHandlers:
     """SIGINT, SIGTERM and SIGHUP ask the trainer to stop at the next step boundary and save.
+    A second Ctrl+C interrupts at once, for a user who really means it."""
+    interrupted = []
 
-    A second Ctrl+C interrupts at once, for a user who really means it.
-    """
-
-    def __init__(self, control) -> None:
-        self.control = control
-        self.received: int | None = None
-        self._previous = {}
-
-    def _handle(self, signum, frame) -> None:
-        if self.received == signal.SIGINT and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        self.received = self.received or signum
-        self.control.stop(f"received {signal.Signals(signum).name}")
-
-    def __enter__(self) -> "StopOnSignals":
-        for sig in SIGNAL_EXIT_CODES:
-            self._previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
+    def stop(signum: int) -> None:
+        if signum == signal.SIGINT:
+            if interrupted:
+                raise KeyboardInterrupt
+            interrupted.append(signum)
+        control.stop(f"received {signal.Signals(signum).name}")
+    return SignalHandlers(stop)
 
 
 def train(args: argparse.Namespace) -> int:
@@ -74,12 +60,12 @@ def train(args: argparse.Namespace) -> int:
     control = TrainingControl()
     trainer = Trainer(None if resumed else config, reporter, control, run_dir=args.out, resume=resumed,
                       progress=reporter.tokenizing)
-    with StopOnSignals(control) as signals:
+    with stop_on_signals(control) as signals:
         result = trainer.run()
     reporter.close()
     if isinstance(result, RunFailed):
         return 2 if result.kind == "input" else EXIT_FAILED
-    return SIGNAL_EXIT_CODES[signals.received] if signals.received else 0
+    return signals.exit_code or 0
 
 
 def _train_with_torchrun(args: argparse.Namespace, config: TrainConfig) -> int:
@@ -87,31 +73,19 @@ def _train_with_torchrun(args: argparse.Namespace, config: TrainConfig) -> int:
     terminal (rank 0 draws the progress). A signal sent to this process alone is passed on."""
     from pathlib import Path
 
-    from .engine.launch import launch_job, prepare_run_dir
+    from .engine.launch import launch_job, prepare_run_dir, resume_args
     from .engine.rundir import new_run_dir
 
     if args.resume:
-        train_args = ["--resume", args.resume, *(f"--set={item}" for item in args.overrides)]
-        if args.data:
-            train_args += ["--data", args.data]
+        train_args = resume_args(args.resume, run_overrides(args))
     else:
         train_args = prepare_run_dir(config, Path(args.out) if args.out else new_run_dir(config))
     print(f"starting torchrun with {config.processes} processes (batch_size {config.batch_size} per process)",
           flush=True)
     job = launch_job(config.processes, train_args)
-    received: list[int] = []
-
-    def forward(signum, frame) -> None:
-        received.append(signum)
-        job.send_signal(signum)
-
-    previous = {sig: signal.signal(sig, forward) for sig in SIGNAL_EXIT_CODES}
-    try:
+    with SignalHandlers(job.send_signal) as signals:
         code = job.wait()
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    return SIGNAL_EXIT_CODES[received[0]] if received else code
+    return signals.exit_code or code
 
 
 def sample(args: argparse.Namespace) -> int:
@@ -208,9 +182,9 @@ def runs(args: argparse.Namespace) -> int:
     from rich.table import Table
     from rich.text import Text
 
-    from .console import fmt_date, fmt_loss
     from .engine.errors import RunDirError
     from .engine.runs import list_runs
+    from .runs_table import COLUMNS, run_cells
 
     if not Path(args.out_dir).is_dir():
         raise RunDirError(f"runs folder {args.out_dir!r} does not exist: pass the out_dir your runs were written "
@@ -218,19 +192,16 @@ def runs(args: argparse.Namespace) -> int:
     found = list_runs(args.out_dir)
     if args.sort == "best":
         found.sort(key=lambda run: run.best_val_loss)
-    header = ("run", "started", "status", "steps", "best val", "params", "device")
-    rows = [(str(run.path), fmt_date(run.started), run.status,
-             f"{run.last_step}" + (f"/{run.max_iters}" if run.max_iters else ""), fmt_loss(run.best_val_loss),
-             str(run.num_params or "-"), run.device) for run in found]
+    rows = [(str(run.path), *run_cells(run)) for run in found]  # the path, to paste into watch or --resume
     if not found:
         print(f"no runs in {args.out_dir}/ yet")
     elif sys.stdout.isatty():
-        table = Table(*header, box=None)
+        table = Table(*COLUMNS, box=None)
         for row in rows:
             table.add_row(*map(Text, row))  # run names are data: Text, never console markup
         Console(highlight=False).print(table)
     else:  # tab-separated on a pipe: `gpt-tui runs --sort best | head -2 | cut -f1`
-        for row in (header, *rows):
+        for row in (COLUMNS, *rows):
             print("\t".join(row))
     return 0
 

@@ -6,9 +6,7 @@ trainer_state (RNG states and the lr scale) so a resumed run continues exactly.
 """
 from __future__ import annotations
 
-import os
 import pickle
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +14,7 @@ from typing import Any
 
 import torch
 
+from .atomic import atomic_path
 from .config import ARCH_KEYS, CHAPTER_KEYS, TrainConfig, config_from_dict, with_overrides
 from .errors import CheckpointError, ConfigError
 from .model import GPT, ModelConfig
@@ -32,30 +31,10 @@ def h_params(config: TrainConfig, vocab_size: int) -> dict[str, Any]:
     return params
 
 
-def write_atomic(path: Path, payload: dict[str, Any]) -> None:
-    """torch.save to a temp file beside ``path``, fsync, then rename over it.
-
-    A failure at any point leaves the previous file untouched and removes the temp file.
-    """
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(payload, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    try:  # make the rename itself durable
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError:
-        pass
+def write_checkpoint(path: Path, payload: dict[str, Any]) -> None:
+    """torch.save, synced to disk; a failed write leaves the previous file as it was."""
+    with atomic_path(path, durable=True) as tmp, open(tmp, "wb") as handle:
+        torch.save(payload, handle)
 
 
 def resolve_checkpoint(path: str | Path, prefer: tuple[str, ...] = ("model.ckpt",)) -> Path:

@@ -2,15 +2,12 @@
 from __future__ import annotations
 
 import os
-import signal
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-# How a process stopped by a signal exits, in the CLI and the app alike (128 + the signal number).
-SIGNAL_EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGHUP: 129}
-
+from .atomic import write_text_atomic
 
 @dataclass(frozen=True)
 class SampleRequest:
@@ -30,6 +27,7 @@ class TrainingControl:
         self._save = False
         self._lr: float | None = None
         self._sample: SampleRequest | None = None
+        self._closed = False
 
     # -- called by the UI, the CLI's signal handlers, or the watch control file --
     def stop(self, reason: str = "stopped by user", save: bool = True) -> None:
@@ -51,6 +49,7 @@ class TrainingControl:
     def save_now(self) -> None:
         with self._cond:
             self._save = True
+            self._cond.notify_all()
 
     def set_lr(self, lr: float) -> None:
         with self._cond:
@@ -59,6 +58,13 @@ class TrainingControl:
     def request_sample(self, request: SampleRequest) -> None:
         with self._cond:
             self._sample = request
+            self._cond.notify_all()
+
+    def close(self) -> None:
+        """No more requests: a trainer serving them after its run returns (see wait_for_request)."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
 
     # -- called by the trainer at a step boundary --
     @property
@@ -81,6 +87,12 @@ class TrainingControl:
         with self._cond:
             if self._paused and self._stop_reason is None:
                 self._cond.wait(timeout)
+
+    def wait_for_request(self) -> bool:
+        """After a run: block until a save or sample is asked for (True) or the control is closed (False)."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._closed or self._save or self._sample is not None)
+            return not self._closed
 
     def take_save(self) -> bool:
         with self._cond:
@@ -159,9 +171,7 @@ def send_request(run_dir: Path, command: str) -> Path:
     folder = Path(run_dir) / REQUESTS_DIR
     folder.mkdir(exist_ok=True)
     path = folder / f"{time.time_ns()}.{command}"
-    tmp = folder / f".{path.name}.tmp"
-    tmp.write_text("")
-    os.replace(tmp, path)  # a reader never sees a half-made request
+    write_text_atomic(path, "")  # a reader never sees a half-made request
     return path
 
 

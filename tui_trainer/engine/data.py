@@ -18,6 +18,7 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
+from .atomic import atomic_path
 from .errors import DataError
 from .resources import BUNDLED_CORPUS, bundled_path
 from .tokenizer import SLICE, Tokenizer, VocabMap
@@ -172,6 +173,19 @@ def tokenize_to_file(path: Path, tokenizer: Tokenizer, target: Path, progress: P
     return count
 
 
+def _writable(path: Path) -> Path:
+    """``path``, or the same name in a private temp folder when the cache cannot be written
+    (a read-only or shared cache): the run goes on, it only tokenizes again next time."""
+    try:  # tried, not os.access: root passes that, and network file systems lie to it
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=path.parent)
+        os.close(fd)
+        os.unlink(probe)
+        return path
+    except OSError:
+        return Path(tempfile.mkdtemp(prefix="gpt-tui-")) / path.name
+
+
 def load_tokens(path: Path, tokenizer: Tokenizer, progress: Progress | None = None) -> np.ndarray:
     """The corpus as tokenizer ids, memory-mapped from the cache (tokenized on first use)."""
     if path.is_file() and path.stat().st_size == 0:
@@ -179,20 +193,9 @@ def load_tokens(path: Path, tokenizer: Tokenizer, progress: Progress | None = No
     key = corpus_fingerprint(path, tokenizer.name)
     cached = cache_dir() / f"{key}.u32"
     if not cached.exists():
-        try:
-            cached.parent.mkdir(parents=True, exist_ok=True)
-            folder = cached.parent
-        except OSError:  # unwritable cache: tokenize into a private temp file instead
-            folder = Path(tempfile.mkdtemp(prefix="gpt-tui-"))
-            cached = folder / cached.name
-        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".part")
-        os.close(fd)
-        try:
-            tokenize_to_file(path, tokenizer, Path(tmp), progress)
-            os.replace(tmp, cached)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        cached = _writable(cached)
+        with atomic_path(cached) as tmp:
+            tokenize_to_file(path, tokenizer, tmp, progress)
     if cached.stat().st_size == 0:
         raise DataError(f"data {str(path)!r} holds no text: give it some text")
     return np.memmap(cached, dtype=np.uint32, mode="r")
@@ -224,20 +227,11 @@ def model_ids(tokens: np.memmap, vocab: VocabMap) -> np.ndarray:
     and torchrun's ranks share one copy in the page cache."""
     path = Path(tokens.filename).with_suffix(f".{vocab.digest()}.i32")
     if not path.exists():
-        try:
-            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".part")
-        except OSError:  # a read-only shared cache: keep this run's map in a private temp folder
-            path = Path(tempfile.mkdtemp(prefix="gpt-tui-")) / path.name
-            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".part")
-        try:
-            with os.fdopen(fd, "wb") as out:
-                for start in range(0, len(tokens), SLICE):
-                    part = tokens[start:start + SLICE]
-                    (vocab.to_model(part) if vocab.mode == "compact" else part).astype(np.int32).tofile(out)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        path = _writable(path)
+        with atomic_path(path) as tmp, open(tmp, "wb") as out:
+            for start in range(0, len(tokens), SLICE):
+                part = tokens[start:start + SLICE]
+                (vocab.to_model(part) if vocab.mode == "compact" else part).astype(np.int32).tofile(out)
     return np.memmap(path, dtype=np.int32, mode="c")  # copy-on-write: torch may wrap it, nothing writes
 
 

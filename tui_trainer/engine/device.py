@@ -49,6 +49,16 @@ def autocast(device: torch.device, dtype: torch.dtype) -> contextlib.AbstractCon
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
+def configure_torch(device: torch.device, num_threads: int, processes_here: int) -> None:
+    """Threads on CPU (``num_threads``, else this machine's cores shared by its processes);
+    TF32 matmuls on CUDA."""
+    if device.type == "cpu":
+        torch.set_num_threads(num_threads or max(1, default_threads() // processes_here))
+    else:
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+
+
 def default_threads() -> int:
     """All the cores this process may use. The app too: its UI thread keeps to a time budget
     (see the plot's), so keeping a core from training for it cost more than it gave."""
@@ -78,9 +88,9 @@ def process_memory_mb() -> float:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def device_info(device: torch.device | None = None) -> dict[str, Any]:
+def device_info(device: torch.device | str | None = None) -> dict[str, Any]:
     """Static and live facts about ``device`` (default: what 'auto' picks)."""
-    device = device or resolve_device("auto")
+    device = torch.device(device) if device else resolve_device("auto")
     info: dict[str, Any] = {
         "device": str(device),
         "torch": torch.__version__,

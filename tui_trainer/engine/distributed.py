@@ -5,18 +5,17 @@ with WORLD_SIZE=1) everything here is a no-op, so one code path serves a single 
 """
 from __future__ import annotations
 
+import contextlib
 import inspect
 import os
 from dataclasses import dataclass
+from typing import Iterator
 
 import torch
 import torch.distributed as dist
 
 from .device import resolve_device
 from .errors import ConfigError
-
-# Per-rank seed offsets: each rank draws its own batches and dropout masks.
-RANK_SEED_STRIDE = 1000
 
 
 def under_torchrun() -> bool:
@@ -61,6 +60,15 @@ class Distributed:
                 dist.all_reduce(tensor, dist.ReduceOp.MAX if op == "max" else dist.ReduceOp.SUM)
         return tensor
 
+    def agree(self, stop: bool, pause: bool, device: torch.device) -> tuple[bool, bool]:
+        """(stop, pause) as all ranks must see them: a stop on any rank (signals reach each one),
+        a pause on rank 0 (where requests arrive). One small all-reduce; free in one process."""
+        if not self.active:
+            return stop, pause
+        flags = torch.tensor([stop, pause and self.is_main], dtype=torch.int32, device=device)
+        stop, pause = map(bool, self.all_reduce(flags, "max").tolist())
+        return stop, pause
+
     def wrap(self, model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
         """DistributedDataParallel around ``model``, which all-reduces gradients in backward."""
         from torch.nn.parallel import DistributedDataParallel
@@ -76,6 +84,15 @@ class Distributed:
     def barrier(self) -> None:
         if self.active:
             dist.barrier()
+
+    @contextlib.contextmanager
+    def main_first(self) -> Iterator[None]:
+        """Rank 0 runs the block before the other ranks (it fills a cache that they then read)."""
+        if not self.is_main:
+            self.barrier()
+        yield
+        if self.is_main:
+            self.barrier()
 
     def close(self, together: bool = True) -> None:
         """Leave the process group. ``together``: first wait for every rank (rank 0 may still be

@@ -29,5 +29,14 @@ class CheckpointError(GptTuiError):
     """A checkpoint is missing, truncated, not ours, or unsafe to load."""
 
 
+class NonFiniteLoss(GptTuiError):
+    """The loss became NaN or inf: the run fails, its last checkpoint intact."""
+
+    def __init__(self, step: int):
+        self.step = step
+        super().__init__(f"loss became NaN or inf at step {step}; the update was not applied and the last "
+                         "checkpoint is intact: lower learning_rate or set grad_clip")
+
+
 class RunDirError(GptTuiError):
     """The run directory cannot be created or written."""

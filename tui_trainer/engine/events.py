@@ -1,8 +1,20 @@
-"""Typed events: the only channel from the trainer to whoever watches it (CLI, app, tests)."""
+"""Typed events: the only channel from the trainer to whoever watches it (CLI, app, tests, the
+run directory), and their one codec to and from ``metrics.jsonl`` lines.
+
+A record is the event's dataclass fields plus an ``event`` tag (see TAGS) and the ``time`` it
+was written. ``run_dir`` is never written (the file's own folder says it), and JSON has no
+NaN or inf, so those floats are written as null. Reading is lenient, so old and torn files
+replay: a missing field takes the reader's context (e.g. the best val loss so far), else its
+dataclass default, else an empty value of its type (NaN for a float).
+"""
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable, Union
+import functools
+import math
+import types
+import typing
+from dataclasses import MISSING, dataclass, fields
+from typing import Any, Callable, Union
 
 
 @dataclass(frozen=True)
@@ -15,8 +27,9 @@ class RunStarted:
     train_tokens: int
     val_tokens: int
     tokens_per_step: int
-    start_step: int
+    step: int             # the step it starts from: 0, or the checkpoint's step on a resume
     max_iters: int
+    processes: int = 1    # torchrun processes training it together
 
 
 @dataclass(frozen=True)
@@ -77,11 +90,87 @@ class RunFinished:
 @dataclass(frozen=True)
 class RunFailed:
     step: int
-    kind: str  # "nonfinite", "oom", "input" or "error"
+    kind: str  # "nonfinite", "oom", "input", "error" (a bug: ``details`` holds its traceback), ...
     message: str
     run_dir: str
+    details: str = ""
 
 
 Event = Union[RunStarted, StateChanged, StepMetrics, EvalResult, CheckpointSaved, SampleText, LogMessage,
               RunFinished, RunFailed]
 EventCallback = Callable[[Event], None]
+
+# The ``event`` tag of each type in metrics.jsonl (the names the file has always used).
+TAGS: dict[type, str] = {RunStarted: "start", StateChanged: "state", StepMetrics: "step", EvalResult: "eval",
+                         CheckpointSaved: "checkpoint", SampleText: "sample", LogMessage: "log", RunFinished: "end",
+                         RunFailed: "failed"}
+TYPES: dict[str, type] = {tag: cls for cls, tag in TAGS.items()}
+NOT_WRITTEN = ("run_dir",)
+
+
+class RecordError(ValueError):
+    """A metrics line that is a JSON object but not an event (a field of the wrong type)."""
+
+
+def json_value(value: Any) -> Any:
+    """JSON has no NaN or inf: they are written as null."""
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+def to_record(event: Event, time: float, step: int = 0) -> dict[str, Any]:
+    """The metrics.jsonl record of ``event``; ``step`` stamps events that carry none (log lines),
+    so every line has one."""
+    record: dict[str, Any] = {"event": TAGS[type(event)], "step": step, "time": round(time, 3)}
+    record.update((f.name, json_value(getattr(event, f.name))) for f in fields(event) if f.name not in NOT_WRITTEN)
+    return record
+
+
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _coerce(value: Any, hint: Any) -> Any:
+    """A JSON value as the field's type: null is NaN for a float, None where None is allowed."""
+    optional = isinstance(hint, types.UnionType) and type(None) in hint.__args__
+    base = next(a for a in hint.__args__ if a is not type(None)) if optional else hint
+    if value is None:
+        if optional:
+            return None
+        if base is float:
+            return math.nan
+        raise RecordError("null")
+    if base is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if base is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if base is str and isinstance(value, str):
+        return value
+    raise RecordError(f"{value!r} is not a {base.__name__}")
+
+
+def _empty(hint: Any) -> Any:
+    if isinstance(hint, types.UnionType):
+        return None
+    return {float: math.nan, int: 0, str: ""}[hint]
+
+
+def from_record(record: dict[str, Any], context: dict[str, Any] | None = None) -> Event | None:
+    """The event a metrics.jsonl record holds; None for a tag this version does not know.
+    Raises RecordError for a record whose fields do not fit its event."""
+    cls = TYPES.get(record.get("event"))  # type: ignore[arg-type]
+    if cls is None:
+        return None
+    context = context or {}
+    values = {}
+    for f in fields(cls):
+        hint = _hints(cls)[f.name]
+        if f.name in record and f.name not in NOT_WRITTEN:
+            values[f.name] = _coerce(record[f.name], hint)
+        elif f.name in context:
+            values[f.name] = context[f.name]
+        elif f.default is not MISSING:
+            values[f.name] = f.default
+        else:
+            values[f.name] = _empty(hint)
+    return cls(**values)

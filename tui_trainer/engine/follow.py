@@ -9,14 +9,8 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from .events import (CheckpointSaved, EvalResult, Event, LogMessage, RunFailed, RunFinished, RunStarted, SampleText,
-                     StateChanged, StepMetrics)
-
-
-def _num(value: Any) -> float:
-    """metrics.jsonl writes NaN and inf as null."""
-    return math.nan if value is None else float(value)
-
+from .events import (EvalResult, Event, LogMessage, RecordError, RunFailed, RunFinished, RunStarted, StateChanged,
+                     from_record)
 
 class MetricsFollower:
     """Turns the lines added to ``RUN_DIR/metrics.jsonl`` since the last :meth:`poll` into events.
@@ -48,43 +42,28 @@ class MetricsFollower:
             try:
                 record = json.loads(line)
                 if not isinstance(record, dict):
-                    raise ValueError
+                    raise RecordError
+                event = from_record(record, {"run_dir": str(self.run_dir), "best_val_loss": self.best_val_loss})
             except ValueError:  # skipped, but never silently: following goes on
                 if line.strip():
                     events.append(LogMessage("warning", f"{self.path}: a line that is not a record was skipped "
                                                         f"({line[:60].decode('utf-8', 'replace')!r})"))
                 continue
-            event = self._event(record)
             if event is not None:
+                self._note(event)
                 events.append(event)
         return events
 
-    def _event(self, r: dict[str, Any]) -> Event | None:
-        kind, step = r.get("event"), int(r.get("step", 0))
-        self.step = max(self.step, step) if kind != "start" else step
-        if kind == "start":
+    def _note(self, event: Event) -> None:
+        """Keep what later records may leave out: the step reached, the best val loss, the end."""
+        step = getattr(event, "step", self.step)
+        self.step = step if isinstance(event, RunStarted) else max(self.step, step)
+        if isinstance(event, RunStarted):
             self.ended = False
-            return RunStarted(str(self.run_dir), r.get("device", "?"), r.get("dtype", "?"), r.get("num_params", 0),
-                              r.get("vocab_size", 0), r.get("train_tokens", 0), r.get("val_tokens", 0),
-                              r.get("tokens_per_step", 0), step, r.get("max_iters", step))
-        if kind == "step":
-            return StepMetrics(step, _num(r.get("loss")), _num(r.get("lr")), _num(r.get("tokens_per_sec")),
-                               _num(r.get("elapsed")), _num(r.get("eta")), r.get("mfu"))
-        if kind == "eval":
-            self.best_val_loss = min(self.best_val_loss, _num(r.get("val_loss")))
-            return EvalResult(step, _num(r.get("train_loss")), _num(r.get("val_loss")), self.best_val_loss)
-        if kind == "checkpoint":
-            return CheckpointSaved(step, r.get("path", ""), r.get("kind", "latest"))
-        if kind == "sample":
-            return SampleText(step, r.get("prompt", ""), r.get("text", ""))
-        if kind == "end":
+        elif isinstance(event, EvalResult):
+            self.best_val_loss = min(self.best_val_loss, event.val_loss)
+        elif isinstance(event, (RunFinished, RunFailed)):
             self.ended = True
-            return RunFinished(step, r.get("status", "finished"), r.get("reason", ""), self.best_val_loss,
-                               str(self.run_dir))
-        if kind == "failed":
-            self.ended = True
-            return RunFailed(step, r.get("kind", "error"), r.get("message", ""), str(self.run_dir))
-        return None
 
 
 def read_events(run_dir: str | Path) -> list[Event]:
@@ -160,8 +139,8 @@ class RunWatcher:
             if not self.follower.ended:
                 events.append(RunFailed(self.follower.step, "interrupted", (
                     f"the process training this run (pid {status.get('pid')}) is gone; its last checkpoint and "
-                    f"metrics are in {self.run_dir}: resume it from the Runs screen (F2) or with "
-                    f"gpt-tui train --resume {self.run_dir}"), str(self.run_dir)))
+                    f"metrics are in {self.run_dir}: resume it with gpt-tui train --resume {self.run_dir}"),
+                    str(self.run_dir)))
         elif current in ("running", "paused") and current != self.state and not self.follower.ended:
             events.append(StateChanged(current, self.follower.step))
             self.state = current

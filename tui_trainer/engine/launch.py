@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from .config import TrainConfig, save_config
 from .rundir import refuse_existing_run, unwritable
@@ -25,6 +26,11 @@ def prepare_run_dir(config: TrainConfig, run_dir: Path) -> list[str]:
     except OSError as exc:
         raise unwritable(run_dir, exc) from None
     return ["--config", str(run_dir / "config.toml"), "--out", str(run_dir)]
+
+
+def resume_args(run_dir: str | Path, overrides: dict[str, Any]) -> list[str]:
+    """The train arguments that resume ``run_dir`` with ``overrides`` (config keys) applied."""
+    return ["--resume", str(run_dir), *(f"--set={key}={value}" for key, value in overrides.items())]
 
 
 def launch_job(processes: int, train_args: list[str], log: Path | None = None) -> subprocess.Popen:

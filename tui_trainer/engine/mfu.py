@@ -31,6 +31,13 @@ def flops_per_token(num_params: int, num_blocks: int, num_heads: int, head_dim: 
     return 6 * num_params + 12 * num_blocks * num_heads * head_dim * context_length
 
 
+def model_flops_per_token(model) -> int:
+    """flops_per_token of a GPT, from its own config."""
+    mc = model.cfg
+    return flops_per_token(model.num_params(), mc.num_blocks, mc.num_heads, mc.d_model // mc.num_heads,
+                           mc.context_length)
+
+
 def gpu_peak_flops(name: str, dtype: torch.dtype) -> float | None:
     """The table's peak for a GPU name; float32 runs on TF32 tensor cores, at half the bf16 rate."""
     for key in sorted(PEAK_TFLOPS, key=len, reverse=True):

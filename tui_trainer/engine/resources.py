@@ -20,6 +20,12 @@ def bundled_path(relative: str) -> Path:
     return _SEARCH_ROOTS[0] / relative
 
 
+def default_config_path() -> Path | None:
+    """configs/default.toml, the config `gpt-tui` starts from without --config."""
+    path = bundled_path("configs/default.toml")
+    return path if path.exists() else None
+
+
 def configs_dir() -> Path:
     """The folder of preset TOML files (``configs/``)."""
     return bundled_path("configs")

@@ -1,17 +1,21 @@
-"""A run directory: config.toml, metrics.jsonl, samples.txt, run.json and the checkpoints."""
+"""A run directory: config.toml, metrics.jsonl, samples.txt, run.json and the checkpoints.
+
+This is the file layer only; what goes into the files comes from the run's events through
+:class:`~tui_trainer.engine.recorder.RunRecorder`.
+"""
 from __future__ import annotations
 
 import json
-import math
 import os
 import socket
-import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from .atomic import write_text_atomic
 from .config import TrainConfig, save_config
 from .errors import RunDirError
+from .events import json_value
 from .follow import read_status
 
 
@@ -42,11 +46,6 @@ def refuse_existing_run(path: Path) -> None:
                           f"gpt-tui train --resume {path}, or choose another --out")
 
 
-def _clean(value: Any) -> Any:
-    """JSON has no NaN or inf: write them as null."""
-    return None if isinstance(value, float) and not math.isfinite(value) else value
-
-
 def unwritable(path: Path, exc: OSError) -> RunDirError:
     """The error for a run directory that cannot be made or written, with the way out."""
     return RunDirError(f"run directory {str(path)!r} cannot be created or written ({exc.strerror or exc}): "
@@ -63,7 +62,7 @@ class RunDir:
             probe.unlink()
         except OSError as exc:
             raise unwritable(self.path, exc) from None
-        self._metrics = open(self.metrics_path, "a", encoding="utf-8")
+        self._metrics = None
         self._status: dict[str, Any] = read_status(self.path)
 
     @property
@@ -81,16 +80,13 @@ class RunDir:
     def write_config(self, config: TrainConfig) -> None:
         save_config(config, self.path / "config.toml")
 
-    def log(self, event: str, step: int, **fields: Any) -> None:
-        """Append one metrics line and flush it at once, so a crash loses nothing written."""
-        record = {"event": event, "step": step, "time": round(time.time(), 3)}
-        record.update({k: _clean(v) for k, v in fields.items()})
+    def append(self, record: dict[str, Any]) -> None:
+        """Append one metrics line and flush it at once, so a crash loses nothing written.
+        The file opens on the first line and again after :meth:`close`."""
+        if self._metrics is None:
+            self._metrics = open(self.metrics_path, "a", encoding="utf-8")
         self._metrics.write(json.dumps(record, ensure_ascii=False) + "\n")
         self._metrics.flush()
-
-    def sync(self) -> None:
-        self._metrics.flush()
-        os.fsync(self._metrics.fileno())
 
     def append_sample(self, step: int, text: str) -> None:
         with open(self.path / "samples.txt", "a", encoding="utf-8") as handle:
@@ -102,40 +98,14 @@ class RunDir:
 
     def update_status(self, **fields: Any) -> None:
         """Rewrite run.json atomically with ``fields`` merged in."""
-        self._status.update({k: _clean(v) for k, v in fields.items()})
+        self._status.update({k: json_value(v) for k, v in fields.items()})
         self._status.setdefault("host", socket.gethostname())
-        tmp = self.path / ".run.json.tmp"
-        tmp.write_text(json.dumps(self._status, indent=2, ensure_ascii=False), encoding="utf-8")
-        os.replace(tmp, self.path / "run.json")
+        write_text_atomic(self.path / "run.json", json.dumps(self._status, indent=2, ensure_ascii=False))
 
     def close(self) -> None:
-        if not self._metrics.closed:
-            self.sync()
+        """Sync metrics.jsonl to disk and close it (the run ended, or its process leaves)."""
+        if self._metrics is not None:
+            self._metrics.flush()
+            os.fsync(self._metrics.fileno())
             self._metrics.close()
-
-
-class SilentRunDir(RunDir):
-    """What ranks other than 0 hold under torchrun: the run directory's interface, writing nothing
-    (rank 0 writes config.toml, metrics.jsonl, run.json, samples and checkpoints for the job)."""
-
-    def __init__(self, path: Path):  # no folder made, no file opened
-        self.path = Path(path)
-        self._status = {}
-
-    def write_config(self, config: TrainConfig) -> None:
-        pass
-
-    def log(self, event: str, step: int, **fields: Any) -> None:
-        pass
-
-    def sync(self) -> None:
-        pass
-
-    def append_sample(self, step: int, text: str) -> None:
-        pass
-
-    def update_status(self, **fields: Any) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
+            self._metrics = None

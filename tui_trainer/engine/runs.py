@@ -39,7 +39,7 @@ def check_run_dir(path: str | Path) -> Path:
     path = Path(path).expanduser()
     if not path.is_dir():
         raise RunDirError(f"run directory {str(path)!r} does not exist: pass a folder under runs/ "
-                          "(gpt-tui lists them on the Runs screen, F2)")
+                          "(gpt-tui runs lists them)")
     if not holds_run(path):
         raise RunDirError(f"{str(path)!r} is not a run directory (it has no run.json or metrics.jsonl): "
                           "pass the folder a run writes, such as runs/gpt-20260101-120000")

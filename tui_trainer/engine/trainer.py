@@ -1,54 +1,41 @@
 """The training loop: forward, loss, backward, AdamW update, with evals, checkpoints and samples.
 
-The trainer knows nothing of who watches it: it reports through one event callback and
-takes commands from a :class:`TrainingControl` at step boundaries. It also keeps the run
-directory (config.toml, metrics.jsonl, run.json, checkpoints), so every front end gets
-the same files.
+The trainer knows nothing of who watches it: it reports events to its listeners (the run
+directory's recorder first, then the caller's callback and W&B) and takes commands from a
+:class:`TrainingControl` at step boundaries. Writing checkpoints is its own action; every
+other file of the run directory is written by the recorder, from the events.
 """
 from __future__ import annotations
 
 import contextlib
 import math
-import os
-import time
 import traceback
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from .checkpoint import FORMAT_VERSION, Resumption, h_params, model_config, read_resumption, write_atomic
+from .checkpoint import FORMAT_VERSION, Resumption, h_params, model_config, read_resumption, write_checkpoint
+from .clock import TrainingClock
 from .config import TrainConfig
 from .control import FileRequests, SampleRequest, TrainingControl
 from .data import Batcher, Progress, build_corpus
-from .device import autocast, default_threads, resolve_dtype
-from .distributed import RANK_SEED_STRIDE, init_distributed
-from .errors import GptTuiError
+from .device import autocast, configure_torch, resolve_dtype
+from .distributed import init_distributed
+from .errors import GptTuiError, NonFiniteLoss
+from .evaluate import estimate_loss
 from .events import (CheckpointSaved, EvalResult, Event, EventCallback, LogMessage, RunFailed, RunFinished, RunStarted,
                      SampleText, StateChanged, StepMetrics)
-from .mfu import flops_per_token, peak_flops
+from .mfu import model_flops_per_token, peak_flops
 from .model import GPT
-from .rundir import RunDir, SilentRunDir, new_run_dir, refuse_existing_run
+from .optimizer import Updater
+from .recorder import RunRecorder
+from .rng import RankRandom
+from .rundir import RunDir, new_run_dir, refuse_existing_run
 from .sampling import generate_text
+from .schedule import learning_rate_at
 from .tokenizer import VocabMap, get_tokenizer
-
-EVAL_SEED_OFFSET = 1  # evals draw from their own generator, so they never shift the training batches
-
-
-class NonFiniteLoss(Exception):
-    pass
-
-
-def learning_rate_at(config: TrainConfig, step: int) -> float:
-    """Constant (the chapter), or linear warmup then cosine decay to min_lr at max_iters."""
-    if config.lr_schedule == "constant":
-        return config.learning_rate
-    if step < config.warmup_iters:
-        return config.learning_rate * (step + 1) / (config.warmup_iters + 1)
-    span = max(1, config.max_iters - config.warmup_iters)
-    progress = min(1.0, (step - config.warmup_iters) / span)
-    return config.min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (config.learning_rate - config.min_lr)
 
 
 class Trainer:
@@ -73,60 +60,59 @@ class Trainer:
             config, ckpt = resume.config, resume.checkpoint
             run_dir = run_dir or resume.path.parent
         self.dist = init_distributed(config.device)
-        self.on_event = (on_event if self.dist.is_main else None) or (lambda event: None)
         self.device = self.dist.device(config.device)
         self.dtype = resolve_dtype(config.dtype, self.device)
-        if self.device.type == "cpu":  # processes on one machine share its cores
-            torch.set_num_threads(config.num_threads or max(1, default_threads() // self.dist.local_size))
-        else:
-            torch.backends.cuda.matmul.allow_tf32 = True
-            torch.backends.cudnn.allow_tf32 = True
-        self.tokenizer = get_tokenizer(config.tokenizer)
-        vocab = VocabMap.from_state(ckpt["tokenizer"]) if ckpt else None
-        if not self.dist.is_main:
-            self.dist.barrier()  # rank 0 tokenizes into the cache first; the others then read it
-        self.corpus = build_corpus(config.data, self.tokenizer, config.vocab, vocab,
-                                   progress if self.dist.is_main else None)
-        if self.dist.is_main:
-            self.dist.barrier()
-        self.corpus.check_fits(config.context_length)
-        self.config = config = replace(config, data=str(self.corpus.path))
-        self.vocab = self.corpus.vocab
-
-        torch.manual_seed(config.TORCH_SEED)  # the same initial weights on every rank
-        self.raw_model = GPT(model_config(config, self.vocab.size)).to(self.device)
-        self.model: torch.nn.Module = self.raw_model  # compiled and/or DDP-wrapped when the loop starts
-        self.rank_seed = config.TORCH_SEED + RANK_SEED_STRIDE * self.dist.rank  # batches and dropout per rank
-        torch.manual_seed(self.rank_seed)
-        # Fused AdamW updates every tensor in one kernel, and can skip a step on device (found_inf).
-        self.fused = self.device.type in ("cuda", "cpu")
-        self.optimizer = torch.optim.AdamW(self.raw_model.parameters(), lr=config.learning_rate,
-                                           weight_decay=config.weight_decay, fused=self.fused)
-        self.scaler = torch.amp.GradScaler("cuda") if self.dtype == torch.float16 else None
-        self.batch_generator = torch.Generator().manual_seed(self.rank_seed)
-        self.batcher = Batcher(self.corpus, config.batch_size, config.context_length, self.device)
-        self.step = 0
-        self.best_val_loss = math.inf
-        self.lr_scale = 1.0
-        self.elapsed = 0.0
+        configure_torch(self.device, config.num_threads, self.dist.local_size)
+        self.config = config = self._load_data(config, ckpt, progress)
+        self._build_model(config)
+        self.step, self.best_val_loss, self.lr_scale, self.elapsed = 0, math.inf, 1.0, 0.0
         if ckpt:
             self._restore(ckpt)
         self.start_step = self.step
-        path = Path(run_dir) if run_dir else new_run_dir(config)
-        if ckpt is None and self.dist.is_main:
-            refuse_existing_run(path)
-        self.rundir = RunDir(path) if self.dist.is_main else SilentRunDir(path)
-        self.rundir.write_config(config)
-        self.file_requests = FileRequests(self.rundir.path) if self.dist.is_main else None
         self._saved_step = self.step if ckpt else -1
-        self._wandb = None  # a W&B logger while a run with wandb = true goes on
-        mc = self.raw_model.cfg
-        self.flops_per_token = flops_per_token(self.raw_model.num_params(), mc.num_blocks, mc.num_heads,
-                                               mc.d_model // mc.num_heads, mc.context_length)
+        self.run_dir = Path(run_dir) if run_dir else new_run_dir(config)
+        self._open_record(on_event, new=ckpt is None)
+        self.flops_per_token = model_flops_per_token(self.raw_model)
         # FLOP/s one device can do, set when the loop first starts (see _prepare_model)
         self.peak_flops: float | None = None
         # On an accelerator, reading a value forces a sync: only read losses at the log interval.
         self._sync_each_step = self.device.type != "cuda"
+
+    def _load_data(self, config: TrainConfig, ckpt: dict[str, Any] | None, progress: Progress | None) -> TrainConfig:
+        """The tokenizer and corpus (a resumed run keeps its vocabulary); returns the config
+        with the corpus path resolved."""
+        self.tokenizer = get_tokenizer(config.tokenizer)
+        vocab = VocabMap.from_state(ckpt["tokenizer"]) if ckpt else None
+        with self.dist.main_first():  # rank 0 tokenizes into the cache, the others then read it
+            self.corpus = build_corpus(config.data, self.tokenizer, config.vocab, vocab,
+                                       progress if self.dist.is_main else None)
+        self.corpus.check_fits(config.context_length)
+        self.vocab = self.corpus.vocab
+        return replace(config, data=str(self.corpus.path))
+
+    def _build_model(self, config: TrainConfig) -> None:
+        """Model, optimizer, random streams and batches."""
+        torch.manual_seed(config.TORCH_SEED)  # the same initial weights on every rank
+        self.raw_model = GPT(model_config(config, self.vocab.size)).to(self.device)
+        self.model: torch.nn.Module = self.raw_model  # compiled and/or DDP-wrapped when the loop starts
+        self.random = RankRandom(config.TORCH_SEED, self.dist.rank, self.device)
+        self.updater = Updater(self.raw_model, config, self.device, self.dtype)
+        self.batcher = Batcher(self.corpus, config.batch_size, config.context_length, self.device)
+
+    def _open_record(self, on_event: EventCallback | None, new: bool) -> None:
+        """Rank 0 alone writes the run directory, takes request files and reports events (the
+        recorder first, so a listener that reads the files finds its event there); the other
+        ranks are silent."""
+        self.rundir: RunDir | None = None
+        self.file_requests: FileRequests | None = None
+        self.listeners: list[EventCallback] = []
+        if self.dist.is_main:
+            if new:
+                refuse_existing_run(self.run_dir)
+            self.rundir = RunDir(self.run_dir)
+            self.rundir.write_config(self.config)
+            self.file_requests = FileRequests(self.run_dir)
+            self.listeners = [RunRecorder(self.rundir, self.config.run_name), *([on_event] if on_event else [])]
 
     # ---- state ---------------------------------------------------------------------------
     @property
@@ -134,62 +120,45 @@ class Trainer:
         """Tokens of one optimizer step, all ranks together (batch_size is per rank)."""
         return self.config.batch_size * self.config.context_length * self.config.grad_accum_steps * self.dist.world_size
 
-    def _rng_state(self) -> dict[str, torch.Tensor]:
-        state = {"torch": torch.get_rng_state(), "batches": self.batch_generator.get_state()}
-        if self.device.type == "cuda":
-            state["cuda"] = torch.cuda.get_rng_state(self.device)
-        return state
-
     def _restore(self, ckpt: dict[str, Any]) -> None:
         self.raw_model.load_state_dict(ckpt["model_state_dict"])
         if "optimizer_state_dict" in ckpt:
-            self.optimizer.load_state_dict(ckpt["optimizer_state_dict"])
+            self.updater.load_state_dict(ckpt["optimizer_state_dict"])
         self.step = int(ckpt["step"])
         self.best_val_loss = float(ckpt.get("best_val_loss", math.inf))
         state = ckpt.get("trainer_state", {})
         self.lr_scale = float(state.get("lr_scale", 1.0))
         self.elapsed = float(state.get("elapsed", 0.0))
-        if self.dist.rank:  # rank 0's streams are saved; the others restart theirs from the step
-            torch.manual_seed(self.rank_seed + self.step)
-            self.batch_generator.manual_seed(self.rank_seed + self.step)
-            return
-        rng = state.get("rng", {})
-        if "torch" in rng:
-            torch.set_rng_state(rng["torch"])
-        if "batches" in rng:
-            self.batch_generator.set_state(rng["batches"])
-        if "cuda" in rng and self.device.type == "cuda":
-            torch.cuda.set_rng_state(rng["cuda"], self.device)
+        self.random.restore(state.get("rng", {}), self.step)
 
     def checkpoint_dict(self) -> dict[str, Any]:
         return {
             "model_state_dict": self.raw_model.state_dict(),  # never the compiled wrapper's _orig_mod. keys
             "h_params": h_params(self.config, self.vocab.size),
-            "optimizer_state_dict": self.optimizer.state_dict(),
+            "optimizer_state_dict": self.updater.state_dict(),
             "step": self.step,
             "config": self.config.to_dict(),
             "tokenizer": {"name": self.tokenizer.name, **self.vocab.to_state()},
             "best_val_loss": self.best_val_loss,
             "format_version": FORMAT_VERSION,
-            "trainer_state": {"rng": self._rng_state(), "lr_scale": self.lr_scale, "elapsed": self.elapsed},
+            "trainer_state": {"rng": self.random.state(), "lr_scale": self.lr_scale, "elapsed": self.elapsed},
         }
 
     def save_checkpoint(self, kind: str = "latest") -> Path | None:
         """Write model.ckpt ("latest") or best.ckpt atomically; a failed write keeps the old file.
         Only rank 0 writes: the weights are the same on every rank."""
-        if not self.dist.is_main:
+        if self.rundir is None:
             self._saved_step = self.step
             return None
         path = self.rundir.latest if kind == "latest" else self.rundir.best
         try:
-            write_atomic(path, self.checkpoint_dict())
+            write_checkpoint(path, self.checkpoint_dict())
         except OSError as exc:
             self._emit(LogMessage("error", f"could not save {path} ({exc.strerror or exc}); the previous "
                                            "checkpoint is intact and training goes on"))
             return None
         if kind == "latest":
             self._saved_step = self.step
-        self.rundir.log("checkpoint", self.step, path=str(path), kind=kind)
         self._emit(CheckpointSaved(self.step, str(path), kind))
         return path
 
@@ -198,56 +167,38 @@ class Trainer:
         with autocast(self.device, self.dtype):
             text = generate_text(self.raw_model, self.tokenizer, self.vocab, request.prompt, request.max_new_tokens,
                                  request.temperature, request.top_k, request.top_p, seed)
-        self.rundir.append_sample(self.step, text)
-        self.rundir.log("sample", self.step, prompt=request.prompt, text=text)
         self._emit(SampleText(self.step, request.prompt, text))
         return text
 
+    def serve_after_run(self) -> None:
+        """After the run, the model stays in memory: serve save and sample requests on this
+        thread until the control is closed (a new run, or the app leaving)."""
+        while self.control.wait_for_request():
+            self._apply_requests()
+
     def _emit(self, event: Event) -> None:
-        self.on_event(event)
-        if self._wandb:
-            self._wandb(event)
+        for listener in self.listeners:
+            listener(event)
 
     # ---- the loop ------------------------------------------------------------------------
-    @torch.no_grad()
-    def estimate_loss(self) -> dict[str, float]:
-        """Mean loss over eval_iters batches of each split, in eval mode (no dropout); under
-        torchrun each rank draws its own batches and the means are averaged over ranks."""
-        self.model.eval()
-        generator = torch.Generator().manual_seed(self.rank_seed + EVAL_SEED_OFFSET)
-        result = {}
-        for split in ("train", "val"):
-            losses = torch.zeros(self.config.eval_iters, device=self.device)
-            for i in range(self.config.eval_iters):
-                x, y = self.batcher.get(split, generator)
-                with autocast(self.device, self.dtype):
-                    _, loss = self.model(x, y)
-                losses[i] = loss.float()
-            result[split] = self.dist.all_reduce(losses.mean(), "avg").item()
-        self.model.train()
-        return result
-
     def _evaluate(self) -> None:
-        losses = self.estimate_loss()
+        losses = estimate_loss(self.model, self.batcher, self.random.eval_batches(), self.config.eval_iters,
+                               self.dtype, self.dist)
         if not math.isfinite(losses["train"]):
             raise NonFiniteLoss(self.step)
         improved = losses["val"] < self.best_val_loss
         self.best_val_loss = min(self.best_val_loss, losses["val"])
-        self.rundir.log("eval", self.step, train_loss=losses["train"], val_loss=losses["val"],
-                        best_val_loss=self.best_val_loss)
-        self.rundir.update_status(last_step=self.step, best_val_loss=self.best_val_loss)
         self._emit(EvalResult(self.step, losses["train"], losses["val"], self.best_val_loss))
         if improved:
             self.save_checkpoint("best")
 
     def _train_step(self, lr: float) -> torch.Tensor:
         """One optimizer step over grad_accum_steps micro-batches; returns the loss, on device."""
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
+        self.updater.set_lr(lr)
         accum = self.config.grad_accum_steps
         total = torch.zeros((), device=self.device)
         for micro in range(accum):
-            x, y = self.batcher.get("train", self.batch_generator)
+            x, y = self.batcher.get("train", self.random.batches)
             # DDP all-reduces gradients on the last micro-batch only
             skip_sync = self.dist.active and micro < accum - 1
             with self.model.no_sync() if skip_sync else contextlib.nullcontext():
@@ -255,26 +206,15 @@ class Trainer:
                     _, loss = self.model(x, y)
                 loss = loss / accum
                 total += loss.detach().float()
-                (self.scaler.scale(loss) if self.scaler else loss).backward()
+                self.updater.backward(loss)
         # Every rank must take the same decision on a non-finite loss, so judge the mean over ranks
         # (asynchronous on CUDA, like the rest of the step).
         total = self.dist.all_reduce(total, "avg")
         bad = ~torch.isfinite(total)
         if self._sync_each_step and bad.item():  # free on CPU, where nothing runs ahead
-            self.optimizer.zero_grad(set_to_none=True)
+            self.updater.zero_grad()
             raise NonFiniteLoss(self.step)
-        if self.scaler:
-            self.scaler.unscale_(self.optimizer)
-        if self.config.grad_clip:
-            torch.nn.utils.clip_grad_norm_(self.raw_model.parameters(), self.config.grad_clip)
-        if self.scaler:
-            self.scaler.step(self.optimizer)  # skips steps with inf/NaN gradients itself
-            self.scaler.update()
-        else:
-            if not self._sync_each_step:
-                self.optimizer.found_inf = bad.float()  # fused kernel skips this update on device, no sync
-            self.optimizer.step()
-        self.optimizer.zero_grad(set_to_none=True)
+        self.updater.step(None if self._sync_each_step else bad)
         return total
 
     def _side_action(self, what: str, action, *args) -> None:
@@ -298,18 +238,13 @@ class Trainer:
             self._side_action("the sample", self.sample, request)
 
     def _agree(self) -> tuple[bool, bool]:
-        """(stop, pause) as all ranks must see them: a stop on any rank (signals reach each one),
-        a pause on rank 0 (where requests arrive). One small all-reduce; free in one process."""
-        stop, pause = self.control.stop_reason is not None, self.control.paused
-        if not self.dist.active:
-            return stop, pause
-        flags = torch.tensor([stop, pause and self.dist.is_main], dtype=torch.int32, device=self.device)
-        stop, pause = map(bool, self.dist.all_reduce(flags, "max").tolist())
+        """(stop, pause), the same on every rank."""
+        stop, pause = self.dist.agree(self.control.stop_reason is not None, self.control.paused, self.device)
         if stop and self.control.stop_reason is None:
             self.control.stop("stopped on another rank")
         return stop, pause
 
-    def _between_steps(self) -> bool:
+    def _between_steps(self, clock: TrainingClock) -> bool:
         """Apply the commands that arrived during the last step; wait here while paused.
         Returns True when the run must stop. Under torchrun, ranks agree on stop and pause at
         log intervals, where a sync happens anyway."""
@@ -323,12 +258,11 @@ class Trainer:
         stop, pause = self._agree()
         if pause and not stop:
             self._emit(StateChanged("paused", self.step))
-            self.rundir.update_status(status="paused")
-            while pause and not stop:
-                self.control.wait_while_paused()
-                self._apply_requests()
-                stop, pause = self._agree()
-            self.rundir.update_status(status="running")
+            with clock.paused():
+                while pause and not stop:
+                    self.control.wait_while_paused()
+                    self._apply_requests()
+                    stop, pause = self._agree()
             self._emit(StateChanged("running", self.step))
         return stop
 
@@ -355,20 +289,12 @@ class Trainer:
             self._emit(StateChanged("running", self.step))
         if self.step == 0:
             self._evaluate()
-        loss_sum = torch.zeros((), device=self.device)
-        since_log = 0
-        # `mark` starts the current log interval; time spent on anything but training steps
-        # (pauses, evals, saves, samples) moves it forward so tokens/s measures training alone.
-        run_start = mark = time.perf_counter()
-        elapsed_before, paused = self.elapsed, 0.0
+        clock = TrainingClock(self.elapsed)
+        loss_sum, since_log = torch.zeros((), device=self.device), 0
         while self.step < cfg.max_iters:
-            side = time.perf_counter()
-            was_paused = self.control.paused
-            if self._between_steps():
-                return self.control.stop_reason
-            spent = time.perf_counter() - side
-            mark += spent
-            paused += spent if was_paused else 0.0
+            with clock.aside():
+                if self._between_steps(clock):
+                    return self.control.stop_reason
             lr = learning_rate_at(cfg, self.step) * self.lr_scale
             loss_sum += self._train_step(lr)
             if self.step == self.start_step and cfg.compile:
@@ -376,29 +302,33 @@ class Trainer:
             self.step += 1
             since_log += 1
             if self.step % cfg.log_interval == 0 or self.step == cfg.max_iters:
-                mean_loss = (loss_sum / since_log).item()  # the one sync per log interval
-                if not math.isfinite(mean_loss):
-                    raise NonFiniteLoss(self.step)
-                now = time.perf_counter()
-                self.elapsed = elapsed_before + now - run_start - paused
-                rate = since_log * self.tokens_per_step / max(now - mark, 1e-9)
-                eta = (now - run_start - paused) / (self.step - self.start_step) * (cfg.max_iters - self.step)
-                mfu = rate / self.dist.world_size * self.flops_per_token / self.peak_flops if self.peak_flops else None
-                self.rundir.log("step", self.step, loss=mean_loss, lr=lr, tokens_per_sec=rate, elapsed=self.elapsed,
-                                eta=eta, mfu=mfu)
-                self._emit(StepMetrics(self.step, mean_loss, lr, rate, self.elapsed, eta, mfu))
+                self._report(clock, (loss_sum / since_log).item(), since_log, lr)  # the one sync per log interval
                 loss_sum.zero_()
-                since_log, mark = 0, time.perf_counter()
-            side = time.perf_counter()
-            if self.step % cfg.eval_interval == 0 or self.step == cfg.max_iters:
-                self._evaluate()
-            if cfg.checkpoint_interval and self.step % cfg.checkpoint_interval == 0:
-                self._side_action("the periodic checkpoint", self.save_checkpoint, "latest")
-            if cfg.sample_interval and self.step % cfg.sample_interval == 0:
-                self._side_action("the periodic sample", self.sample,
-                                  SampleRequest(cfg.sample_prompt, cfg.sample_tokens, 1.0, None))
-            mark += time.perf_counter() - side
+                since_log = 0
+            with clock.aside():
+                self._periodic_work()
         return None
+
+    def _report(self, clock: TrainingClock, loss: float, steps: int, lr: float) -> None:
+        if not math.isfinite(loss):
+            raise NonFiniteLoss(self.step)
+        rate, eta = clock.lap(steps * self.tokens_per_step, self.step - self.start_step,
+                              self.config.max_iters - self.step)
+        self.elapsed = clock.elapsed()
+        mfu = rate / self.dist.world_size * self.flops_per_token / self.peak_flops if self.peak_flops else None
+        with clock.aside():
+            self._emit(StepMetrics(self.step, loss, lr, rate, self.elapsed, eta, mfu))
+
+    def _periodic_work(self) -> None:
+        """The evals, checkpoints and samples due at this step."""
+        cfg = self.config
+        if self.step % cfg.eval_interval == 0 or self.step == cfg.max_iters:
+            self._evaluate()
+        if cfg.checkpoint_interval and self.step % cfg.checkpoint_interval == 0:
+            self._side_action("the periodic checkpoint", self.save_checkpoint, "latest")
+        if cfg.sample_interval and self.step % cfg.sample_interval == 0:
+            self._side_action("the periodic sample", self.sample,
+                              SampleRequest(cfg.sample_prompt, cfg.sample_tokens, 1.0, None))
 
     def run(self) -> RunFinished | RunFailed:
         """Train to max_iters or until stopped; never raises for a failed run, it reports it."""
@@ -411,32 +341,23 @@ class Trainer:
 
     def _run(self) -> RunFinished | RunFailed:
         cfg = self.config
-        now = time.time()
-        # A resumed run keeps the date it first started (the Runs screen sorts by it).
-        self.rundir.update_status(status="running", pid=os.getpid(), device=str(self.device),
-                                  num_params=self.raw_model.num_params(), started=self.rundir.status.get("started", now),
-                                  resumed=now if self.start_step else None, ended=None, run_name=cfg.run_name,
-                                  max_iters=cfg.max_iters, processes=self.dist.world_size)
-        if cfg.wandb and self.dist.is_main:
+        if cfg.wandb and self.rundir is not None:
             from .wandb_log import open_wandb
 
-            self._wandb, problem = open_wandb(cfg, self.rundir)
+            logger, problem = open_wandb(cfg, self.rundir)
+            self.listeners += [logger] if logger else []
             if problem:
                 self._emit(LogMessage("warning", problem))
-        started = RunStarted(str(self.rundir.path), str(self.device), str(self.dtype).replace("torch.", ""),
-                             self.raw_model.num_params(), self.vocab.size, len(self.corpus.train),
-                             len(self.corpus.val), self.tokens_per_step, self.start_step, cfg.max_iters)
-        # Everything RunStarted says, so a watcher rebuilds the same event from the file.
-        self.rundir.log("start", self.step, processes=self.dist.world_size,
-                        **{k: v for k, v in asdict(started).items() if k not in ("run_dir", "start_step")})
-        self._emit(started)
+        self._emit(RunStarted(str(self.run_dir), str(self.device), str(self.dtype).replace("torch.", ""),
+                              self.raw_model.num_params(), self.vocab.size, len(self.corpus.train),
+                              len(self.corpus.val), self.tokens_per_step, self.start_step, cfg.max_iters,
+                              self.dist.world_size))
         try:
             reason = self._loop()
         except NonFiniteLoss as exc:
-            return self._fail("nonfinite", f"loss became NaN or inf at step {exc.args[0]}; the update was not "
-                              "applied and the last checkpoint is intact: lower learning_rate or set grad_clip")
+            return self._fail("nonfinite", str(exc))
         except torch.OutOfMemoryError:
-            self.optimizer.zero_grad(set_to_none=True)
+            self.updater.zero_grad()
             if self.device.type == "cuda":
                 torch.cuda.empty_cache()
             return self._fail("oom", f"out of memory on {self.device} at step {self.step}: lower batch_size "
@@ -446,22 +367,16 @@ class Trainer:
         except Exception as exc:  # a bug or a library error: keep the details, report one line
             if not self.dist.is_main:
                 raise  # torchrun reports a failed rank with its traceback; rank 0 alone writes files
-            (self.rundir.path / "error.log").write_text(traceback.format_exc(), encoding="utf-8")
-            return self._fail("error", f"{type(exc).__name__}: {exc} (details in {self.rundir.path / 'error.log'})")
+            return self._fail("error", f"{type(exc).__name__}: {exc} (details in {self.run_dir / 'error.log'})",
+                              traceback.format_exc())
         if self._saved_step != self.step and (reason is None or self.control.save_on_stop):
             self.save_checkpoint("latest")
-        status = "stopped" if reason else "finished"
-        self.rundir.log("end", self.step, status=status, reason=reason or "")
-        self.rundir.update_status(status=status, ended=time.time(), last_step=self.step, reason=reason)
-        self.rundir.sync()
-        finished = RunFinished(self.step, status, reason or "", self.best_val_loss, str(self.rundir.path))
+        finished = RunFinished(self.step, "stopped" if reason else "finished", reason or "", self.best_val_loss,
+                               str(self.run_dir))
         self._emit(finished)
         return finished
 
-    def _fail(self, kind: str, message: str) -> RunFailed:
-        self.rundir.log("failed", self.step, kind=kind, message=message)
-        self.rundir.update_status(status="failed", ended=time.time(), last_step=self.step, error=message)
-        self.rundir.sync()
-        failed = RunFailed(self.step, kind, message, str(self.rundir.path))
+    def _fail(self, kind: str, message: str, details: str = "") -> RunFailed:
+        failed = RunFailed(self.step, kind, message, str(self.run_dir), details)
         self._emit(failed)
         return failed

@@ -26,15 +26,18 @@ from textual.widgets import Button, Footer, Header, Input, TabbedContent, TabPan
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from ..engine.config import TrainConfig
-from ..engine.control import SIGNAL_EXIT_CODES, RunDirControl, SampleRequest, TrainingControl
+from ..engine.control import RunDirControl, SampleRequest, TrainingControl
 from ..engine.errors import GptTuiError
 from ..engine.events import (CheckpointSaved, EvalResult, Event, LogMessage, RunFailed, RunFinished, RunStarted,
                              SampleText, StateChanged, StepMetrics)
 from ..engine.follow import read_events, read_status
-from ..engine.rundir import free_path, holds_run
 from ..engine.presets import list_presets, preset_target, save_preset
+from ..engine.rundir import free_path, holds_run
+from ..event_text import event_line
+from ..signals import SIGNAL_EXIT_CODES, SignalHandlers
 from .event_batches import EventBatches
-from .messages import CorpusInfo, EngineEvents, FollowedEvents, TokenizeProgress, TrainerReady
+from .keymap import load_keymap
+from .messages import CorpusInfo, EngineEvents, FollowedEvents, RunReady, TokenizeProgress
 from .native_stderr import NativeStderr
 from .runs_actions import RunsActions
 from .screens import ChoiceScreen, QuitScreen
@@ -64,15 +67,20 @@ class CorpusReadCancelled(Exception):
 class GptTuiApp(RunsActions, App[int]):
     CSS_PATH = "app.tcss"
     TITLE = "gpt-tui"
+    # Each binding's words are written here once: the footer shows the description, the
+    # command palette the tooltip ("title: help"). The ids let users remap keys (keymap.py).
     BINDINGS = [
-        Binding("f5", "start", "Start", tooltip="Start training with the form's values"),
-        Binding("f6", "toggle_pause", "Pause", tooltip="Pause or resume at the next step"),
-        Binding("f7", "stop", "Stop", tooltip="Stop at the next step; the model stays in memory"),
-        Binding("ctrl+s", "save", "Save ckpt", priority=True),
-        Binding("f8", "sample", "Sample"),
-        Binding("f2", "runs", "Runs", tooltip="Past and running runs: resume, watch, compare"),
-        Binding("f9", "toggle_log_y", "Log y"),
-        Binding("ctrl+q", "request_quit", "Quit", priority=True),
+        Binding("f5", "start", "Start", tooltip="Start training: a run with the form's values", id="start"),
+        Binding("f6", "toggle_pause", "Pause", tooltip="Pause or resume training: at the next step", id="pause"),
+        Binding("f7", "stop", "Stop", tooltip="Stop training: at the next step; the model stays in memory to "
+                "save and sample", id="stop"),
+        Binding("ctrl+s", "save", "Save ckpt", tooltip="Save checkpoint: RUN_DIR/model.ckpt at the next step "
+                "boundary", priority=True, id="save"),
+        Binding("f8", "sample", "Sample", tooltip="Generate a sample: from the current model", id="sample"),
+        Binding("f2", "runs", "Runs", tooltip="Runs: resume, watch or compare past and running runs", id="runs"),
+        Binding("f9", "toggle_log_y", "Log y", tooltip="Toggle log-scale loss axis: for long runs", id="log-y"),
+        Binding("ctrl+q", "request_quit", "Quit", tooltip="Quit: asks to save first during a run", priority=True,
+                id="quit"),
     ]
 
     def __init__(self, config: TrainConfig, run_dir: str | Path | None = None, start: bool = False,
@@ -87,7 +95,7 @@ class GptTuiApp(RunsActions, App[int]):
         self.start_on_mount = start
         self.stderr = stderr
         self.control: TrainingControl | RunDirControl | None = None
-        self.trainer = None
+        self.run_info: RunReady | None = None  # this app's own run, once built: its model serves save and sample
         self.watching: Path | None = None  # the run directory followed, when another process trains it
         self.job = None  # the torchrun job (a Popen) this app launched for processes > 1, while followed
         self.resume_from: Path | None = None  # the run that F5 continues, chosen on the Runs screen
@@ -110,7 +118,7 @@ class GptTuiApp(RunsActions, App[int]):
         self.crash_traceback = ""
         self.run_result = None  # RunFinished or RunFailed of this app's own last run, once it returned
         self._previous_showwarning = warnings.showwarning
-        self._previous_handlers: dict = {}
+        self._signals = SignalHandlers(self._on_signal)
 
     # ---- layout --------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -151,8 +159,8 @@ class GptTuiApp(RunsActions, App[int]):
             self.form.set_corpus_info(*self._corpus_figures, None)
         self._previous_showwarning = warnings.showwarning
         warnings.showwarning = self._show_warning
-        for sig in SIGNAL_EXIT_CODES:
-            self._previous_handlers[sig] = signal.signal(sig, self._on_signal)
+        self._signals.install()
+        load_keymap(self)
         self.set_interval(UI_TICK, self._tick)
         self._sync_controls()
         self.progress.redraw()  # the idle line, drawn now rather than whenever the first tick has news
@@ -175,18 +183,13 @@ class GptTuiApp(RunsActions, App[int]):
         super().notify(message, title=title, severity=severity, timeout=timeout, markup=False)
 
     def get_system_commands(self, screen):
+        """Textual's own commands, then each binding allowed now, in the words of its tooltip."""
         yield from super().get_system_commands(screen)
-        for action, title, help_text in (
-                ("start", "Start training", "Start a run with the form's values (F5)"),
-                ("toggle_pause", "Pause or resume training", "F6"),
-                ("stop", "Stop training", "Stop at the next step; save and sample still work (F7)"),
-                ("save", "Save checkpoint", "Write RUN_DIR/model.ckpt at the next step boundary (ctrl+s)"),
-                ("sample", "Generate a sample", "Sample from the current model (F8)"),
-                ("toggle_log_y", "Toggle log-scale loss axis", "F9"),
-                ("runs", "Runs", "Resume, watch or compare past runs (F2)"),
-                ("request_quit", "Quit", "Asks to save first during a run (ctrl+q)")):
-            if self.check_action(action, ()) is True:
-                yield SystemCommand(title, help_text, getattr(self, f"action_{action}"))
+        for binding in self.BINDINGS:
+            if self.check_action(binding.action, ()) is True:
+                title, _, help_text = binding.tooltip.partition(": ")
+                key = self.get_key_display(binding)
+                yield SystemCommand(title, f"{help_text} ({key})", getattr(self, f"action_{binding.action}"))
 
     # ---- helpers -------------------------------------------------------------------------------
     def log_line(self, text: str, level: str = "info") -> None:
@@ -196,7 +199,7 @@ class GptTuiApp(RunsActions, App[int]):
         # Warnings may come from the training thread: post, never touch widgets directly.
         self.post_message(EngineEvents([LogMessage("warning", f"{category.__name__}: {message}")]))
 
-    def _on_signal(self, signum, frame) -> None:
+    def _on_signal(self, signum: int) -> None:
         """SIGHUP (the terminal went away: SSH closed), SIGTERM or SIGINT: as on the CLI, a run of
         this app's own finishes its step, saves and syncs, then the app exits with 128 + signum.
         A watched run belongs to another process and goes on."""
@@ -238,13 +241,13 @@ class GptTuiApp(RunsActions, App[int]):
     def _stop_training_thread(self, reason: str) -> None:
         """Stop and save the run this app trains in its own thread, if one goes on. Not a watched
         run nor the torchrun job: those live in other processes and go on without this app."""
-        if isinstance(self.control, TrainingControl) and allowed(self.state).in_run:
-            self.control.stop(reason, save=True)
+        if isinstance(self.control, TrainingControl):
+            if allowed(self.state).in_run:
+                self.control.stop(reason, save=True)
+            self.control.close()  # a trainer that ended stops serving save and sample
 
     def restore_signals(self) -> None:
-        for sig, handler in self._previous_handlers.items():
-            signal.signal(sig, handler)
-        self._previous_handlers = {}
+        self._signals.restore()
 
     def _set_state(self, state: AppState) -> None:
         self.state = state
@@ -268,9 +271,9 @@ class GptTuiApp(RunsActions, App[int]):
         elif action in ("toggle_pause", "stop"):
             ok = rules.steer
         elif action == "save":  # a watched run saves in its own process, while it runs
-            ok = rules.save and (self.trainer is not None or (self.watching is not None and rules.in_run))
+            ok = rules.save and (self.run_info is not None or (self.watching is not None and rules.in_run))
         elif action == "sample":
-            ok = rules.sample and self.trainer is not None
+            ok = rules.sample and self.run_info is not None
         elif action == "runs":
             ok = rules.runs
         else:
@@ -404,11 +407,12 @@ class GptTuiApp(RunsActions, App[int]):
             self._ask_about_existing_run(Path(self.first_run_dir))
             return
         self._leave_watch()
+        self._stop_training_thread("a new run started")  # the last run's thread, which serves save and sample
         if config.processes > 1:
             self._start_job(config)
             return
         self.control = TrainingControl()
-        self.trainer = None
+        self.run_info = None
         self.plot.reset()
         resume, self.resume_from = self.resume_from, None
         if resume:
@@ -449,11 +453,12 @@ class GptTuiApp(RunsActions, App[int]):
                               progress=self._tokenize_progress)
         else:
             trainer = Trainer(config, on_event, control, run_dir=run_dir, progress=self._tokenize_progress)
-        self.post_message(TrainerReady(trainer))
+        self.post_message(RunReady(str(trainer.device), trainer.config.run_name))
         try:
             self.run_result = trainer.run()
         finally:
             on_event.flush()
+        trainer.serve_after_run()  # the model stays: ctrl+s and F8 still work, until the control closes
 
     def action_toggle_pause(self) -> None:
         if not allowed(self.state).steer:
@@ -475,16 +480,9 @@ class GptTuiApp(RunsActions, App[int]):
             self.notify("no model yet: start a run first", severity="warning", title="Save checkpoint")
             return
         self._save_requested = True
-        if self.state == AppState.ENDED:
-            self._save_after_run(self.trainer)
-        else:
-            self.control.save_now()
+        self.control.save_now()
+        if self.state != AppState.ENDED:
             self.log_line("checkpoint requested: it is written at the next step boundary")
-
-    @work(thread=True, exclusive=True, group="after-run", exit_on_error=False)
-    def _save_after_run(self, trainer) -> None:
-        """Given the trainer, not self.trainer: an F5 right after ctrl+s replaces that one."""
-        trainer.save_checkpoint("latest")
 
     def action_sample(self) -> None:
         request = self.samples.request()
@@ -498,15 +496,9 @@ class GptTuiApp(RunsActions, App[int]):
     def _sample(self, request: SampleRequest) -> None:
         if self.check_action("sample", ()) is not True:
             self.notify("no model yet: start a run first", severity="warning", title="Sample")
-        elif self.state == AppState.ENDED:
-            self._sample_after_run(self.trainer, request)
         else:
             self.control.request_sample(request)
         self.tabs.active = "tab-samples"
-
-    @work(thread=True, exclusive=True, group="after-run", exit_on_error=False)
-    def _sample_after_run(self, trainer, request: SampleRequest) -> None:
-        trainer.sample(request)
 
     def action_toggle_log_y(self) -> None:
         log_y = self.plot.toggle_log_y()
@@ -528,12 +520,11 @@ class GptTuiApp(RunsActions, App[int]):
         self.push_screen(QuitScreen(paused=self.state == AppState.PAUSED), chosen)
 
     # ---- engine events -------------------------------------------------------------------------
-    @on(TrainerReady)
-    def _trainer_ready(self, message: TrainerReady) -> None:
-        self.trainer = message.trainer
-        device = message.trainer.device
-        self.device_panel.device = device
-        self.sub_title = f"{device} · {message.trainer.config.run_name}"
+    @on(RunReady)
+    def _run_ready(self, message: RunReady) -> None:
+        self.run_info = message
+        self.device_panel.device = message.device
+        self.sub_title = f"{message.device} · {message.run_name}"
 
     @on(EngineEvents)
     def _engine_events(self, message: EngineEvents) -> None:
@@ -553,44 +544,42 @@ class GptTuiApp(RunsActions, App[int]):
     def _apply(self, event: Event, replay: bool = False) -> None:
         progress, plot = self.progress, self.plot
         self._dirty = True
+        line = event_line(event)
         if isinstance(event, StepMetrics):
             progress.step, progress.metrics = event.step, event
             plot.add_step(event.step, event.loss)
-        elif isinstance(event, EvalResult):
+            return  # steps show in the progress line and the plot, not the log
+        if isinstance(event, SampleText):
+            self.samples.add(event.step, event.text)
+            return
+        if isinstance(event, RunFailed) and event.kind == "interrupted":
+            line = f"{line}; or press F2 and resume it from the Runs screen"
+        if line is not None:
+            self.log_line(line, event.level if isinstance(event, LogMessage) else
+                          "error" if isinstance(event, RunFailed) else "info")
+        if isinstance(event, EvalResult):
             progress.eval = event
             plot.add_eval(event.step, event.train_loss, event.val_loss)
-            self.log_line(f"eval step {event.step}: train {event.train_loss:.4f} val {event.val_loss:.4f}")
         elif isinstance(event, RunStarted):
             self.run_dir = event.run_dir
             if self.stderr and self.watching is None:
                 self.stderr.redirect(Path(event.run_dir) / "stderr.log")
-            progress.start(event.start_step, event.max_iters)
-            self.log_line(f"run {event.run_dir}: {event.num_params:,} parameters, vocab {event.vocab_size:,}, "
-                          f"{event.train_tokens:,} train tokens, {event.device} {event.dtype}")
+            progress.start(event.step, event.max_iters)
         elif isinstance(event, StateChanged):
             if self.state != AppState.STOPPING:
                 self._set_state(AppState(event.state))
-            if event.state == "compiling":
-                self.log_line("compiling the model: the first step takes a while")
         elif isinstance(event, CheckpointSaved):
-            if event.kind == "latest":
-                if self._save_requested:  # the user's own ctrl+s; periodic saves only go to the log
-                    self._save_requested = False
-                    self._notify(replay, f"{event.path} at step {event.step}", title="Checkpoint saved")
-                self.log_line(f"saved {event.path} at step {event.step}")
-        elif isinstance(event, SampleText):
-            self.samples.add(event.step, event.text)
+            if event.kind == "latest" and self._save_requested:  # the user's ctrl+s; periodic saves: the log
+                self._save_requested = False
+                self._notify(replay, f"{event.path} at step {event.step}", title="Checkpoint saved")
         elif isinstance(event, LogMessage):
-            self.log_line(event.text, event.level)
             if event.level == "error":
                 self._notify(replay, event.text, severity="error", title="Error")
         elif isinstance(event, RunFinished):
-            self.log_line(f"{event.status} at step {event.step}{': ' + event.reason if event.reason else ''}")
             self._notify(replay, f"{event.status} at step {event.step}", title="Training")
             self._run_ended()
         elif isinstance(event, RunFailed):
-            self.log_line(event.message, "error")
-            self._notify(replay, event.message, severity="error", title="Training failed", timeout=10)
+            self._notify(replay, line, severity="error", title="Training failed", timeout=10)
             self._run_ended()
 
     def _run_ended(self) -> None:
@@ -616,7 +605,7 @@ class GptTuiApp(RunsActions, App[int]):
         self.log_line(message, "error")
         self.notify(message, severity="error", title="Error", timeout=10)
         if event.worker.group == "training":
-            self._set_state(AppState.ENDED if self.trainer else AppState.IDLE)
+            self._set_state(AppState.ENDED if self.run_info else AppState.IDLE)
             if self._quit_after_run:
                 self._quit_after_saving()
 

@@ -88,7 +88,8 @@ class RunsActions:
             self.notify("stop the current run first", severity="warning", title="Watch")
             return
         run_dir = Path(run_dir)
-        self.trainer = None
+        self._stop_training_thread("another run is watched")  # the last run's thread, which serves save and sample
+        self.run_info = None
         self.resume_from = None
         self.watching = run_dir
         self.job = job

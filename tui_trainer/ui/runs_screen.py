@@ -10,8 +10,8 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from ..console import fmt_count, fmt_date, fmt_loss
 from ..engine.runs import RunSummary, list_runs
+from ..runs_table import COLUMNS, run_cells
 
 MARK = "●"
 
@@ -20,12 +20,16 @@ class RunsScreen(Screen[tuple[str, list[Path]] | None]):
     """Dismissed with ("resume" | "watch" | "compare", [run paths]), or None for Back."""
 
     BINDINGS = [
-        Binding("enter", "choose('resume')", "Resume", tooltip="Continue the run from its model.ckpt"),
-        Binding("space", "mark", "Mark", tooltip="Mark runs to compare"),
-        Binding("c", "compare", "Compare", tooltip="Overlay the marked runs' val loss in the plot"),
-        Binding("w", "choose('watch')", "Watch", tooltip="Follow a run another process is training"),
-        Binding("x", "clear_compare", "Clear compare", tooltip="Remove the overlaid curves from the plot"),
-        Binding("escape", "dismiss_none", "Back"),
+        # priority: the table's own enter binding would otherwise hide this one from the footer
+        Binding("enter", "choose('resume')", "Resume", tooltip="Continue the run from its model.ckpt",
+                id="runs.resume", priority=True),
+        Binding("space", "mark", "Mark", tooltip="Mark runs to compare", id="runs.mark"),
+        Binding("c", "compare", "Compare", tooltip="Overlay the marked runs' val loss in the plot",
+                id="runs.compare"),
+        Binding("w", "choose('watch')", "Watch", tooltip="Follow a run another process is training", id="runs.watch"),
+        Binding("x", "clear_compare", "Clear compare", tooltip="Remove the overlaid curves from the plot",
+                id="runs.clear"),
+        Binding("escape", "dismiss_none", "Back", tooltip="Back to the dashboard", id="runs.back"),
     ]
 
     def __init__(self, out_dir: str | Path) -> None:
@@ -36,8 +40,7 @@ class RunsScreen(Screen[tuple[str, list[Path]] | None]):
         self.table = DataTable(cursor_type="row", zebra_stripes=True, id="runs-table")
 
     def compose(self) -> ComposeResult:
-        yield Static(f"Runs in {self.out_dir}/ · enter resume · space mark · c compare · w watch",
-                     id="runs-title", markup=False)
+        yield Static(f"Runs in {self.out_dir}/", id="runs-title", markup=False)
         yield self.table
         yield Static("", id="runs-empty", markup=False)
         yield Footer()
@@ -45,14 +48,11 @@ class RunsScreen(Screen[tuple[str, list[Path]] | None]):
     def on_mount(self) -> None:
         table = self.table
         table.add_column(" ", key="mark", width=1)
-        for label in ("name", "date", "status", "steps", "best val", "params", "device"):
+        for label in COLUMNS:
             table.add_column(label, key=label)
         for run in self.runs:
-            steps = f"{run.last_step:,}" + (f"/{run.max_iters:,}" if run.max_iters else "")
             # DataTable parses str cells as markup: run names, statuses and devices come from files
-            cells = (run.name, fmt_date(run.started), run.status, steps, fmt_loss(run.best_val_loss),
-                     fmt_count(run.num_params) if run.num_params else "-", run.device)
-            table.add_row("", *(Text(str(cell)) for cell in cells), key=str(run.path))
+            table.add_row("", *map(Text, (run.name, *run_cells(run))), key=str(run.path))
         empty = self.query_one("#runs-empty", Static)
         empty.update(f"No runs in {self.out_dir}/ yet: press escape, then F5 to start one.")
         empty.display = not self.runs

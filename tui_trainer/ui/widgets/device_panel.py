@@ -7,7 +7,7 @@ from textual.widgets import Static
 class DevicePanel(Static):
     def __init__(self, **kwargs) -> None:
         super().__init__("", markup=False, **kwargs)  # host names, CPU names and run.json are data
-        self.device = None  # torch.device of the run, or None for what 'auto' picks
+        self.device: str | None = None  # the run's device, or None for what 'auto' picks
         self.recorded: dict | None = None  # run.json of a watched run: its device, not this machine's
 
     def on_mount(self) -> None:

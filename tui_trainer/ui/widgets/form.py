@@ -1,6 +1,7 @@
 """The hyperparameter form: every config key, grouped, validated inline by the engine's rules."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -11,33 +12,34 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.widgets import Button, Input, Label, Select, Static, Switch
 
-from ...console import fmt_count
 from ...engine.config import FIELDS, GROUPS, TrainConfig, config_from_dict, field_type, find_problems, parse_value
 from ...engine.errors import ConfigError
 from ...engine.model import count_params, estimate_train_memory
+from ...formats import fmt_count
 
 LIVE_KEYS = ("learning_rate",)  # may change while a run goes on
 
 
 class HyperparamForm(VerticalScroll):
+    @dataclass
     class Changed(Message):
         """The form's values changed: ``config`` is None while anything is invalid."""
 
-        def __init__(self, config: TrainConfig | None, problems: dict[str, str]) -> None:
-            super().__init__()
-            self.config = config
-            self.problems = problems
+        config: TrainConfig | None
+        problems: dict[str, str]
 
+    @dataclass
     class LearningRateSubmitted(Message):
-        def __init__(self, learning_rate: float) -> None:
-            super().__init__()
-            self.learning_rate = learning_rate
+        """Enter in the learning rate field during a run: change it from the next step."""
 
+        learning_rate: float
+
+    @dataclass
     class PresetSaveRequested(Message):
-        def __init__(self, name: str, config: TrainConfig) -> None:
-            super().__init__()
-            self.name = name
-            self.config = config
+        """Save preset: the form's values under ``name``."""
+
+        name: str
+        config: TrainConfig
 
     def __init__(self, config: TrainConfig, presets: list[tuple[str, Path]], **kwargs) -> None:
         super().__init__(**kwargs)

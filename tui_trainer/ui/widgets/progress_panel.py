@@ -5,8 +5,8 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import ProgressBar, Static
 
-from ...console import fmt_duration, fmt_loss, fmt_mfu
 from ...engine.events import EvalResult, StepMetrics
+from ...formats import fmt_duration, fmt_loss, fmt_mfu
 from .entry_wrap import GAP, wrap_entries
 
 

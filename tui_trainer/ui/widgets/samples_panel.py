@@ -1,6 +1,8 @@
 """Generated samples, with an editable prompt, temperature, top_k and top_p (checked as typed)."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
@@ -11,10 +13,11 @@ from ...engine.sampling import sample_problems
 
 
 class SamplesPanel(Vertical):
+    @dataclass
     class Requested(Message):
-        def __init__(self, request: SampleRequest) -> None:
-            super().__init__()
-            self.request = request
+        """Generate: a sample with the panel's prompt and settings."""
+
+        request: SampleRequest
 
     def __init__(self, max_new_tokens: int, **kwargs) -> None:
         super().__init__(**kwargs)

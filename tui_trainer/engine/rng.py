@@ -1,0 +1,45 @@
+"""The random streams of one process: torch's (dropout), the batches' and CUDA's.
+
+Each torchrun rank draws its own batches and dropout masks from a seed of its own. Rank 0's
+streams are saved in checkpoints, so a resumed run draws exactly what the run would have;
+the other ranks restart theirs from the step.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+RANK_SEED_STRIDE = 1000  # per-rank seed offsets
+EVAL_SEED_OFFSET = 1  # evals draw from their own generator, so they never shift the training batches
+
+
+class RankRandom:
+    def __init__(self, seed: int, rank: int, device: torch.device):
+        self.seed = seed + RANK_SEED_STRIDE * rank
+        self.rank = rank
+        self.device = device
+        torch.manual_seed(self.seed)
+        self.batches = torch.Generator().manual_seed(self.seed)
+
+    def eval_batches(self) -> torch.Generator:
+        """The same eval batches at every eval, so the curves compare like with like."""
+        return torch.Generator().manual_seed(self.seed + EVAL_SEED_OFFSET)
+
+    def state(self) -> dict[str, torch.Tensor]:
+        state = {"torch": torch.get_rng_state(), "batches": self.batches.get_state()}
+        if self.device.type == "cuda":
+            state["cuda"] = torch.cuda.get_rng_state(self.device)
+        return state
+
+    def restore(self, state: dict[str, Any], step: int) -> None:
+        if self.rank:
+            torch.manual_seed(self.seed + step)
+            self.batches.manual_seed(self.seed + step)
+            return
+        if "torch" in state:
+            torch.set_rng_state(state["torch"])
+        if "batches" in state:
+            self.batches.set_state(state["batches"])
+        if "cuda" in state and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda"], self.device)

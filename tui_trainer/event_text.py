@@ -1,0 +1,38 @@
+"""The line each engine event reads as: one wording for the app's Log tab and the CLI."""
+from __future__ import annotations
+
+from .engine.events import (CheckpointSaved, EvalResult, Event, LogMessage, RunFailed, RunFinished, RunStarted,
+                            SampleText, StateChanged, StepMetrics)
+from .formats import fmt_duration, fmt_loss, fmt_mfu
+
+
+def event_line(event: Event) -> str | None:
+    """The event as one line of text (data, never markup), or None for an event with nothing
+    to say (a best.ckpt save, a state other than compiling)."""
+    if isinstance(event, StepMetrics):
+        return (f"step {event.step} loss {event.loss:.4f} lr {event.lr:.2e} {event.tokens_per_sec:,.0f} tok/s "
+                f"MFU {fmt_mfu(event.mfu)} elapsed {fmt_duration(event.elapsed)} eta {fmt_duration(event.eta)}")
+    if isinstance(event, EvalResult):
+        return (f"eval step {event.step}: train {event.train_loss:.4f} val {event.val_loss:.4f} "
+                f"(best {event.best_val_loss:.4f})")
+    if isinstance(event, RunStarted):
+        processes = f", {event.processes} processes" if event.processes > 1 else ""
+        resumed = f", from step {event.step:,}" if event.step else ""
+        return (f"run {event.run_dir}: {event.num_params:,} parameters, vocab {event.vocab_size:,}, "
+                f"{event.train_tokens:,}/{event.val_tokens:,} train/valid tokens, {event.device} {event.dtype}"
+                f"{processes}{resumed}")
+    if isinstance(event, CheckpointSaved):
+        return f"saved {event.path} at step {event.step}" if event.kind == "latest" else None
+    if isinstance(event, SampleText):
+        return f"sample at step {event.step}: {event.text!r}"
+    if isinstance(event, StateChanged):
+        return "compiling the model: the first step takes a while" if event.state == "compiling" else None
+    if isinstance(event, LogMessage):
+        return event.text
+    if isinstance(event, RunFinished):
+        reason = f": {event.reason}" if event.reason else ""
+        return (f"{event.status} at step {event.step}{reason}; best val loss {fmt_loss(event.best_val_loss)}; "
+                f"run directory {event.run_dir}")
+    if isinstance(event, RunFailed):
+        return event.message
+    return None
