@@ -158,15 +158,15 @@ class RunsActions:
 
     def _start_job(self, config: TrainConfig) -> None:
         """processes > 1: launch torchrun on this machine and follow its run directory."""
-        from ..engine.launch import launch_job, prepare_run_dir
+        from ..engine.launch import launch_job, prepare_run_dir, resume_args
         from ..engine.rundir import new_run_dir
 
         resume, self.resume_from = self.resume_from, None
         try:
             if resume:
                 before = read_run_config(resume)
-                changed = [f"--set={k}={v}" for k, v in config.to_dict().items() if before.get(k) != v]
-                run_dir, train_args = resume, ["--resume", str(resume), *changed]
+                changed = {k: v for k, v in config.to_dict().items() if before.get(k) != v}
+                run_dir, train_args = resume, resume_args(resume, changed)
             else:
                 run_dir = Path(self.first_run_dir) if self.first_run_dir else new_run_dir(config)
                 train_args = prepare_run_dir(config, run_dir)
