@@ -23,8 +23,9 @@ from .control import FileRequests, SampleRequest, TrainingControl
 from .data import Batcher, Progress, build_corpus
 from .device import autocast, configure_torch, resolve_dtype
 from .distributed import init_distributed
-from .errors import GptTuiError, NonFiniteLoss
+from .errors import NonFiniteLoss
 from .evaluate import estimate_loss
+from .failures import describe_failure
 from .events import (CheckpointSaved, EvalResult, Event, EventCallback, LogMessage, RunFailed, RunFinished, RunStarted,
                      SampleText, StateChanged, StepMetrics)
 from .mfu import model_flops_per_token, peak_flops
@@ -354,21 +355,15 @@ class Trainer:
                               self.dist.world_size))
         try:
             reason = self._loop()
-        except NonFiniteLoss as exc:
-            return self._fail("nonfinite", str(exc))
-        except torch.OutOfMemoryError:
-            self.updater.zero_grad()
-            if self.device.type == "cuda":
-                torch.cuda.empty_cache()
-            return self._fail("oom", f"out of memory on {self.device} at step {self.step}: lower batch_size "
-                              f"(now {cfg.batch_size}) or context_length (now {cfg.context_length})")
-        except GptTuiError as exc:
-            return self._fail("input", str(exc))
-        except Exception as exc:  # a bug or a library error: keep the details, report one line
-            if not self.dist.is_main:
+        except Exception as exc:  # a failed run is reported in one line, never raised
+            kind, message = describe_failure(exc, self.step, self.device, cfg, self.run_dir)
+            if kind == "oom":
+                self.updater.zero_grad()
+                if self.device.type == "cuda":
+                    torch.cuda.empty_cache()
+            if kind == "error" and not self.dist.is_main:
                 raise  # torchrun reports a failed rank with its traceback; rank 0 alone writes files
-            return self._fail("error", f"{type(exc).__name__}: {exc} (details in {self.run_dir / 'error.log'})",
-                              traceback.format_exc())
+            return self._fail(kind, message, traceback.format_exc() if kind == "error" else "")
         if self._saved_step != self.step and (reason is None or self.control.save_on_stop):
             self.save_checkpoint("latest")
         finished = RunFinished(self.step, "stopped" if reason else "finished", reason or "", self.best_val_loss,
