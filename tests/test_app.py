@@ -137,7 +137,8 @@ async def test_live_learning_rate_change(app_config):
         lr_input.value = "0.0005"
         lr_input.focus()
         await pilot.press("enter")
-        await wait_for(pilot, lambda: "learning rate set to 0.0005" in log_text(app))
+        await wait_for(pilot, lambda: "learning_rate 0.003 → 0.0005 (set in the app)" in log_text(app))
+        assert not app.query_one("#field-learning_rate").has_class("pending")  # applied: in force now
         await pilot.press("f7")
         await wait_for(pilot, lambda: app.state == "ended")
         lines = [json.loads(l) for l in (Path(app.run_dir) / "metrics.jsonl").read_text().splitlines()]

@@ -62,8 +62,10 @@ def test_two_gloo_processes_train_and_the_checkpoint_works_alone(corpus, tmp_pat
     assert [r["step"] for r in records(run_dir) if r["event"] == "step"][-6:] == list(range(21, 27))
 
 
-@pytest.mark.parametrize("how", ["request", "ctrl-c"])
+@pytest.mark.parametrize("how", ["gpt-tui set max_iters", "ctrl-c"])
 def test_a_stop_stops_every_rank_after_saving(how, corpus, tmp_path):
+    """Ranks stop together: on a Ctrl+C, and at a max_iters lowered by `gpt-tui set`, which rank 0
+    reads and every rank applies at the same step (or the job would hang in its collectives)."""
     run_dir = tmp_path / "ddp"
     job = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
                             "-m", "tui_trainer", "train", "--data", str(corpus), "--out", str(run_dir), *SETS,
@@ -75,8 +77,14 @@ def test_a_stop_stops_every_rank_after_saving(how, corpus, tmp_path):
                 r["event"] == "step" and r["step"] >= 10 for r in records(run_dir)):
             assert time.time() < deadline and job.poll() is None, job.stderr.read()[-2000:] if job.poll() else "slow"
             time.sleep(0.2)
-        if how == "request":
-            send_request(run_dir, "stop")  # rank 0 reads it; rank 1 learns of it at the next log interval
+        if how == "gpt-tui set max_iters":
+            send_request(run_dir, "pause")  # changes apply while paused too: the step stays put meanwhile
+            while json.loads((run_dir / "run.json").read_text())["status"] != "paused":
+                assert time.time() < deadline
+                time.sleep(0.1)
+            target = max(r["step"] for r in records(run_dir) if r["event"] == "step") + 4
+            assert main(["set", str(run_dir), f"max_iters={target}"]) == 0
+            send_request(run_dir, "resume")
             assert job.wait(timeout=60) == 0
         else:  # a terminal's Ctrl+C reaches torchrun and every rank at once
             os.killpg(job.pid, signal.SIGINT)
@@ -85,7 +93,9 @@ def test_a_stop_stops_every_rank_after_saving(how, corpus, tmp_path):
         job.kill()
     status = json.loads((run_dir / "run.json").read_text())
     last_logged = max(r["step"] for r in records(run_dir) if r["event"] == "step")
-    assert status["status"] == "stopped"
+    assert status["status"] == ("finished" if how.startswith("gpt-tui") else "stopped")
+    if how.startswith("gpt-tui"):
+        assert last_logged == target == status["last_step"]
     assert torch.load(run_dir / "model.ckpt", weights_only=True)["step"] == status["last_step"] >= last_logged
 
 

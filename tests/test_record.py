@@ -11,9 +11,10 @@ import pytest
 from tui_trainer.engine import clock as clock_module
 from tui_trainer.engine.clock import TrainingClock
 from tui_trainer.engine.control import SampleRequest, TrainingControl
-from tui_trainer.engine.events import (TAGS, CheckpointSaved, EvalResult, LogMessage, RecordError, RunFailed,
-                                       RunFinished, RunStarted, SampleText, StateChanged, StepMetrics, from_record,
-                                       to_record)
+from tui_trainer.engine.config import load_config
+from tui_trainer.engine.events import (TAGS, CheckpointSaved, EvalResult, HparamsChanged, LogMessage, RecordError,
+                                       RunFailed, RunFinished, RunStarted, SampleText, StateChanged, StepMetrics,
+                                       from_record, to_record)
 from tui_trainer.engine.follow import MetricsFollower, read_events
 from tui_trainer.engine.trainer import Trainer
 
@@ -27,6 +28,7 @@ EXAMPLES = {
     EvalResult: EvalResult(50, 2.5, 2.75, 2.625),
     CheckpointSaved: CheckpointSaved(50, "/runs/a/best.ckpt", "best"),
     SampleText: SampleText(60, "[bold]", "山禾 \"quoted\"\n[/]"),
+    HparamsChanged: HparamsChanged(30, {"learning_rate": [0.001, 0.0005], "sample_prompt": ["a", "[b]"]}, "cli", "f00d"),
     LogMessage: LogMessage("warning", "a [x= warning"),
     RunFinished: RunFinished(500, "stopped", "received SIGHUP", 2.5, RUN),
     RunFailed: RunFailed(3, "error", "ValueError: boom", RUN, "Traceback (most recent call last):\n..."),
@@ -60,7 +62,7 @@ def test_old_and_partial_records_still_read():
     assert from_record(old_end, {"run_dir": RUN, "best_val_loss": 1.5}) == RunFinished(20, "finished", "", 1.5, RUN)
     start = from_record({"event": "start", "step": 0, "device": "cpu"})
     assert start.processes == 1 and start.max_iters == 0 and start.device == "cpu"
-    assert from_record({"event": "hparams", "step": 3}) is None  # a newer tag: skipped, not an error
+    assert from_record({"event": "spike", "step": 3}) is None  # a newer tag: skipped, not an error
     with pytest.raises(RecordError):
         from_record({"event": "step", "step": "three", "loss": 1.0})
 
@@ -76,14 +78,16 @@ def test_a_record_of_the_wrong_shape_is_skipped_with_a_warning(tmp_path):
 def test_the_recorder_writes_every_event_and_the_replay_is_the_run(tiny_config, tmp_path):
     seen = []
     control = TrainingControl()
-    control.set_lr(5e-4)  # a LogMessage, recorded and replayed like the rest
+    control.change({"learning_rate": 5e-4, "batch_size": 0})  # refused: a LogMessage, recorded like the rest
+    control.change({"learning_rate": 5e-4})
     trainer = Trainer(make_config(tiny_config, max_iters=20, sample_interval=10, checkpoint_interval=10),
                       on_event=seen.append, control=control, run_dir=tmp_path / "run")
     result = trainer.run()
     live = [e for e in seen if not isinstance(e, StateChanged)]  # a state lives in run.json, not the history
     assert {type(e) for e in live} >= {RunStarted, StepMetrics, EvalResult, CheckpointSaved, SampleText, LogMessage,
-                                       RunFinished}
+                                       HparamsChanged, RunFinished}
     assert read_events(tmp_path / "run") == live
+    assert load_config(tmp_path / "run" / "config.toml").learning_rate == 5e-4  # the values in force
     status = json.loads((tmp_path / "run" / "run.json").read_text())
     assert status["status"] == "finished" and status["last_step"] == 20 == result.step
     assert (tmp_path / "run" / "samples.txt").read_text().count("--- step ") == 2

@@ -95,7 +95,12 @@ def start_cli_run(corpus: Path, run_dir: Path) -> subprocess.Popen:
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
-async def test_watch_follows_a_cli_run_and_its_save_and_stop_reach_it(tiny_config, corpus, tmp_path):
+def gpt_tui_set(run_dir: Path, *changes: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "tui_trainer", "set", str(run_dir), *changes], capture_output=True,
+                          text=True, timeout=60)
+
+
+async def test_watch_follows_a_cli_run_and_its_save_and_stop_reach_it(tiny_config, corpus, tmp_path, capsys):
     run_dir = tmp_path / "run"
     proc = start_cli_run(corpus, run_dir)
     try:
@@ -110,7 +115,22 @@ async def test_watch_follows_a_cli_run_and_its_save_and_stop_reach_it(tiny_confi
             first = app.plot.raw.total
             await wait_for(pilot, lambda: app.plot.raw.total > first + 3)  # it follows the growing file
             assert app.progress.step > 0 and "watching" in app.sub_title
-            assert app.query_one("#f-learning_rate").disabled  # the form is another process's config
+            # live keys change from the watcher's form; the others are locked, and say how to fork
+            assert app.query_one("#f-d_model").disabled and "fork" in str(app.query_one("#f-d_model").tooltip)
+            lr = app.query_one("#f-learning_rate")
+            lr.value = "0.0007"
+            lr.focus()
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: any(r["event"] == "hparams" and r["source"] == "watch" and
+                                              r["changes"] == {"learning_rate": [3e-3, 7e-4]} for r in records(run_dir)))
+            # gpt-tui set: refusals exit 2 with one line, a change exits 0 once applied
+            for change, problem in (("d_model=64", "cannot change while the run trains"), ("nope=1", "unknown key"),
+                                    ("batch_size=0", "batch_size")):
+                refused = await asyncio.to_thread(gpt_tui_set, run_dir, change)
+                assert refused.returncode == 2 and problem in refused.stderr and refused.stderr.count("\n") == 1
+            applied = await asyncio.to_thread(gpt_tui_set, run_dir, "eval_iters=3")
+            assert applied.returncode == 0 and "eval_iters 4 → 3 (set in the cli)" in applied.stdout
+            await wait_for(pilot, lambda: app.query_one("#f-eval_iters").value == "3")  # the watcher sees it too
             await pilot.press("ctrl+s")
             await wait_for(pilot, lambda: any(r["event"] == "checkpoint" and r["kind"] == "latest"
                                               for r in records(run_dir)))
@@ -122,7 +142,10 @@ async def test_watch_follows_a_cli_run_and_its_save_and_stop_reach_it(tiny_confi
         proc.kill()
     saved = torch.load(run_dir / "model.ckpt", weights_only=True)
     assert saved["step"] >= max(r["step"] for r in records(run_dir) if r["event"] == "step")
+    assert saved["config"]["learning_rate"] == 7e-4 and saved["config"]["eval_iters"] == 3
     assert json.loads((run_dir / "run.json").read_text())["status"] == "stopped"
+    assert main(["set", str(run_dir), "eval_iters=5"]) == 2
+    assert "is not training (stopped)" in capsys.readouterr().err
 
 
 async def test_watch_of_an_ended_run_shows_it_ended(tiny_config, tmp_path):

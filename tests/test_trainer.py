@@ -112,7 +112,7 @@ def test_controls_stop_save_pause_lr_and_sample(tiny_config):
         events.append(event)
         if isinstance(event, StepMetrics) and event.step == 10:
             control.save_now()
-            control.set_lr(5e-4)
+            control.change({"learning_rate": 5e-4})
             control.request_sample(SampleRequest("山禾", 8, 1.0, 5))
             control.pause()
         if isinstance(event, StateChanged) and event.state == "paused":

@@ -51,6 +51,14 @@ def build_parser() -> argparse.ArgumentParser:
                                 "(nohup, tmux, torchrun): follow it, ask it to save or stop")
     watch.add_argument("run_dir", metavar="RUN_DIR")
 
+    live = commands.add_parser("set", help="change hyperparameters of a run while it trains (under nohup, tmux, "
+                               "torchrun or another app); waits until the run applied them")
+    live.add_argument("run_dir", metavar="RUN_DIR")
+    live.add_argument("changes", metavar="KEY=VALUE", nargs="+",
+                      help="a key that keeps the network's shape, e.g. learning_rate=3e-4 max_iters=5000")
+    live.add_argument("--timeout", type=float, default=10.0, metavar="S",
+                      help="seconds to wait for the run to apply them (default: 10)")
+
     commands.add_parser("info", help="print the device, torch and CUDA versions, GPU and threads")
     return parser
 
@@ -82,6 +90,10 @@ def main(argv: list[str] | None = None) -> int:
             from .commands import watch
 
             return watch(args)
+        if args.command == "set":
+            from .commands import set_live
+
+            return set_live(args)
         if args.command == "info":
             from .commands import info
 

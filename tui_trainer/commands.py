@@ -174,6 +174,51 @@ def watch(args: argparse.Namespace) -> int:
     return _run_app(lambda stderr: create_app(config, stderr=stderr, watch=run_dir), run_dir / "watch-stderr.log")
 
 
+def set_live(args: argparse.Namespace) -> int:
+    """Change live keys of a run another process trains; 0 once applied, 2 for a change it
+    refuses, 1 when it did not apply it in time."""
+    import time
+
+    from .engine.config import config_from_dict
+    from .engine.control import send_change
+    from .engine.errors import RunDirError
+    from .engine.events import HparamsChanged, LogMessage, RunFailed, RunFinished
+    from .engine.follow import MetricsFollower, effective_status, read_status
+    from .engine.live import check_live_change
+    from .engine.runs import check_run_dir, read_run_config
+    from .event_text import event_line
+
+    run_dir = check_run_dir(args.run_dir)
+    status = effective_status(read_status(run_dir))
+    if status not in ("running", "paused"):
+        raise RunDirError(f"run {run_dir} is not training ({status}): change keys as you resume it, with "
+                          f"gpt-tui train --resume {run_dir} --set KEY=VALUE")
+    values = parse_overrides(args.changes)
+    follower = MetricsFollower(run_dir)
+    follower.poll()  # the history so far: only what follows the request answers it
+    if not check_live_change(config_from_dict(read_run_config(run_dir)), values, follower.step):
+        print(f"nothing to change: {run_dir} trains with these values already")
+        return 0
+    request = send_change(run_dir, values, "cli")
+    deadline = time.monotonic() + args.timeout
+    while time.monotonic() < deadline:
+        for event in follower.poll():
+            if isinstance(event, HparamsChanged) and event.request == request:
+                print(event_line(event))
+                return 0
+            if isinstance(event, LogMessage) and event.text.startswith("change from the cli not applied"):
+                print(f"gpt-tui: error: {event.text}", file=sys.stderr)
+                return 2
+            if isinstance(event, (RunFinished, RunFailed)):
+                print(f"gpt-tui: error: the run ended at step {event.step} before applying the change", file=sys.stderr)
+                return EXIT_FAILED
+        time.sleep(0.1)
+    print(f"gpt-tui: error: {run_dir} did not apply the change within {args.timeout:g} s; it applies requests at "
+          "step boundaries, so a very slow step delays it: watch its metrics.jsonl for an \"hparams\" line",
+          file=sys.stderr)
+    return EXIT_FAILED
+
+
 def runs(args: argparse.Namespace) -> int:
     """The Runs screen's table, for scripts and a quick look over SSH."""
     from pathlib import Path

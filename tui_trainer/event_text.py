@@ -1,9 +1,9 @@
 """The line each engine event reads as: one wording for the app's Log tab and the CLI."""
 from __future__ import annotations
 
-from .engine.events import (CheckpointSaved, EvalResult, Event, LogMessage, RunFailed, RunFinished, RunStarted,
-                            SampleText, StateChanged, StepMetrics)
-from .formats import fmt_duration, fmt_loss, fmt_mfu
+from .engine.events import (CheckpointSaved, EvalResult, Event, HparamsChanged, LogMessage, RunFailed, RunFinished,
+                            RunStarted, SampleText, StateChanged, StepMetrics)
+from .formats import fmt_duration, fmt_loss, fmt_mfu, fmt_value
 
 
 def event_line(event: Event) -> str | None:
@@ -18,15 +18,19 @@ def event_line(event: Event) -> str | None:
     if isinstance(event, RunStarted):
         processes = f", {event.processes} processes" if event.processes > 1 else ""
         resumed = f", from step {event.step:,}" if event.step else ""
+        forked = f", forked from {event.parent}" if event.parent else ""
         return (f"run {event.run_dir}: {event.num_params:,} parameters, vocab {event.vocab_size:,}, "
                 f"{event.train_tokens:,}/{event.val_tokens:,} train/valid tokens, {event.device} {event.dtype}"
-                f"{processes}{resumed}")
+                f"{processes}{resumed}{forked}")
     if isinstance(event, CheckpointSaved):
         return f"saved {event.path} at step {event.step}" if event.kind == "latest" else None
     if isinstance(event, SampleText):
         return f"sample at step {event.step}: {event.text!r}"
     if isinstance(event, StateChanged):
         return "compiling the model: the first step takes a while" if event.state == "compiling" else None
+    if isinstance(event, HparamsChanged):
+        changes = ", ".join(f"{key} {fmt_value(old)} → {fmt_value(new)}" for key, (old, new) in event.changes.items())
+        return f"from step {event.step}: {changes} (set in the {event.source})"
     if isinstance(event, LogMessage):
         return event.text
     if isinstance(event, RunFinished):

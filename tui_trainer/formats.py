@@ -26,6 +26,11 @@ def fmt_date(timestamp: float | None) -> str:
     return datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M") if timestamp else "-"
 
 
+def fmt_value(value: object) -> str:
+    """A config value as a user would type it: 0.0005, 64, 'a prompt'."""
+    return f"{value:g}" if isinstance(value, float) else repr(value) if isinstance(value, str) else str(value)
+
+
 def fmt_mfu(value: float | None) -> str:
     """Model FLOPs utilization; "unknown" for a device whose peak gpt-tui does not know."""
     return "unknown" if value is None else f"{100 * value:.1f}%"

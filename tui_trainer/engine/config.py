@@ -20,6 +20,7 @@ if sys.version_info >= (3, 11):
 else:  # Python 3.10 (Ubuntu 22.04): the same parser, from PyPI
     import tomli as tomllib
 
+from .atomic import write_text_atomic
 from .errors import ConfigError
 
 GROUPS = ("Model", "Training", "Evaluation", "Data", "System")
@@ -249,7 +250,7 @@ def to_toml(config: TrainConfig) -> str:
 
 
 def save_config(config: TrainConfig, path: Path) -> None:
-    path.write_text(to_toml(config), encoding="utf-8")
+    write_text_atomic(path, to_toml(config))  # rewritten on each live change, read by watchers meanwhile
 
 
 __all__ = ["TrainConfig", "FIELDS", "GROUPS", "ARCH_KEYS", "CHAPTER_KEYS", "find_problems", "config_from_dict",

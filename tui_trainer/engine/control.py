@@ -1,9 +1,11 @@
 """Commands for a running trainer, safe to call from any thread; applied at step boundaries."""
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +27,7 @@ class TrainingControl:
         self._save_on_stop = True
         self._paused = False
         self._save = False
-        self._lr: float | None = None
+        self._changes: list[tuple[dict, str, str]] = []
         self._sample: SampleRequest | None = None
         self._closed = False
 
@@ -51,9 +53,10 @@ class TrainingControl:
             self._save = True
             self._cond.notify_all()
 
-    def set_lr(self, lr: float) -> None:
+    def change(self, changes: dict, source: str = "app", request: str = "") -> None:
+        """Change live hyperparameters at the next step boundary (the trainer checks them)."""
         with self._cond:
-            self._lr = lr
+            self._changes.append((dict(changes), source, request))
 
     def request_sample(self, request: SampleRequest) -> None:
         with self._cond:
@@ -99,10 +102,10 @@ class TrainingControl:
             save, self._save = self._save, False
             return save
 
-    def take_lr(self) -> float | None:
+    def take_changes(self) -> list[tuple[dict, str, str]]:
         with self._cond:
-            lr, self._lr = self._lr, None
-            return lr
+            changes, self._changes = self._changes, []
+            return changes
 
     def take_sample(self) -> SampleRequest | None:
         with self._cond:
@@ -111,11 +114,23 @@ class TrainingControl:
 
 
 REQUESTS_DIR = "requests"
+
+
+def _change(control: TrainingControl, body: str) -> None:
+    try:
+        request = json.loads(body)
+        control.change(dict(request["changes"]), str(request.get("source", "cli")), str(request.get("request", "")))
+    except (ValueError, KeyError, TypeError):
+        pass  # not a request send_change wrote: nothing to apply
+
+
+# A request file is ``<any>.<command>``; its content is the command's body (a change's JSON).
 FILE_COMMANDS = {
-    "save": TrainingControl.save_now,
-    "stop": lambda control: control.stop(f"stop requested through {REQUESTS_DIR}/"),
-    "pause": TrainingControl.pause,
-    "resume": TrainingControl.resume,
+    "save": lambda control, body: control.save_now(),
+    "stop": lambda control, body: control.stop(f"stop requested through {REQUESTS_DIR}/"),
+    "pause": lambda control, body: control.pause(),
+    "resume": lambda control, body: control.resume(),
+    "set": _change,
 }
 
 
@@ -157,22 +172,32 @@ class FileRequests:
                 continue  # a request still being written by send_request
             apply = FILE_COMMANDS.get(name.rsplit(".", 1)[-1])
             try:
+                body = (self.folder / name).read_text(encoding="utf-8")
                 os.unlink(self.folder / name)
-            except OSError:
-                continue  # taken by someone else
+            except (OSError, ValueError):
+                continue  # taken by someone else, or not text
             if apply:
-                apply(control)
+                apply(control, body)
 
 
-def send_request(run_dir: Path, command: str) -> Path:
-    """Ask the process training in ``run_dir`` to save, stop, pause or resume at its next step."""
+def send_request(run_dir: Path, command: str, body: str = "") -> Path:
+    """Ask the process training in ``run_dir`` to save, stop, pause, resume or change
+    hyperparameters (``set``) at its next step boundary."""
     if command not in FILE_COMMANDS:
         raise ValueError(f"command {command!r}: must be one of {', '.join(FILE_COMMANDS)}")
     folder = Path(run_dir) / REQUESTS_DIR
     folder.mkdir(exist_ok=True)
     path = folder / f"{time.time_ns()}.{command}"
-    write_text_atomic(path, "")  # a reader never sees a half-made request
+    write_text_atomic(path, body)  # a reader never sees a half-made request
     return path
+
+
+def send_change(run_dir: Path, changes: dict, source: str) -> str:
+    """Ask for live hyperparameter changes; returns the request's id, which the run's
+    ``hparams`` record carries once applied."""
+    request = uuid.uuid4().hex[:12]
+    send_request(run_dir, "set", json.dumps({"changes": changes, "source": source, "request": request}))
+    return request
 
 
 class RunDirControl:
@@ -193,3 +218,6 @@ class RunDirControl:
 
     def save_now(self) -> None:
         send_request(self.run_dir, "save")
+
+    def change(self, changes: dict, source: str = "watch", request: str = "") -> None:
+        send_change(self.run_dir, changes, source)

@@ -60,14 +60,20 @@ class Distributed:
                 dist.all_reduce(tensor, dist.ReduceOp.MAX if op == "max" else dist.ReduceOp.SUM)
         return tensor
 
-    def agree(self, stop: bool, pause: bool, device: torch.device) -> tuple[bool, bool]:
-        """(stop, pause) as all ranks must see them: a stop on any rank (signals reach each one),
-        a pause on rank 0 (where requests arrive). One small all-reduce; free in one process."""
+    def agree(self, stop: bool, pause: bool, changes: list, device: torch.device) -> tuple[bool, bool, list]:
+        """(stop, pause, changes) as all ranks must see them: a stop on any rank (signals reach
+        each one), a pause and live changes from rank 0 (where requests arrive). One small
+        all-reduce, and a broadcast only when rank 0 has changes; free in one process."""
         if not self.active:
-            return stop, pause
-        flags = torch.tensor([stop, pause and self.is_main], dtype=torch.int32, device=device)
-        stop, pause = map(bool, self.all_reduce(flags, "max").tolist())
-        return stop, pause
+            return stop, pause, changes
+        flags = torch.tensor([stop, pause and self.is_main, bool(changes) and self.is_main], dtype=torch.int32,
+                             device=device)
+        stop, pause, changed = map(bool, self.all_reduce(flags, "max").tolist())
+        if changed:
+            shared = [changes if self.is_main else None]
+            dist.broadcast_object_list(shared, src=0, device=device if device.type == "cuda" else None)
+            changes = shared[0]
+        return stop, pause, changes if changed else []
 
     def wrap(self, model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
         """DistributedDataParallel around ``model``, which all-reduces gradients in backward."""

@@ -30,6 +30,7 @@ class RunStarted:
     step: int             # the step it starts from: 0, or the checkpoint's step on a resume
     max_iters: int
     processes: int = 1    # torchrun processes training it together
+    parent: str = ""      # the run directory it was forked from, if it was
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,16 @@ class SampleText:
 
 
 @dataclass(frozen=True)
+class HparamsChanged:
+    """Live hyperparameters changed from ``step`` on: {key: [old, new]}, asked for by "app",
+    "watch" or "cli"; ``request`` is the id a `gpt-tui set` waits for."""
+    step: int
+    changes: dict
+    source: str
+    request: str = ""
+
+
+@dataclass(frozen=True)
 class LogMessage:
     level: str  # "info", "warning" or "error"
     text: str
@@ -96,14 +107,14 @@ class RunFailed:
     details: str = ""
 
 
-Event = Union[RunStarted, StateChanged, StepMetrics, EvalResult, CheckpointSaved, SampleText, LogMessage,
-              RunFinished, RunFailed]
+Event = Union[RunStarted, StateChanged, StepMetrics, EvalResult, CheckpointSaved, SampleText, HparamsChanged,
+              LogMessage, RunFinished, RunFailed]
 EventCallback = Callable[[Event], None]
 
 # The ``event`` tag of each type in metrics.jsonl (the names the file has always used).
 TAGS: dict[type, str] = {RunStarted: "start", StateChanged: "state", StepMetrics: "step", EvalResult: "eval",
-                         CheckpointSaved: "checkpoint", SampleText: "sample", LogMessage: "log", RunFinished: "end",
-                         RunFailed: "failed"}
+                         CheckpointSaved: "checkpoint", SampleText: "sample", HparamsChanged: "hparams",
+                         LogMessage: "log", RunFinished: "end", RunFailed: "failed"}
 TYPES: dict[str, type] = {tag: cls for cls, tag in TAGS.items()}
 NOT_WRITTEN = ("run_dir",)
 
@@ -146,13 +157,15 @@ def _coerce(value: Any, hint: Any) -> Any:
         return value
     if base is str and isinstance(value, str):
         return value
+    if base is dict and isinstance(value, dict):
+        return value
     raise RecordError(f"{value!r} is not a {base.__name__}")
 
 
 def _empty(hint: Any) -> Any:
     if isinstance(hint, types.UnionType):
         return None
-    return {float: math.nan, int: 0, str: ""}[hint]
+    return {float: math.nan, int: 0, str: "", dict: {}}[hint]
 
 
 def from_record(record: dict[str, Any], context: dict[str, Any] | None = None) -> Event | None:

@@ -114,6 +114,12 @@ class GPT(nn.Module):
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
+    def set_dropout(self, p: float) -> None:
+        """A live change of dropout: every dropout module's probability (no weights change)."""
+        for module in self.modules():
+            if isinstance(module, nn.Dropout):
+                module.p = p
+
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
         B, T = idx.shape

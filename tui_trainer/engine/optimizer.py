@@ -23,6 +23,12 @@ class Updater:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
 
+    def configure(self, config: TrainConfig) -> None:
+        """Take a live change of grad_clip or weight_decay."""
+        self.grad_clip = config.grad_clip
+        for group in self.optimizer.param_groups:
+            group["weight_decay"] = config.weight_decay
+
     def backward(self, loss: torch.Tensor) -> None:
         (self.scaler.scale(loss) if self.scaler else loss).backward()
 

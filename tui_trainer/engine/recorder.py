@@ -9,14 +9,17 @@ from __future__ import annotations
 import os
 import time
 
-from .events import (EvalResult, Event, RunFailed, RunFinished, RunStarted, SampleText, StateChanged, to_record)
+from .config import TrainConfig, with_overrides
+from .events import (EvalResult, Event, HparamsChanged, RunFailed, RunFinished, RunStarted, SampleText, StateChanged,
+                     to_record)
 from .rundir import RunDir
 
 
 class RunRecorder:
-    def __init__(self, rundir: RunDir, run_name: str):
+    def __init__(self, rundir: RunDir, config: TrainConfig):
         self.rundir = rundir
-        self.run_name = run_name
+        self.config = config  # the values in force: config.toml follows each live change
+        rundir.write_config(config)
         self.step = 0  # the last step an event named: log lines carry it
         self.ended = False
 
@@ -34,10 +37,18 @@ class RunRecorder:
             # A resumed run keeps the date it first started (the Runs screen sorts by it).
             self.rundir.update_status(status="running", pid=os.getpid(), device=event.device,
                                       num_params=event.num_params, started=self.rundir.status.get("started", now),
-                                      resumed=now if event.step else None, ended=None, run_name=self.run_name,
-                                      max_iters=event.max_iters, processes=event.processes)
+                                      resumed=now if event.step else None, ended=None,
+                                      run_name=self.config.run_name, max_iters=event.max_iters,
+                                      processes=event.processes)
+            if event.parent:
+                self.rundir.update_status(parent={"run_dir": event.parent, "step": event.step})
         elif isinstance(event, EvalResult):
             self.rundir.update_status(last_step=event.step, best_val_loss=event.best_val_loss)
+        elif isinstance(event, HparamsChanged):
+            self.config = with_overrides(self.config, {key: new for key, (_, new) in event.changes.items()})
+            self.rundir.write_config(self.config)
+            if "max_iters" in event.changes:
+                self.rundir.update_status(max_iters=self.config.max_iters)
         elif isinstance(event, SampleText):
             self.rundir.append_sample(event.step, event.text)
         elif isinstance(event, RunFinished):

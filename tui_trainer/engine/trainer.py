@@ -18,16 +18,17 @@ import torch
 
 from .checkpoint import FORMAT_VERSION, Resumption, h_params, model_config, read_resumption, write_checkpoint
 from .clock import TrainingClock
-from .config import TrainConfig
+from .config import TrainConfig, with_overrides
 from .control import FileRequests, SampleRequest, TrainingControl
 from .data import Batcher, Progress, build_corpus
 from .device import autocast, configure_torch, resolve_dtype
 from .distributed import init_distributed
-from .errors import NonFiniteLoss
+from .errors import ConfigError, NonFiniteLoss
 from .evaluate import estimate_loss
 from .failures import describe_failure
-from .events import (CheckpointSaved, EvalResult, Event, EventCallback, LogMessage, RunFailed, RunFinished, RunStarted,
-                     SampleText, StateChanged, StepMetrics)
+from .live import check_live_change
+from .events import (CheckpointSaved, EvalResult, Event, EventCallback, HparamsChanged, LogMessage, RunFailed,
+                     RunFinished, RunStarted, SampleText, StateChanged, StepMetrics)
 from .mfu import model_flops_per_token, peak_flops
 from .model import GPT
 from .optimizer import Updater
@@ -111,9 +112,8 @@ class Trainer:
             if new:
                 refuse_existing_run(self.run_dir)
             self.rundir = RunDir(self.run_dir)
-            self.rundir.write_config(self.config)
             self.file_requests = FileRequests(self.run_dir)
-            self.listeners = [RunRecorder(self.rundir, self.config.run_name), *([on_event] if on_event else [])]
+            self.listeners = [RunRecorder(self.rundir, self.config), *([on_event] if on_event else [])]
 
     # ---- state ---------------------------------------------------------------------------
     @property
@@ -239,20 +239,34 @@ class Trainer:
             self._side_action("the sample", self.sample, request)
 
     def _agree(self) -> tuple[bool, bool]:
-        """(stop, pause), the same on every rank."""
-        stop, pause = self.dist.agree(self.control.stop_reason is not None, self.control.paused, self.device)
+        """(stop, pause), the same on every rank, after the live changes that rank 0 received
+        are applied on every rank at this same step."""
+        stop, pause, changes = self.dist.agree(self.control.stop_reason is not None, self.control.paused,
+                                               self.control.take_changes(), self.device)
+        for change in changes:
+            self._change(*change)
         if stop and self.control.stop_reason is None:
             self.control.stop("stopped on another rank")
         return stop, pause
+
+    def _change(self, changes: dict, source: str, request: str) -> None:
+        """Apply live hyperparameter changes now, or say why not; the run goes on either way."""
+        try:
+            diff = check_live_change(self.config, changes, self.step)
+        except ConfigError as exc:
+            self._emit(LogMessage("error", f"change from the {source} not applied: {exc}"))
+            return
+        if diff:
+            self.config = with_overrides(self.config, {key: new for key, (_, new) in diff.items()})
+            self.raw_model.set_dropout(self.config.dropout)
+            self.updater.configure(self.config)
+            self.batcher.batch_size = self.config.batch_size
+            self._emit(HparamsChanged(self.step, diff, source, request))
 
     def _between_steps(self, clock: TrainingClock) -> bool:
         """Apply the commands that arrived during the last step; wait here while paused.
         Returns True when the run must stop. Under torchrun, ranks agree on stop and pause at
         log intervals, where a sync happens anyway."""
-        new_lr = self.control.take_lr()
-        if new_lr is not None:
-            self.lr_scale = new_lr / learning_rate_at(self.config, self.step)
-            self._emit(LogMessage("info", f"learning rate set to {new_lr:g} from step {self.step}"))
         self._apply_requests()
         if self.dist.active and self.step % self.config.log_interval:
             return False
@@ -283,7 +297,7 @@ class Trainer:
         self.model = model
 
     def _loop(self) -> str | None:
-        cfg = self.config
+        """Train to max_iters; the config is read afresh at each step, as live changes replace it."""
         if self.model is self.raw_model:
             self._prepare_model()
         else:
@@ -292,10 +306,11 @@ class Trainer:
             self._evaluate()
         clock = TrainingClock(self.elapsed)
         loss_sum, since_log = torch.zeros((), device=self.device), 0
-        while self.step < cfg.max_iters:
+        while self.step < self.config.max_iters:
             with clock.aside():
                 if self._between_steps(clock):
                     return self.control.stop_reason
+            cfg = self.config
             lr = learning_rate_at(cfg, self.step) * self.lr_scale
             loss_sum += self._train_step(lr)
             if self.step == self.start_step and cfg.compile:

@@ -28,8 +28,8 @@ from textual.worker import Worker, WorkerState, get_current_worker
 from ..engine.config import TrainConfig
 from ..engine.control import RunDirControl, SampleRequest, TrainingControl
 from ..engine.errors import GptTuiError
-from ..engine.events import (CheckpointSaved, EvalResult, Event, LogMessage, RunFailed, RunFinished, RunStarted,
-                             SampleText, StateChanged, StepMetrics)
+from ..engine.events import (CheckpointSaved, EvalResult, Event, HparamsChanged, LogMessage, RunFailed, RunFinished,
+                             RunStarted, SampleText, StateChanged, StepMetrics)
 from ..engine.follow import read_events, read_status
 from ..engine.presets import list_presets, preset_target, save_preset
 from ..engine.rundir import free_path, holds_run
@@ -252,7 +252,7 @@ class GptTuiApp(RunsActions, App[int]):
     def _set_state(self, state: AppState) -> None:
         self.state = state
         self.progress.set_state(state.value)
-        self.form.set_running(allowed(state).in_run, live=self.watching is None)
+        self.form.set_running(allowed(state).in_run)
         self._sync_controls()
         self._dirty = True
 
@@ -361,11 +361,13 @@ class GptTuiApp(RunsActions, App[int]):
         if event.key == self._corpus_key:
             self.form.set_corpus_info(event.tokens, event.vocab_size, event.error)
 
-    @on(HyperparamForm.LearningRateSubmitted)
-    def _lr_submitted(self, event: HyperparamForm.LearningRateSubmitted) -> None:
-        if isinstance(self.control, TrainingControl) and allowed(self.state).steer:
-            self.control.set_lr(event.learning_rate)
-            self.notify(f"learning rate {event.learning_rate:g} from the next step", title="Learning rate")
+    @on(HyperparamForm.LiveChangeSubmitted)
+    def _live_change(self, event: HyperparamForm.LiveChangeSubmitted) -> None:
+        """Sent to the run (this app's thread, or another process through its requests folder);
+        the form shows the new value as in force once the run's hparams event comes back."""
+        if self.control is not None and allowed(self.state).steer:
+            self.control.change(event.changes, "app" if isinstance(self.control, TrainingControl) else "watch")
+            self.log_line(f"asked for {', '.join(event.changes)} to change at the next step")
 
     @on(HyperparamForm.PresetSaveRequested)
     def _save_preset(self, event: HyperparamForm.PresetSaveRequested) -> None:
@@ -568,6 +570,12 @@ class GptTuiApp(RunsActions, App[int]):
         elif isinstance(event, StateChanged):
             if self.state != AppState.STOPPING:
                 self._set_state(AppState(event.state))
+        elif isinstance(event, HparamsChanged):
+            plot.add_marker(event.step, ", ".join(event.changes))
+            self.form.applied(event.changes)
+            if "max_iters" in event.changes:
+                progress.set_max_iters(event.changes["max_iters"][1])
+            self._notify(replay, line, title="Hyperparameters")
         elif isinstance(event, CheckpointSaved):
             if event.kind == "latest" and self._save_requested:  # the user's ctrl+s; periodic saves: the log
                 self._save_requested = False

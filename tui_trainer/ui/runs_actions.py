@@ -16,7 +16,7 @@ from textual.worker import get_current_worker
 from ..engine.config import TrainConfig, load_config
 from ..engine.control import RunDirControl
 from ..engine.errors import GptTuiError
-from ..engine.events import EvalResult, Event, RunFailed, StepMetrics
+from ..engine.events import EvalResult, Event, HparamsChanged, RunFailed, StepMetrics
 from ..engine.follow import RunWatcher, read_events, read_status
 from ..engine.runs import RunSummary, compare_label, differing_keys, read_run_config, summarize, val_curve
 from .messages import FollowedEvents
@@ -141,6 +141,8 @@ class RunsActions:
                 self.plot.add_step(event.step, event.loss)
             elif isinstance(event, EvalResult):
                 self.plot.add_eval(event.step, event.train_loss, event.val_loss)
+            elif isinstance(event, HparamsChanged):
+                self.plot.add_marker(event.step, ", ".join(event.changes))
         self.plot.refresh()
         self._dirty = True
 

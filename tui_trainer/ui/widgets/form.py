@@ -14,10 +14,10 @@ from textual.widgets import Button, Input, Label, Select, Static, Switch
 
 from ...engine.config import FIELDS, GROUPS, TrainConfig, config_from_dict, field_type, find_problems, parse_value
 from ...engine.errors import ConfigError
+from ...engine.live import LIVE_KEYS
 from ...engine.model import count_params, estimate_train_memory
 from ...formats import fmt_count
 
-LIVE_KEYS = ("learning_rate",)  # may change while a run goes on
 
 
 class HyperparamForm(VerticalScroll):
@@ -29,10 +29,10 @@ class HyperparamForm(VerticalScroll):
         problems: dict[str, str]
 
     @dataclass
-    class LearningRateSubmitted(Message):
-        """Enter in the learning rate field during a run: change it from the next step."""
+    class LiveChangeSubmitted(Message):
+        """Enter in a live field during a run (or a choice in a live select): change it from the next step."""
 
-        learning_rate: float
+        changes: dict[str, Any]
 
     @dataclass
     class PresetSaveRequested(Message):
@@ -49,6 +49,7 @@ class HyperparamForm(VerticalScroll):
         self._shown: dict[str, object] = {}  # widget values at the last validation
         self._corpus: tuple[int | None, int | None, str | None] = (None, None, None)
         self._loading = False
+        self._in_force: dict[str, Any] | None = None  # during a run: the values it trains with
 
     def compose(self) -> ComposeResult:
         yield Select(self._preset_options(self._presets), prompt="Load preset…", id="preset", allow_blank=True,
@@ -149,6 +150,7 @@ class HyperparamForm(VerticalScroll):
                 self.query_one(f"#field-{name}").set_class(name in problems, "invalid")
         self._problems = problems
         self._shown = {name: self.query_one(f"#f-{name}").value for name in FIELDS}
+        self._mark_pending(values)
         config = None if problems else config_from_dict(values)
         self._update_derived(values)
         self.post_message(self.Changed(config, problems))
@@ -188,13 +190,38 @@ class HyperparamForm(VerticalScroll):
         self.query_one("#derived", Static).update("\n".join(lines))
 
     def set_running(self, running: bool, live: bool = True) -> None:
-        """During a run only the live keys stay editable (none when ``live`` is False: a watched
-        run belongs to another process)."""
+        """During a run only the live keys stay editable (none when ``live`` is False), and the
+        values in the fields are the ones it trains with until a change is applied."""
+        if running and self._in_force is None:
+            self._in_force = self.raw_values()[0]
+        elif not running:
+            self._in_force = None
         for name in FIELDS:
-            self.query_one(f"#f-{name}").disabled = running and not (live and name in LIVE_KEYS)
+            widget = self.query_one(f"#f-{name}")
+            widget.disabled = running and not (live and name in LIVE_KEYS)
+            help_text = FIELDS[name].metadata["help"]
+            if running and name in LIVE_KEYS:
+                widget.tooltip = f"{help_text}\nLive: Enter applies a new value at the next step."
+            elif running:
+                widget.tooltip = f"{help_text}\nFixed while the run trains: fork it to change this (F2, then f)."
+            else:
+                widget.tooltip = help_text
         self.query_one("#preset").disabled = running
-        self.query_one("#f-learning_rate").tooltip = (
-            "Enter applies the new learning rate at the next step" if running else FIELDS["learning_rate"].metadata["help"])
+        self._mark_pending(self.raw_values()[0])
+
+    def applied(self, changes: dict[str, list]) -> None:
+        """A live change took effect (from here, another watcher or the command line): the
+        fields show the values in force."""
+        new = {key: value for key, (_, value) in changes.items()}
+        if self._in_force is not None:
+            self._in_force.update(new)
+        self.load_values(new)
+
+    def _mark_pending(self, values: dict[str, Any]) -> None:
+        """Mark the live fields whose value differs from the one the run trains with."""
+        for name in LIVE_KEYS:
+            pending = self._in_force is not None and values.get(name, self._in_force[name]) != self._in_force[name]
+            self.query_one(f"#field-{name}").set_class(pending, "pending")
 
     # ---- events -------------------------------------------------------------------------------
     @on(Input.Changed)
@@ -210,11 +237,23 @@ class HyperparamForm(VerticalScroll):
         if self._shown.get(event.control.id.removeprefix("f-"), object()) != event.control.value:
             self.validate()
 
-    @on(Input.Submitted, "#f-learning_rate")
-    def _lr_submitted(self, event: Input.Submitted) -> None:
+    @on(Input.Submitted)
+    def _live_submitted(self, event: Input.Submitted) -> None:
+        """Enter in a live field during a run: apply it, unless it shows a problem."""
+        name = (event.input.id or "").removeprefix("f-")
+        if self._in_force is None or name not in LIVE_KEYS:
+            return
         event.stop()
-        if "learning_rate" not in self._problems:
-            self.post_message(self.LearningRateSubmitted(parse_value("learning_rate", event.value)))
+        if name not in self._problems:
+            self.post_message(self.LiveChangeSubmitted({name: parse_value(name, event.value)}))
+
+    @on(Select.Changed)
+    def _live_chosen(self, event: Select.Changed) -> None:
+        """A live choice during a run (lr_schedule) applies as soon as it is made."""
+        name = (event.select.id or "").removeprefix("f-")
+        if self._in_force is not None and not self._loading and name in LIVE_KEYS \
+                and event.value != self._in_force[name] and name not in self._problems:
+            self.post_message(self.LiveChangeSubmitted({name: event.value}))
 
     @on(Select.Changed, "#preset")
     def _preset_chosen(self, event: Select.Changed) -> None:

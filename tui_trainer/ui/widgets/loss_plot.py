@@ -16,6 +16,7 @@ from ..series import Series
 from .entry_wrap import GAP, wrap_entries
 
 EMA_ALPHA = 0.1
+MAX_MARKERS = 32  # live changes marked on the plot: the latest ones
 COMPARE_COLORS = ("orange", "blue+", "yellow", "green+", "red+", "cyan+")
 # plotext's colour names as Rich spells them, for the legend line
 RICH_COLORS = {"gray": "grey62", "cyan": "cyan", "green": "green", "magenta": "magenta", "red": "red",
@@ -43,6 +44,7 @@ class LossPlot(PlotextPlot):
         self._ema_value: float | None = None
         # Val curves of other runs overlaid from the Runs screen: (label, steps, losses).
         self.compare: list[tuple[str, Series]] = []
+        self.markers: list[tuple[int, str]] = []  # live hyperparameter changes: (step, the keys changed)
 
     def set_compare(self, curves: list[tuple[str, list[int], list[float]]]) -> None:
         """Overlay other runs' val curves, given as (label, steps, losses); [] removes them."""
@@ -59,6 +61,7 @@ class LossPlot(PlotextPlot):
             series.clear()
         self.best = None
         self._ema_value = None
+        self.markers = []
         self.refresh()
 
     def add_step(self, step: int, loss: float) -> None:
@@ -73,6 +76,9 @@ class LossPlot(PlotextPlot):
         self.eval_val.append(step, val_loss)
         if self.best is None or val_loss < self.best[1]:
             self.best = (step, val_loss)
+
+    def add_marker(self, step: int, label: str) -> None:
+        self.markers = [*self.markers[-(MAX_MARKERS - 1):], (step, label)]
 
     def toggle_log_y(self) -> bool:
         self.log_y = not self.log_y
@@ -110,11 +116,21 @@ class LossPlot(PlotextPlot):
                 drawn = True
         if self.best:
             plt.scatter([self.best[0]], [self.best[1]], color="red", marker="x")
+        if drawn:
+            self._draw_markers(plt)
         if not drawn:
             plt.text("press F5 to start training", 0.5, 0.5, alignment="center")
             plt.xlim(0, 1)
             plt.ylim(0, 1)
         return super().render()
+
+    def _draw_markers(self, plt) -> None:
+        """A vertical line at each live change, labelled with the keys it changed at the top."""
+        ys = [y for series in (self.raw, self.eval_val) for y in series.ys]
+        top = max(ys) if ys else 1.0
+        for step, label in self.markers:
+            plt.vline(step, color="yellow")
+            plt.text(label[:24], step, top, color="yellow")
 
     def legend(self) -> list[tuple[str, str, str]]:
         """(mark, name, plotext colour) of each thing drawn."""
@@ -124,6 +140,8 @@ class LossPlot(PlotextPlot):
             items.append(("×", f"best {self.best[1]:.3f}", "red"))
         items += [("━", label, color) for (label, series), color in zip(self.compare, COMPARE_COLORS * 4)
                   if len(series)]
+        if self.markers:
+            items.append(("│", "hyperparameters changed", "yellow"))
         return items
 
 

@@ -37,6 +37,11 @@ class ProgressPanel(Horizontal):
         self.metrics = self.eval = None
         self._bar.update(total=max_iters, progress=start_step)
 
+    def set_max_iters(self, max_iters: int) -> None:
+        """max_iters changed during the run."""
+        self.max_iters = max_iters
+        self._bar.update(total=max_iters)
+
     def set_state(self, state: str) -> None:
         self.state = state
 
