@@ -93,3 +93,31 @@ def test_the_live_check_names_every_problem_at_once(tiny_config):
     assert check_live_change(tiny_config, {"learning_rate": 3e-3, "eval_iters": 7}, 0) == {"eval_iters": [4, 7]}
     assert check_live_change(tiny_config, {"learning_rate": 1}, 0) == {"learning_rate": [3e-3, 1.0]}
     assert "data" not in LIVE_KEYS and "compile" not in LIVE_KEYS
+
+
+def test_a_fork_starts_from_the_parents_checkpoint_in_a_folder_of_its_own(tiny_config, tmp_path, capsys):
+    parent = tmp_path / "runs" / "parent"
+    Trainer(make_config(tiny_config, max_iters=20), run_dir=parent).run()
+    saved = load_checkpoint(parent / "model.ckpt")
+    events = []
+    child = Trainer(None, on_event=events.append, fork=parent, run_dir=tmp_path / "runs" / "child",
+                    resume_overrides={"max_iters": 24, "log_interval": 1, "learning_rate": 1e-3, "batch_size": 4})
+    assert all(torch.equal(tensor, saved["model_state_dict"][name])  # equal weights at the fork
+               for name, tensor in child.raw_model.state_dict().items())
+    result = child.run()
+    assert [e.step for e in events if isinstance(e, StepMetrics)][0] == 21 and result.step == 24
+    assert json.loads((tmp_path / "runs" / "child" / "run.json").read_text())["parent"] == {"run_dir": str(parent),
+                                                                                           "step": 20}
+    assert load_checkpoint(tmp_path / "runs" / "child" / "model.ckpt")["config"]["batch_size"] == 4
+    assert load_checkpoint(parent / "model.ckpt")["step"] == 20  # the parent's run is untouched
+    with pytest.raises(ConfigError, match="d_model = 64: cannot change when forking"):
+        Trainer(None, fork=parent, resume_overrides={"d_model": 64})
+    # the command line: --fork, a refused shape key, and the runs table naming the parent
+    from tui_trainer.cli import main
+
+    assert main(["train", "--fork", str(parent), "--set", "num_heads=4"]) == 2
+    assert "num_heads = 4: cannot change when forking" in capsys.readouterr().err
+    assert main(["train", "--fork", str(parent), "--set", "max_iters=22", "--out", str(tmp_path / "runs" / "cli")]) == 0
+    assert main(["runs", str(tmp_path / "runs")]) == 0
+    table = capsys.readouterr().out
+    assert table.count("parent@20") == 2  # child and cli, each forked at step 20

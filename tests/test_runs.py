@@ -203,6 +203,26 @@ async def test_runs_screen_lists_resumes_and_compares(tiny_config, tmp_path):
         await pilot.press("f5")
         await wait_for(pilot, lambda: app.state == "ended")
         assert app.plot.raw.total == 6 and app.plot.raw.xs[0] == 5  # whole history, then the new steps
+        # fork the other run: its config in the form, F5 trains it on in a folder of its own
+        await pilot.press("f2")
+        await pilot.pause()
+        paths = [Path(row.key.value) for row in app.screen.table.ordered_rows]
+        other = next(path for path in paths if path != target)  # the one still at step 20
+        app.screen.table.move_cursor(row=paths.index(other))
+        await pilot.press("f")
+        await pilot.pause()
+        assert app.fork_from == other and app.plot.fork_parent[0] == other.name  # its curve, dimmed, behind
+        app.form.query_one("#f-max_iters").value = "25"
+        app.form.query_one("#f-learning_rate").value = "0.002"
+        await pilot.pause()
+        await pilot.press("f5")
+        await wait_for(pilot, lambda: app.state == "ended")
+        child = Path(app.run_dir)
+        assert child.parent == other.parent and child != other and app.plot.fork_parent[0] == other.name
+    assert json.loads((child / "run.json").read_text())["parent"] == {"run_dir": str(other), "step": 20}
+    assert [r["step"] for r in records(child) if r["event"] in ("start", "step")] == [20, 25]
+    assert torch.load(child / "model.ckpt", weights_only=True)["config"]["learning_rate"] == 0.002
+    assert torch.load(other / "model.ckpt", weights_only=True)["step"] == 20  # the parent is untouched
     starts = [r for r in records(target) if r["event"] == "start"]
     assert [s["step"] for s in starts] == [0, 20]  # appended to the same metrics.jsonl
     assert torch.load(target / "model.ckpt", weights_only=True)["step"] == 30

@@ -48,17 +48,22 @@ def train(args: argparse.Namespace) -> int:
     from .engine.events import RunFailed
     from .engine.trainer import Trainer
 
-    if args.resume and args.config:
-        raise ConfigError(["--config cannot be combined with --resume: the checkpoint holds the config; "
-                           "change keys with --set"])
-    # The checkpoint is read once: its config decides on torchrun, then the trainer resumes from it.
-    resumed = read_resumption(args.resume, run_overrides(args)) if args.resume else None
-    config = resumed.config if resumed else run_config(args)
+    source = args.resume or args.fork
+    if args.resume and args.fork:
+        raise ConfigError(["--resume and --fork cannot be combined: --resume continues a run in its folder, "
+                           "--fork starts a new one from it"])
+    if source and args.config:
+        raise ConfigError([f"--config cannot be combined with --{'resume' if args.resume else 'fork'}: the "
+                           "checkpoint holds the config; change keys with --set"])
+    # The checkpoint is read once: its config decides on torchrun, then the trainer starts from it.
+    read = read_resumption(source, run_overrides(args), "resuming" if args.resume else "forking") if source else None
+    config = read.config if read else run_config(args)
     if config.processes > 1 and not under_torchrun():
         return _train_with_torchrun(args, config)
     reporter = ConsoleReporter()
     control = TrainingControl()
-    trainer = Trainer(None if resumed else config, reporter, control, run_dir=args.out, resume=resumed,
+    trainer = Trainer(None if read else config, reporter, control, run_dir=args.out,
+                      resume=read if args.resume else None, fork=read if args.fork else None,
                       progress=reporter.tokenizing)
     with stop_on_signals(control) as signals:
         result = trainer.run()
@@ -73,11 +78,15 @@ def _train_with_torchrun(args: argparse.Namespace, config: TrainConfig) -> int:
     terminal (rank 0 draws the progress). A signal sent to this process alone is passed on."""
     from pathlib import Path
 
-    from .engine.launch import launch_job, prepare_run_dir, resume_args
-    from .engine.rundir import new_run_dir
+    from .engine.launch import fork_args, launch_job, prepare_run_dir, resume_args
+    from .engine.rundir import new_run_dir, refuse_existing_run
 
     if args.resume:
         train_args = resume_args(args.resume, run_overrides(args))
+    elif args.fork:
+        run_dir = Path(args.out) if args.out else new_run_dir(config)
+        refuse_existing_run(run_dir)
+        train_args = fork_args(args.fork, run_overrides(args), run_dir)
     else:
         train_args = prepare_run_dir(config, Path(args.out) if args.out else new_run_dir(config))
     print(f"starting torchrun with {config.processes} processes (batch_size {config.batch_size} per process)",

@@ -4,11 +4,11 @@ from __future__ import annotations
 from .engine.runs import RunSummary
 from .formats import fmt_count, fmt_date, fmt_loss
 
-COLUMNS = ("run", "started", "status", "steps", "best val", "params", "device")
+COLUMNS = ("run", "started", "status", "steps", "best val", "params", "device", "forked from")
 
 
 def run_cells(run: RunSummary) -> tuple[str, ...]:
     """The cells after the "run" column, which each front end fills (a name, or a path to paste)."""
     steps = f"{run.last_step:,}" + (f"/{run.max_iters:,}" if run.max_iters else "")
     return (fmt_date(run.started), run.status, steps, fmt_loss(run.best_val_loss),
-            fmt_count(run.num_params) if run.num_params else "-", str(run.device))
+            fmt_count(run.num_params) if run.num_params else "-", str(run.device), run.parent or "-")

@@ -114,14 +114,16 @@ class Resumption:
     path: Path
 
 
-def read_resumption(checkpoint: str | Path, overrides: dict[str, Any] | None = None) -> Resumption:
-    """The checkpoint's config with ``overrides`` applied; shape-defining keys cannot change."""
+def read_resumption(checkpoint: str | Path, overrides: dict[str, Any] | None = None,
+                    doing: str = "resuming") -> Resumption:
+    """The checkpoint's config with ``overrides`` applied; shape-defining keys cannot change
+    (the weights would not load), whether ``doing`` is resuming or forking."""
     path = resolve_checkpoint(checkpoint)
     ckpt = load_checkpoint(path)
     config = config_of(ckpt, path)
     overrides = dict(overrides or {})
     changed = [k for k in ARCH_KEYS if k in overrides and overrides[k] != getattr(config, k)]
     if changed:
-        raise ConfigError([f"{k} = {overrides[k]!r}: cannot change when resuming (the checkpoint has "
-                           f"{getattr(config, k)!r}); start a new run instead" for k in changed])
+        raise ConfigError([f"{k} = {overrides[k]!r}: cannot change when {doing} (the checkpoint's weights have "
+                           f"{k} = {getattr(config, k)!r}); start a new run instead" for k in changed])
     return Resumption(with_overrides(config, overrides), ckpt, path)

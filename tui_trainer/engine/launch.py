@@ -33,6 +33,12 @@ def resume_args(run_dir: str | Path, overrides: dict[str, Any]) -> list[str]:
     return ["--resume", str(run_dir), *(f"--set={key}={value}" for key, value in overrides.items())]
 
 
+def fork_args(source: str | Path, overrides: dict[str, Any], run_dir: Path) -> list[str]:
+    """The train arguments that fork ``source`` into ``run_dir`` (named here, so that every
+    rank writes the same one)."""
+    return ["--fork", str(source), "--out", str(run_dir), *resume_args(source, overrides)[2:]]
+
+
 def launch_job(processes: int, train_args: list[str], log: Path | None = None) -> subprocess.Popen:
     """Start torchrun with ``processes`` ranks running ``gpt-tui train train_args``.
 

@@ -28,6 +28,7 @@ class RunSummary:
     num_params: int | None
     device: str
     config: dict[str, Any] = field(default_factory=dict)
+    parent: str = ""      # "NAME@STEP" of the run it was forked from, if it was
 
     @property
     def name(self) -> str:
@@ -64,7 +65,14 @@ def summarize(path: Path) -> RunSummary:
     return RunSummary(path=path, status=state, started=status.get("started"),
                       last_step=int(status.get("last_step") or 0), max_iters=status.get("max_iters"),
                       best_val_loss=math.inf if best is None else float(best), num_params=status.get("num_params"),
-                      device=status.get("device", "?"), config=read_run_config(path))
+                      device=status.get("device", "?"), config=read_run_config(path), parent=_parent(status))
+
+
+def _parent(status: dict[str, Any]) -> str:
+    parent = status.get("parent")
+    if not isinstance(parent, dict):
+        return ""
+    return f"{Path(str(parent.get('run_dir', '?'))).name}@{parent.get('step', '?')}"
 
 
 def list_runs(out_dir: str | Path) -> list[RunSummary]:

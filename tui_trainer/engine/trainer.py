@@ -44,23 +44,29 @@ class Trainer:
     def __init__(self, config: TrainConfig | None, on_event: EventCallback | None = None,
                  control: TrainingControl | None = None, run_dir: str | Path | None = None,
                  resume: str | Path | Resumption | None = None, resume_overrides: dict[str, Any] | None = None,
-                 progress: Progress | None = None):
+                 progress: Progress | None = None, fork: str | Path | Resumption | None = None):
         """Build everything a run needs. Bad input raises a GptTuiError before any file is written.
 
         ``resume`` (a checkpoint or run directory) takes the config from the checkpoint, with
         ``resume_overrides`` applied, and continues in the checkpoint's run directory. A
-        :class:`Resumption` the caller has read already is used as it is.
+        :class:`Resumption` the caller has read already is used as it is. ``fork`` starts a new
+        run directory from a checkpoint (weights, optimizer, RNG and step), with
+        ``resume_overrides`` changing any key that still loads the weights.
 
         Under torchrun each process builds its own Trainer; rank 0 alone reports events and
         writes the run directory, the other ranks are silent.
         """
         self.control = control or TrainingControl()
-        ckpt = None
-        if resume is not None:
-            if not isinstance(resume, Resumption):
-                resume = read_resumption(resume, resume_overrides)
-            config, ckpt = resume.config, resume.checkpoint
-            run_dir = run_dir or resume.path.parent
+        ckpt, self.parent = None, None
+        if resume is not None or fork is not None:
+            source = resume if resume is not None else fork
+            if not isinstance(source, Resumption):
+                source = read_resumption(source, resume_overrides, "resuming" if resume is not None else "forking")
+            config, ckpt = source.config, source.checkpoint
+            if fork is not None:
+                self.parent = source.path.parent  # the run forked from; this one gets a directory of its own
+            else:
+                run_dir = run_dir or source.path.parent
         self.dist = init_distributed(config.device)
         self.device = self.dist.device(config.device)
         self.dtype = resolve_dtype(config.dtype, self.device)
@@ -71,9 +77,9 @@ class Trainer:
         if ckpt:
             self._restore(ckpt)
         self.start_step = self.step
-        self._saved_step = self.step if ckpt else -1
+        self._saved_step = self.step if ckpt and self.parent is None else -1  # a fork saves its own at the end
         self.run_dir = Path(run_dir) if run_dir else new_run_dir(config)
-        self._open_record(on_event, new=ckpt is None)
+        self._open_record(on_event, new=ckpt is None or self.parent is not None)
         self.flops_per_token = model_flops_per_token(self.raw_model)
         # FLOP/s one device can do, set when the loop first starts (see _prepare_model)
         self.peak_flops: float | None = None
@@ -367,7 +373,7 @@ class Trainer:
         self._emit(RunStarted(str(self.run_dir), str(self.device), str(self.dtype).replace("torch.", ""),
                               self.raw_model.num_params(), self.vocab.size, len(self.corpus.train),
                               len(self.corpus.val), self.tokens_per_step, self.start_step, cfg.max_iters,
-                              self.dist.world_size))
+                              self.dist.world_size, str(self.parent or "")))
         try:
             reason = self._loop()
         except Exception as exc:  # a failed run is reported in one line, never raised

@@ -99,6 +99,7 @@ class GptTuiApp(RunsActions, App[int]):
         self.watching: Path | None = None  # the run directory followed, when another process trains it
         self.job = None  # the torchrun job (a Popen) this app launched for processes > 1, while followed
         self.resume_from: Path | None = None  # the run that F5 continues, chosen on the Runs screen
+        self.fork_from: Path | None = None  # the run that F5 forks into a new one, chosen on the Runs screen
         self._watch_on_mount = watch
         self.state = AppState.IDLE
         self.run_dir: str | None = None
@@ -417,13 +418,14 @@ class GptTuiApp(RunsActions, App[int]):
         self.run_info = None
         self.plot.reset()
         resume, self.resume_from = self.resume_from, None
+        fork, self.fork_from = self.fork_from, None
         if resume:
             self._plot_history(read_events(resume))
             self.log_line(f"resuming {resume}")
         run_dir, self.first_run_dir = self.first_run_dir, None
         self._set_state(AppState.STARTING)
         self.log_line("starting: reading the corpus and building the model")
-        self._train(config, run_dir, self.control, resume)
+        self._train(config, run_dir, self.control, resume, fork)
 
     def _ask_about_existing_run(self, path: Path) -> None:
         """--out named a folder that holds a run: nothing of it changes unless the user says so."""
@@ -445,14 +447,15 @@ class GptTuiApp(RunsActions, App[int]):
             [("resume", "r", "Resume it"), ("new", "n", "New folder")]), chosen)
 
     @work(thread=True, exclusive=True, group="training", exit_on_error=False)
-    def _train(self, config: TrainConfig, run_dir, control: TrainingControl, resume: Path | None = None) -> None:
+    def _train(self, config: TrainConfig, run_dir, control: TrainingControl, resume: Path | None = None,
+               fork: Path | None = None) -> None:
         from ..engine.trainer import Trainer
 
         on_event = EventBatches(lambda events: self.post_message(EngineEvents(events)))
 
-        if resume:  # the form's values become overrides; shape keys that differ are refused
-            trainer = Trainer(None, on_event, control, resume=resume, resume_overrides=config.to_dict(),
-                              progress=self._tokenize_progress)
+        if resume or fork:  # the form's values become overrides; shape keys that differ are refused
+            trainer = Trainer(None, on_event, control, run_dir=run_dir if fork else None, resume=resume, fork=fork,
+                              resume_overrides=config.to_dict(), progress=self._tokenize_progress)
         else:
             trainer = Trainer(config, on_event, control, run_dir=run_dir, progress=self._tokenize_progress)
         self.post_message(RunReady(str(trainer.device), trainer.config.run_name))
@@ -567,6 +570,8 @@ class GptTuiApp(RunsActions, App[int]):
             if self.stderr and self.watching is None:
                 self.stderr.redirect(Path(event.run_dir) / "stderr.log")
             progress.start(event.step, event.max_iters)
+            if event.parent:
+                self._show_parent(Path(event.parent), event.step)
         elif isinstance(event, StateChanged):
             if self.state != AppState.STOPPING:
                 self._set_state(AppState(event.state))

@@ -56,6 +56,8 @@ class RunsActions:
                 self.resume_run(paths[0])
             elif what == "watch":
                 self.watch_run(paths[0])
+            elif what == "fork":
+                self.fork_run(paths[0])
             else:
                 self.compare_runs(paths)
         except GptTuiError as exc:
@@ -81,6 +83,27 @@ class RunsActions:
         self.notify("raise max_iters in the form, then press F5", title=f"Resume {run_dir.name}")
         self.form.query_one("#f-max_iters").focus()
 
+    def fork_run(self, run_dir: Path) -> None:
+        """Fill the form with a run's config to fork it: any key that keeps the weights' shapes
+        may change; F5 starts the new run from the run's model.ckpt."""
+        from ..engine.checkpoint import resolve_checkpoint
+
+        resolve_checkpoint(run_dir)  # no checkpoint, nothing to fork: said now, not at F5
+        self.form.load(load_config(run_dir / "config.toml"))
+        self.form_config = self.form.validate()
+        self.fork_from, self.resume_from = run_dir, None
+        self.plot.reset()
+        self._show_parent(run_dir, summarize(run_dir).last_step)
+        self.sub_title = f"fork of {run_dir.name}"
+        self.log_line(f"forking {run_dir.name}: change any key that keeps the network's shape, then F5")
+        self.notify("edit the form, then press F5 to start the fork", title=f"Fork {run_dir.name}")
+
+    def _show_parent(self, run_dir: Path, step: int) -> None:
+        """The curve of the run this one was forked from, up to the fork, drawn dimmed."""
+        losses = [(e.step, e.loss) for e in read_events(run_dir) if isinstance(e, StepMetrics) and e.step <= step]
+        self.plot.set_parent(run_dir.name, losses)
+        self._dirty = True
+
     def watch_run(self, run_dir: Path, job=None) -> None:
         """Follow a run that another process trains: plot, progress, samples, save and stop.
         ``job`` is the torchrun process when this app launched it: then quitting stops it."""
@@ -90,6 +113,7 @@ class RunsActions:
         run_dir = Path(run_dir)
         self._stop_training_thread("another run is watched")  # the last run's thread, which serves save and sample
         self.run_info = None
+        self.fork_from = None
         self.resume_from = None
         self.watching = run_dir
         self.job = job
@@ -160,12 +184,17 @@ class RunsActions:
 
     def _start_job(self, config: TrainConfig) -> None:
         """processes > 1: launch torchrun on this machine and follow its run directory."""
-        from ..engine.launch import launch_job, prepare_run_dir, resume_args
-        from ..engine.rundir import new_run_dir
+        from ..engine.launch import fork_args, launch_job, prepare_run_dir, resume_args
+        from ..engine.rundir import new_run_dir, refuse_existing_run
 
         resume, self.resume_from = self.resume_from, None
+        fork, self.fork_from = self.fork_from, None
         try:
-            if resume:
+            if fork:
+                run_dir = Path(self.first_run_dir) if self.first_run_dir else new_run_dir(config)
+                refuse_existing_run(run_dir)
+                train_args = fork_args(fork, config.to_dict(), run_dir)
+            elif resume:
                 before = read_run_config(resume)
                 changed = {k: v for k, v in config.to_dict().items() if before.get(k) != v}
                 run_dir, train_args = resume, resume_args(resume, changed)

@@ -17,7 +17,7 @@ MARK = "●"
 
 
 class RunsScreen(Screen[tuple[str, list[Path]] | None]):
-    """Dismissed with ("resume" | "watch" | "compare", [run paths]), or None for Back."""
+    """Dismissed with ("resume" | "watch" | "fork" | "compare", [run paths]), or None for Back."""
 
     BINDINGS = [
         # priority: the table's own enter binding would otherwise hide this one from the footer
@@ -27,6 +27,8 @@ class RunsScreen(Screen[tuple[str, list[Path]] | None]):
         Binding("c", "compare", "Compare", tooltip="Overlay the marked runs' val loss in the plot",
                 id="runs.compare"),
         Binding("w", "choose('watch')", "Watch", tooltip="Follow a run another process is training", id="runs.watch"),
+        Binding("f", "choose('fork')", "Fork", tooltip="A new run from this one's checkpoint: edit the form, then F5",
+                id="runs.fork"),
         Binding("x", "clear_compare", "Clear compare", tooltip="Remove the overlaid curves from the plot",
                 id="runs.clear"),
         Binding("escape", "dismiss_none", "Back", tooltip="Back to the dashboard", id="runs.back"),

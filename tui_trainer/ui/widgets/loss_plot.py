@@ -16,6 +16,7 @@ from ..series import Series
 from .entry_wrap import GAP, wrap_entries
 
 EMA_ALPHA = 0.1
+PARENT_COLOR = "gray"  # dimmed: the parent run's curve behind a fork's own
 MAX_MARKERS = 32  # live changes marked on the plot: the latest ones
 COMPARE_COLORS = ("orange", "blue+", "yellow", "green+", "red+", "cyan+")
 # plotext's colour names as Rich spells them, for the legend line
@@ -45,6 +46,7 @@ class LossPlot(PlotextPlot):
         # Val curves of other runs overlaid from the Runs screen: (label, steps, losses).
         self.compare: list[tuple[str, Series]] = []
         self.markers: list[tuple[int, str]] = []  # live hyperparameter changes: (step, the keys changed)
+        self.fork_parent: tuple[str, Series] | None = None  # a fork's parent run: its train loss up to the fork
 
     def set_compare(self, curves: list[tuple[str, list[int], list[float]]]) -> None:
         """Overlay other runs' val curves, given as (label, steps, losses); [] removes them."""
@@ -56,12 +58,21 @@ class LossPlot(PlotextPlot):
             self.compare.append((label, series))
         self.refresh()
 
+    def set_parent(self, name: str, losses: list[tuple[int, float]]) -> None:
+        series = Series(512)
+        for step, loss in losses:
+            if math.isfinite(loss):
+                series.append(step, loss)
+        self.fork_parent = (name, series) if len(series) else None
+        self.refresh()
+
     def reset(self) -> None:
         for series in (self.raw, self.ema, self.eval_train, self.eval_val):
             series.clear()
         self.best = None
         self._ema_value = None
         self.markers = []
+        self.fork_parent = None
         self.refresh()
 
     def add_step(self, step: int, loss: float) -> None:
@@ -104,6 +115,10 @@ class LossPlot(PlotextPlot):
         plt.yscale("log" if self.log_y else "linear")
         width = max(10, self.size.width * 2)  # about two points per column
         drawn = False
+        if self.fork_parent:  # first, so the fork's own curves draw over it
+            xs, ys = self.fork_parent[1].view(width)
+            plt.plot(xs, ys, color=PARENT_COLOR, marker="braille")
+            drawn = True
         for attribute, _, color, marker in SERIES:
             xs, ys = getattr(self, attribute).view(width)
             if xs:
@@ -136,6 +151,8 @@ class LossPlot(PlotextPlot):
         """(mark, name, plotext colour) of each thing drawn."""
         items = [("•" if marker == "dot" else "━", label, color) for attribute, label, color, marker in SERIES
                  if len(getattr(self, attribute))]
+        if self.fork_parent:
+            items.insert(0, ("━", f"forked from {self.fork_parent[0]}", PARENT_COLOR))
         if self.best:
             items.append(("×", f"best {self.best[1]:.3f}", "red"))
         items += [("━", label, color) for (label, series), color in zip(self.compare, COMPARE_COLORS * 4)
