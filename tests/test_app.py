@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 from rich.text import Span
+from textual import events
 from textual.widgets import Button, Input, Static
 
 from tui_trainer.ui.app import create_app
@@ -28,6 +29,17 @@ async def wait_for(pilot, condition, timeout: float = 60.0) -> None:
         await pilot.pause(0.05)
 
 
+async def press(pilot, *keys: str) -> None:
+    """pilot.press, except while the app's own run trains: then pilot.press would wait for an idle
+    CPU that never comes, so each key goes in as the terminal driver delivers it instead."""
+    for key in keys:
+        if pilot.app.state != "running" or pilot.app.watching is not None:
+            await pilot.press(key)
+            continue
+        pilot.app._driver.send_message(events.Key(key, key if len(key) == 1 else {"space": " ", "enter": "\r"}.get(key)))
+        await pilot.pause(0)
+
+
 def log_text(app) -> str:
     return "\n".join(text for _, text in app.query_one(LogPanel).messages)
 
@@ -42,12 +54,12 @@ async def test_invalid_form_shows_rule_and_disables_start(app_config):
     async with app.run_test(size=SIZE) as pilot:
         assert not app.query_one("#start", Button).disabled
         await pilot.click("#f-d_model")
-        await pilot.press("end", "backspace", "backspace", "3", "3")  # d_model 32 -> 33
+        await press(pilot, "end", "backspace", "backspace", "3", "3")  # d_model 32 -> 33
         await pilot.pause()
         error = app.query_one("#error-d_model", Static)
         assert error.display and "d_model 33 is not divisible by num_heads 2" in str(error.render())
         assert app.query_one("#start", Button).disabled
-        await pilot.press("f5")
+        await press(pilot, "f5")
         await pilot.pause()
         assert app.state == "idle" and app.run_info is None
         app.query_one("#f-d_model", Input).value = "32"
@@ -58,7 +70,7 @@ async def test_invalid_form_shows_rule_and_disables_start(app_config):
 async def test_start_trains_and_plot_fills(app_config):
     app = create_app(app_config)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("f5")
+        await press(pilot, "f5")
         await wait_for(pilot, lambda: app.state == "ended")
         plot = app.query_one(LossPlot)
         assert plot.raw.total == 8 and len(plot.eval_val) == 3  # log every 5 of 40 steps; evals at 0, 20, 40
@@ -74,28 +86,28 @@ async def test_start_trains_and_plot_fills(app_config):
 async def test_pause_resume_stop_and_save(app_config):
     app = create_app(make_config(app_config, max_iters=100000, log_interval=1))
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("f5")
+        await press(pilot, "f5")
         await wait_for(pilot, lambda: app.progress.step >= 3)
-        await pilot.press("f6")
+        await press(pilot, "f6")
         await wait_for(pilot, lambda: app.state == "paused")
         step = app.progress.step
         await pilot.pause(0.3)
         assert app.progress.step == step
-        await pilot.press("ctrl+s")  # saving works while paused
+        await press(pilot, "ctrl+s")  # saving works while paused
         ckpt = Path(app.run_dir) / "model.ckpt"
         await wait_for(pilot, ckpt.exists)
         saved = torch.load(ckpt, weights_only=True)
         assert saved["step"] == step and "model_state_dict" in saved
-        await pilot.press("f6")
+        await press(pilot, "f6")
         await wait_for(pilot, lambda: app.progress.step > step + 2)
-        await pilot.press("f7")
+        await press(pilot, "f7")
         await wait_for(pilot, lambda: app.state == "ended")
         stopped_at = app.progress.step
         assert torch.load(ckpt, weights_only=True)["step"] == stopped_at
         # after a stop the model stays in memory: sampling and saving still work
-        await pilot.press("f8")
+        await press(pilot, "f8")
         await wait_for(pilot, lambda: "step" in "".join(s.text for s in app.query_one("#sample-log").lines))
-        await pilot.press("ctrl+s")
+        await press(pilot, "ctrl+s")
         await wait_for(pilot, lambda: log_text(app).count(f"saved {ckpt} at step {stopped_at}") >= 2)
 
 
@@ -108,12 +120,12 @@ async def test_engine_error_is_shown_and_app_stays_alive(app_config, monkeypatch
     monkeypatch.setattr(trainer_mod.Trainer, "_train_step", broken)
     app = create_app(app_config)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("f5")
+        await press(pilot, "f5")
         await wait_for(pilot, lambda: app.state == "ended")
         assert "RuntimeError: simulated kernel failure" in log_text(app)
         assert app.is_running
         monkeypatch.undo()
-        await pilot.press("f5")  # the app is usable: a new run works
+        await press(pilot, "f5")  # the app is usable: a new run works
         await wait_for(pilot, lambda: "finished at step 40" in log_text(app))
 
 
@@ -122,7 +134,7 @@ async def test_bad_data_in_form_reported_in_app(app_config, tmp_path):
     async with app.run_test(size=SIZE) as pilot:
         app.query_one("#f-data", Input).value = str(tmp_path / "missing.txt")
         await pilot.pause()
-        await pilot.press("f5")
+        await press(pilot, "f5")
         await wait_for(pilot, lambda: "does not exist" in log_text(app))
         assert app.state == "idle" and app.is_running
 
@@ -130,16 +142,16 @@ async def test_bad_data_in_form_reported_in_app(app_config, tmp_path):
 async def test_live_learning_rate_change(app_config):
     app = create_app(make_config(app_config, max_iters=100000, log_interval=1))
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("f5")
+        await press(pilot, "f5")
         await wait_for(pilot, lambda: app.state == "running")
         lr_input = app.query_one("#f-learning_rate", Input)
         assert not lr_input.disabled and app.query_one("#f-d_model", Input).disabled
         lr_input.value = "0.0005"
         lr_input.focus()
-        await pilot.press("enter")
+        await press(pilot, "enter")
         await wait_for(pilot, lambda: "learning_rate 0.003 → 0.0005 (set in the app)" in log_text(app))
         assert not app.query_one("#field-learning_rate").has_class("pending")  # applied: in force now
-        await pilot.press("f7")
+        await press(pilot, "f7")
         await wait_for(pilot, lambda: app.state == "ended")
         lines = [json.loads(l) for l in (Path(app.run_dir) / "metrics.jsonl").read_text().splitlines()]
         assert [l["lr"] for l in lines if l["event"] == "step"][-1] == 0.0005
@@ -148,12 +160,11 @@ async def test_live_learning_rate_change(app_config):
 async def test_quit_during_run_asks_and_saves(app_config):
     app = create_app(make_config(app_config, max_iters=100000, log_interval=1))
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("f5")
+        await press(pilot, "f5")
         await wait_for(pilot, lambda: app.state == "running")
-        await pilot.press("ctrl+q")
-        await pilot.pause()
-        assert app.screen.__class__.__name__ == "QuitScreen"
-        await pilot.press("s")
+        await press(pilot, "ctrl+q")
+        await wait_for(pilot, lambda: app.screen.__class__.__name__ == "QuitScreen")
+        await press(pilot, "s")
         await wait_for(pilot, lambda: not app.is_running)
     saved = torch.load(Path(app.run_dir) / "model.ckpt", weights_only=True)
     assert saved["step"] == app.progress.step
@@ -173,7 +184,7 @@ async def test_a_users_keymap_remaps_keys_by_binding_id(app_config, tmp_path, mo
     monkeypatch.setenv("GPT_TUI_KEYMAP", str(keymap))
     app = create_app(make_config(app_config, max_iters=4))
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("f4")
+        await press(pilot, "f4")
         await wait_for(pilot, lambda: app.state == "ended")
         notes = [note.message for note in app._notifications]
         assert any("'strat' is not a binding id" in note and str(keymap) in note for note in notes)
@@ -218,7 +229,7 @@ async def test_legend_line_names_what_the_plot_draws(app_config):
     app = create_app(app_config)
     async with app.run_test(size=SIZE) as pilot:
         assert app.plot_legend.text.plain == ""
-        await pilot.press("f5")
+        await press(pilot, "f5")
         await wait_for(pilot, lambda: app.state == "ended")
         await wait_for(pilot, lambda: app.plot_legend.text.plain.startswith("• train") and
                        f"× best {app.plot.best[1]:.3f}" in app.plot_legend.text.plain)
@@ -254,7 +265,7 @@ async def test_runs_screen_lists_the_folder_of_the_apps_out(app_config, tmp_path
 
     app = create_app(app_config, run_dir=tmp_path / "elsewhere" / "my-run")
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("f2")
+        await press(pilot, "f2")
         assert isinstance(app.screen, RunsScreen) and app.screen.out_dir == tmp_path / "elsewhere"
 
 
@@ -282,7 +293,7 @@ async def test_presets_never_overwrite_shipped_ones_ask_before_mine_and_load_inv
         app.query_one("#save-preset", Button).press()  # again: asks first
         await pilot.pause()
         assert "exists" in app.screen.question
-        await pilot.press("escape")
+        await press(pilot, "escape")
         # an invalid preset loads into the form with its problems shown, and nothing crashes
         (tmp_path / "presets" / "broken.toml").write_text('d_model = 33\nnum_heads = 2\nlearning_rate = "fast"\n')
         app.form.set_presets([("broken", tmp_path / "presets" / "broken.toml")])
@@ -306,7 +317,7 @@ async def test_a_large_data_folder_is_read_only_when_asked(app_config, tmp_path,
         field.value = str(folder)
         await wait_for(pilot, lambda: "press Enter in the data field" in str(app.query_one("#derived").render()))
         field.focus()
-        await pilot.press("enter")
+        await press(pilot, "enter")
         await wait_for(pilot, lambda: "3,200 tokens" in str(app.query_one("#derived").render()))
 
 
@@ -315,25 +326,25 @@ async def test_ctrl_q_three_times_shows_one_dialog_that_says_paused(app_config):
 
     app = create_app(make_config(app_config, max_iters=100_000))
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("f5")
+        await press(pilot, "f5")
         await wait_for(pilot, lambda: app.state == "running")
-        await pilot.press("f6")
+        await press(pilot, "f6")
         await wait_for(pilot, lambda: app.state == "paused")
-        await pilot.press("ctrl+q", "ctrl+q", "ctrl+q")
+        await press(pilot, "ctrl+q", "ctrl+q", "ctrl+q")
         assert sum(isinstance(screen, QuitScreen) for screen in app.screen_stack) == 1
         assert "Training is paused." in app.screen.question
-        await pilot.press("s")
+        await press(pilot, "s")
         await wait_for(pilot, lambda: not app.is_running)
 
 
 async def test_ctrl_s_then_f5_after_a_run_keeps_the_save(app_config):
     app = create_app(app_config)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("f5")
+        await press(pilot, "f5")
         await wait_for(pilot, lambda: app.state == "ended")
         first = Path(app.run_dir)
         (first / "model.ckpt").unlink()
-        await pilot.press("ctrl+s", "f5")  # the save must not be lost to the new run
+        await press(pilot, "ctrl+s", "f5")  # the save must not be lost to the new run
         await wait_for(pilot, lambda: (first / "model.ckpt").exists())
         await wait_for(pilot, lambda: app.state == "ended" and app.run_dir != str(first))
         assert "Error" not in log_text(app) and "AttributeError" not in log_text(app)

@@ -17,6 +17,7 @@ from tui_trainer.engine.trainer import Trainer
 from tui_trainer.ui.app import create_app
 
 from .conftest import make_config
+from .test_app import press
 
 values = st.one_of(st.integers(-10**6, 10**6), st.floats(allow_nan=True, allow_infinity=True), st.booleans(),
                    st.text(max_size=12), st.none(), st.lists(st.integers(), max_size=2))
@@ -100,7 +101,7 @@ async def test_bad_sample_settings_are_refused_where_typed_and_never_fail_the_ru
 
     app = create_app(make_config(tiny_config, max_iters=100_000))
     async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.press("f5")
+        await press(pilot, "f5")
         await wait_for(pilot, lambda: app.state == "running")
         for temperature, top_k, top_p in (("nan", "", ""), ("-1", "", ""), ("inf", "", ""), ("1", "0", ""),
                                           ("1", "", "0"), ("1", "", "1.5"), ("x", "", "")):
@@ -116,10 +117,10 @@ async def test_bad_sample_settings_are_refused_where_typed_and_never_fail_the_ru
         app.query_one("#sample-top-p", Input).value = ""
         await pilot.pause(0.05)
         assert not app.query_one("#sample-problem").display
-        await pilot.press("f8")
+        await press(pilot, "f8")
         await wait_for(pilot, lambda: app.samples.query_one("#sample-log").lines)
         assert app.state == "running"
-        await pilot.press("f7")
+        await press(pilot, "f7")
         await wait_for(pilot, lambda: app.state == "ended")
     status = json.loads((Path(app.run_dir) / "run.json").read_text())
     assert status["status"] == "stopped" and (Path(app.run_dir) / "model.ckpt").exists()

@@ -8,12 +8,13 @@ import random
 from textual import events
 from textual.widgets import Button
 
+from tui_trainer.engine.live import LIVE_KEYS
 from tui_trainer.ui.app import create_app
 from tui_trainer.ui.screens import QuitScreen
 from tui_trainer.ui.state import AppState
 
 from .conftest import make_config
-from .test_app import wait_for
+from .test_app import press, wait_for
 
 SEED = 20261126
 PASTES = ["[", "]", "[/]", "\\", "[bold]", "[x=", "[/b", "[link=x]y", "[@click=app.quit]q[/]", "\x00\x1b[2J\x07\t",
@@ -89,40 +90,44 @@ async def test_random_typing_never_kills_the_app_in_any_state(tiny_config):
         await burst(pilot, rng, form_inputs + sample_inputs, 60)
         # the preset picker, opened and typed at, then closed
         app.form.query_one("#preset").focus()
-        await pilot.press("enter")
+        await press(pilot, "enter")
         await burst(pilot, rng, [], 10, ["up", "down", "a", "[", "]", "\\", "end", "home"])
-        await pilot.press("escape")
+        await press(pilot, "escape")
         # the Runs screen, empty or not
-        await pilot.press("f2")
+        await press(pilot, "f2")
         await burst(pilot, rng, [], 10, ["up", "down", "space", "[", "]", "a"])
-        await pilot.press("escape")
+        await press(pilot, "escape")
         await pilot.pause()
         # running: back to a valid form (the idle burst may have broken it), then start
         app.form.load(config)
         await pilot.pause()
-        await pilot.press("f5")
+        await press(pilot, "f5")
         await wait_for(pilot, lambda: app.state == AppState.RUNNING, timeout=60)
-        await burst(pilot, rng, ["f-learning_rate"] + sample_inputs, 40, KEYS + ["enter"])
+        live_inputs = [f"f-{key}" for key in LIVE_KEYS if f"f-{key}" in form_inputs]
+        await burst(pilot, rng, live_inputs + sample_inputs, 40, KEYS + ["enter"])
         # the quit dialog over a running run: typed at, then cancelled
-        await pilot.press("ctrl+q")
-        await pilot.pause()
-        assert isinstance(app.screen, QuitScreen)
+        if app.state != AppState.RUNNING:  # a live change typed above may have ended the run (a low max_iters)
+            app.form.load(config)
+            await press(pilot, "f5")
+            await wait_for(pilot, lambda: app.state == AppState.RUNNING, timeout=60)
+        await press(pilot, "ctrl+q")
+        await wait_for(pilot, lambda: isinstance(app.screen, QuitScreen))
         await burst(pilot, rng, [], 8, ["tab", "left", "right", "[", "]", "a", "up"])
-        await pilot.press("escape")
+        await press(pilot, "escape")
         await pilot.pause()
         # paused (unless a typed learning rate already made the run fail: then it has ended)
         if app.state == AppState.RUNNING:
-            await pilot.press("f6")
+            await press(pilot, "f6")
             await wait_for(pilot, lambda: app.state in (AppState.PAUSED, AppState.ENDED))
-        await burst(pilot, rng, ["f-learning_rate"] + sample_inputs, 25)
+        await burst(pilot, rng, live_inputs + sample_inputs, 25)
         # ended: stop, then everything again, the Runs screen listing the run
         if app.state in (AppState.RUNNING, AppState.PAUSED):
-            await pilot.press("f7")
+            await press(pilot, "f7")
         await wait_for(pilot, lambda: app.state == AppState.ENDED, timeout=60)
         await burst(pilot, rng, form_inputs + sample_inputs, 40)
-        await pilot.press("f2")
+        await press(pilot, "f2")
         await burst(pilot, rng, [], 8, ["up", "down", "space", "[", "]"])
-        await pilot.press("escape")
+        await press(pilot, "escape")
         await pilot.pause()
         assert inconsistency(app) is None
 
@@ -137,9 +142,9 @@ async def test_mashing_every_run_key_50_times_makes_one_run(tiny_config, tmp_pat
             await asyncio.sleep(0.01)
         await asyncio.sleep(0.5)
         if app.state != AppState.ENDED:
-            await pilot.press("f6") if app.state == AppState.PAUSED else None
+            await press(pilot, "f6") if app.state == AppState.PAUSED else None
             await wait_for(pilot, lambda: app.state in (AppState.RUNNING, AppState.ENDED))
-            await pilot.press("f7")
+            await press(pilot, "f7")
         await wait_for(pilot, lambda: app.state == AppState.ENDED, timeout=60)
         assert inconsistency(app) is None
     assert len(list((tmp_path / "runs").iterdir())) == 1

@@ -26,7 +26,7 @@ from tui_trainer.ui.app import create_app
 from tui_trainer.ui.runs_screen import RunsScreen
 
 from .conftest import TINY, make_config
-from .test_app import SIZE, log_text, wait_for
+from .test_app import SIZE, log_text, press, wait_for
 
 TINY_SETS = [f"--set={k}={v}" for k, v in TINY.items()]
 
@@ -120,7 +120,7 @@ async def test_watch_follows_a_cli_run_and_its_save_and_stop_reach_it(tiny_confi
             lr = app.query_one("#f-learning_rate")
             lr.value = "0.0007"
             lr.focus()
-            await pilot.press("enter")
+            await press(pilot, "enter")
             await wait_for(pilot, lambda: any(r["event"] == "hparams" and r["source"] == "watch" and
                                               r["changes"] == {"learning_rate": [3e-3, 7e-4]} for r in records(run_dir)))
             # gpt-tui set: refusals exit 2 with one line, a change exits 0 once applied
@@ -131,10 +131,10 @@ async def test_watch_follows_a_cli_run_and_its_save_and_stop_reach_it(tiny_confi
             applied = await asyncio.to_thread(gpt_tui_set, run_dir, "eval_iters=3")
             assert applied.returncode == 0 and "eval_iters 4 → 3 (set in the cli)" in applied.stdout
             await wait_for(pilot, lambda: app.query_one("#f-eval_iters").value == "3")  # the watcher sees it too
-            await pilot.press("ctrl+s")
+            await press(pilot, "ctrl+s")
             await wait_for(pilot, lambda: any(r["event"] == "checkpoint" and r["kind"] == "latest"
                                               for r in records(run_dir)))
-            await pilot.press("f7")
+            await press(pilot, "f7")
             await wait_for(pilot, lambda: app.state == "ended")
             assert "stopped at step" in log_text(app)
         assert proc.wait(timeout=30) == 0
@@ -176,7 +176,7 @@ async def test_runs_screen_lists_resumes_and_compares(tiny_config, tmp_path):
 
     app = create_app(tiny_config)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("f2")
+        await press(pilot, "f2")
         screen = app.screen
         assert isinstance(screen, RunsScreen)
         table = screen.query_one(DataTable)
@@ -185,37 +185,37 @@ async def test_runs_screen_lists_resumes_and_compares(tiny_config, tmp_path):
         assert {row[1] for row in rows} == {"a-finished", "b-other-lr"}
         assert all(row[3] == "finished" and row[4] == "20/20" for row in rows)
         # compare: mark both, overlay their val curves labelled by the key that differs
-        await pilot.press("space", "down", "space", "c")
+        await press(pilot, "space", "down", "space", "c")
         await pilot.pause()
         assert not isinstance(app.screen, RunsScreen)
         labels = [label for label, _ in app.plot.compare]
         assert sorted(labels) == ["a-finished learning_rate=0.003", "b-other-lr learning_rate=0.001"]
         assert all(series.total == 2 for _, series in app.plot.compare)
         # resume a finished run: it waits for a larger max_iters, then F5 continues it
-        await pilot.press("f2")
+        await press(pilot, "f2")
         target = Path(app.screen.table.ordered_rows[0].key.value)
-        await pilot.press("enter")
+        await press(pilot, "enter")
         await pilot.pause()
         assert app.resume_from == target and app.state == "idle"
         assert app.plot.raw.total == 4  # its history is in the plot already
         app.form.query_one("#f-max_iters").value = "30"
         await pilot.pause()
-        await pilot.press("f5")
+        await press(pilot, "f5")
         await wait_for(pilot, lambda: app.state == "ended")
         assert app.plot.raw.total == 6 and app.plot.raw.xs[0] == 5  # whole history, then the new steps
         # fork the other run: its config in the form, F5 trains it on in a folder of its own
-        await pilot.press("f2")
+        await press(pilot, "f2")
         await pilot.pause()
         paths = [Path(row.key.value) for row in app.screen.table.ordered_rows]
         other = next(path for path in paths if path != target)  # the one still at step 20
         app.screen.table.move_cursor(row=paths.index(other))
-        await pilot.press("f")
+        await press(pilot, "f")
         await pilot.pause()
         assert app.fork_from == other and app.plot.fork_parent[0] == other.name  # its curve, dimmed, behind
         app.form.query_one("#f-max_iters").value = "25"
         app.form.query_one("#f-learning_rate").value = "0.002"
         await pilot.pause()
-        await pilot.press("f5")
+        await press(pilot, "f5")
         await wait_for(pilot, lambda: app.state == "ended")
         child = Path(app.run_dir)
         assert child.parent == other.parent and child != other and app.plot.fork_parent[0] == other.name
@@ -236,7 +236,7 @@ async def test_runs_screen_resumes_a_stopped_run_at_once(tiny_config, tmp_path):
     trainer.run()
     app = create_app(tiny_config)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("f2", "enter")
+        await press(pilot, "f2", "enter")
         await wait_for(pilot, lambda: app.state == "ended")
         assert app.progress.step == 40 and "resuming" in log_text(app)
     assert json.loads((run_dir / "run.json").read_text())["status"] == "finished"
@@ -308,13 +308,13 @@ async def test_app_launches_torchrun_and_follows_it(tiny_config, tmp_path):
     run_dir = tmp_path / "job"
     app = create_app(config, run_dir=run_dir)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("f5")
+        await press(pilot, "f5")
         await wait_for(pilot, lambda: app.state == "running" and app.plot.raw.total > 3, timeout=90)
         assert app.job is not None and "torchrun" in log_text(app)
-        await pilot.press("ctrl+s")
+        await press(pilot, "ctrl+s")
         await wait_for(pilot, lambda: any(r["event"] == "checkpoint" and r["kind"] == "latest"
                                           for r in records(run_dir)))
-        await pilot.press("f7")
+        await press(pilot, "f7")
         await wait_for(pilot, lambda: app.state == "ended", timeout=60)
         job = app.job
     assert job.wait(timeout=30) == 0
@@ -334,12 +334,12 @@ async def test_runs_screen_watches_a_run_another_process_trains(tiny_config, cor
             await asyncio.sleep(0.1)
         app = create_app(tiny_config)
         async with app.run_test(size=SIZE) as pilot:
-            await pilot.press("f2")
+            await press(pilot, "f2")
             assert str(app.screen.table.get_row_at(0)[3]) == "running"  # cells are plain Text
-            await pilot.press("enter")  # resume of a running run follows it instead of training it twice
+            await press(pilot, "enter")  # resume of a running run follows it instead of training it twice
             await wait_for(pilot, lambda: app.watching == run_dir and app.state == "running")
             await wait_for(pilot, lambda: app.plot.raw.total > 2)
-            await pilot.press("ctrl+q")  # leaves the run going
+            await press(pilot, "ctrl+q")  # leaves the run going
         assert proc.poll() is None
     finally:
         proc.terminate()
@@ -367,13 +367,13 @@ async def test_app_asks_before_training_into_a_run_and_new_keeps_the_old_one(tin
     before = snapshot(run_dir)
     app = create_app(make_config(tiny_config, max_iters=10), run_dir=run_dir)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("f5")
+        await press(pilot, "f5")
         await pilot.pause()
         assert "already holds a run (finished, step 20)" in app.screen.question
-        await pilot.press("f5", "escape")  # a second F5 asks nothing more; escape changes nothing
+        await press(pilot, "f5", "escape")  # a second F5 asks nothing more; escape changes nothing
         await pilot.pause()
         assert app.state == "idle" and snapshot(run_dir) == before
-        await pilot.press("f5", "n")
+        await press(pilot, "f5", "n")
         await wait_for(pilot, lambda: app.state == "ended")
     assert app.run_dir == str(tmp_path / "good-2") and (tmp_path / "good-2" / "model.ckpt").exists()
     assert snapshot(run_dir) == before
@@ -431,7 +431,7 @@ async def test_a_watcher_of_a_dead_run_ends_and_its_stop_never_hangs(tiny_config
     app = create_app(tiny_config)
     async with app.run_test(size=SIZE) as pilot:
         app.watch_run(dead)
-        await pilot.press("f7")
+        await press(pilot, "f7")
         await wait_for(pilot, lambda: app.state == "ended", timeout=10)
         assert app.check_action("runs", ()) is True  # F2 works again
 
@@ -458,7 +458,7 @@ async def test_a_ui_crash_while_watching_leaves_the_watched_run_untouched(tiny_c
             async with app.run_test(size=SIZE) as pilot:
                 app.watch_run(run_dir)
                 await wait_for(pilot, lambda: app.state == "running")
-                await pilot.press("f9")
+                await press(pilot, "f9")
                 await pilot.pause()
         code, line = report_crash(app)
         assert code == 1 and f"the run goes on; follow it again with: gpt-tui watch {run_dir}" in line

@@ -132,7 +132,7 @@ def test_app_stops_saves_and_exits_on_signals(sig, code, tmux, corpus, tmp_path)
 
 
 def test_typing_a_bracket_while_training_shows_an_error_and_training_goes_on(tmux, corpus, tmp_path):
-    """The first scenario of the crash report: Tab lands on learning_rate, `[x=` is typed."""
+    """The first scenario of the crash report: Tab lands on the first live field, `[x=` is typed."""
     run_dir = tmp_path / "run"
     tmux.start(app_command(corpus, run_dir), 120, 40)
     wait_until(lambda: last_step(run_dir) >= 10)
@@ -140,10 +140,10 @@ def test_typing_a_bracket_while_training_shows_an_error_and_training_goes_on(tmu
     tmux.keys("Tab")
     time.sleep(0.5)  # as a person types: the field selects its text when focus lands
     tmux.keys("-l", "[x=")
-    wait_until(lambda: "learning_rate = '[x=': must" in tmux.screen(), timeout=15)  # the field's error line
+    wait_until(lambda: "dropout = '[x=': must" in tmux.screen(), timeout=15)  # the field's error line
     step = last_step(run_dir)
     wait_until(lambda: last_step(run_dir) > step + 10)  # training goes on, under a live UI
-    assert "running" in tmux.screen() and "learning_rate = '[x=': must" in tmux.screen()
+    assert "running" in tmux.screen() and "dropout = '[x=': must" in tmux.screen()
     tmux.keys("F7")
     wait_until(lambda: json.loads((run_dir / "run.json").read_text())["status"] == "stopped")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from .engine.runs import RunSummary
 from .formats import fmt_count, fmt_date, fmt_loss
 
-COLUMNS = ("run", "started", "status", "steps", "best val", "params", "device", "forked from")
+COLUMNS = ("run", "started", "status", "steps", "best val", "params", "device", "parent")
 
 
 def run_cells(run: RunSummary) -> tuple[str, ...]:
