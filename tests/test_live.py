@@ -11,6 +11,7 @@ from tui_trainer.engine.control import TrainingControl
 from tui_trainer.engine.errors import ConfigError
 from tui_trainer.engine.events import EvalResult, HparamsChanged, LogMessage, RunFinished, StepMetrics
 from tui_trainer.engine.live import LIVE_KEYS, check_live_change
+from tui_trainer.engine.runs import val_curve
 from tui_trainer.engine.trainer import Trainer
 
 from .conftest import make_config
@@ -110,6 +111,7 @@ def test_a_fork_starts_from_the_parents_checkpoint_in_a_folder_of_its_own(tiny_c
                                                                                            "step": 20}
     assert load_checkpoint(tmp_path / "runs" / "child" / "model.ckpt")["config"]["batch_size"] == 4
     assert load_checkpoint(parent / "model.ckpt")["step"] == 20  # the parent's run is untouched
+    assert val_curve(tmp_path / "runs" / "child")[0] == [20, 24]  # an overlay branches from the parent at the fork
     with pytest.raises(ConfigError, match="d_model = 64: cannot change when forking"):
         Trainer(None, fork=parent, resume_overrides={"d_model": 64})
     # the command line: --fork, a refused shape key, and the runs table naming the parent

@@ -85,8 +85,14 @@ def list_runs(out_dir: str | Path) -> list[RunSummary]:
 
 
 def val_curve(path: Path) -> tuple[list[int], list[float]]:
-    """(steps, val losses) of every eval a run logged."""
+    """(steps, val losses) of every eval a run logged; a fork's curve starts at the fork, from
+    its parent's last eval there, so an overlay of parent and children branches at that point."""
     evals = [e for e in read_events(path) if isinstance(e, EvalResult) and math.isfinite(e.val_loss)]
+    parent = read_status(path).get("parent")
+    if isinstance(parent, dict) and Path(str(parent.get("run_dir", ""))).is_dir():
+        before = [e for e in read_events(Path(parent["run_dir"])) if isinstance(e, EvalResult)
+                  and math.isfinite(e.val_loss) and e.step <= int(parent.get("step", 0))]
+        evals = before[-1:] + evals
     return [e.step for e in evals], [e.val_loss for e in evals]
 
 
