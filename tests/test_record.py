@@ -98,7 +98,7 @@ def test_serving_after_the_run_records_and_closes_again(tiny_config, tmp_path):
     control = TrainingControl()
     trainer = Trainer(make_config(tiny_config, max_iters=4), control=control, run_dir=tmp_path / "run")
     trainer.run()
-    server = threading.Thread(target=trainer.serve_after_run)
+    server = threading.Thread(target=trainer.boundary.serve_after_run)
     server.start()
     control.request_sample(SampleRequest("ab", 3, 1.0, None))
     deadline = time.time() + 30

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from .checkpoint import FORMAT_VERSION, Resumption, h_params, model_config, read_resumption, write_checkpoint
+from .boundary import StepBoundary
 from .clock import TrainingClock
 from .config import TrainConfig, with_overrides
 from .control import FileRequests, SampleRequest, TrainingControl
@@ -80,6 +81,10 @@ class Trainer:
         self._saved_step = self.step if ckpt and self.parent is None else -1  # a fork saves its own at the end
         self.run_dir = Path(run_dir) if run_dir else new_run_dir(config)
         self._open_record(on_event, new=ckpt is None or self.parent is not None)
+        self.boundary = StepBoundary(
+            self.control, self.file_requests, self.dist, self.device, self._emit,
+            save=lambda: self._side_action("saving the checkpoint", self.save_checkpoint, "latest"),
+            sample=lambda request: self._side_action("the sample", self.sample, request), change=self._change)
         self.flops_per_token = model_flops_per_token(self.raw_model)
         # FLOP/s one device can do, set when the loop first starts (see _prepare_model)
         self.peak_flops: float | None = None
@@ -121,7 +126,6 @@ class Trainer:
             self.file_requests = FileRequests(self.run_dir)
             self.listeners = [RunRecorder(self.rundir, self.config), *([on_event] if on_event else [])]
 
-    # ---- state ---------------------------------------------------------------------------
     @property
     def tokens_per_step(self) -> int:
         """Tokens of one optimizer step, all ranks together (batch_size is per rank)."""
@@ -177,12 +181,6 @@ class Trainer:
         self._emit(SampleText(self.step, request.prompt, text))
         return text
 
-    def serve_after_run(self) -> None:
-        """After the run, the model stays in memory: serve save and sample requests on this
-        thread until the control is closed (a new run, or the app leaving)."""
-        while self.control.wait_for_request():
-            self._apply_requests()
-
     def _emit(self, event: Event) -> None:
         for listener in self.listeners:
             listener(event)
@@ -233,28 +231,6 @@ class Trainer:
             self._emit(LogMessage("error", f"{what} failed at step {self.step} ({type(exc).__name__}: {exc}); "
                                            "training goes on"))
 
-    def _apply_requests(self) -> None:
-        """Save and sample requests: served at a step boundary, paused or not (by rank 0 alone,
-        which needs no other rank for either)."""
-        if self.file_requests:
-            self.file_requests.poll(self.control)
-        if self.control.take_save():
-            self._side_action("saving the checkpoint", self.save_checkpoint, "latest")
-        request = self.control.take_sample()
-        if request:
-            self._side_action("the sample", self.sample, request)
-
-    def _agree(self) -> tuple[bool, bool]:
-        """(stop, pause), the same on every rank, after the live changes that rank 0 received
-        are applied on every rank at this same step."""
-        stop, pause, changes = self.dist.agree(self.control.stop_reason is not None, self.control.paused,
-                                               self.control.take_changes(), self.device)
-        for change in changes:
-            self._change(*change)
-        if stop and self.control.stop_reason is None:
-            self.control.stop("stopped on another rank")
-        return stop, pause
-
     def _change(self, changes: dict, source: str, request: str) -> None:
         """Apply live hyperparameter changes now, or say why not; the run goes on either way."""
         try:
@@ -268,24 +244,6 @@ class Trainer:
             self.updater.configure(self.config)
             self.batcher.batch_size = self.config.batch_size
             self._emit(HparamsChanged(self.step, diff, source, request))
-
-    def _between_steps(self, clock: TrainingClock) -> bool:
-        """Apply the commands that arrived during the last step; wait here while paused.
-        Returns True when the run must stop. Under torchrun, ranks agree on stop and pause at
-        log intervals, where a sync happens anyway."""
-        self._apply_requests()
-        if self.dist.active and self.step % self.config.log_interval:
-            return False
-        stop, pause = self._agree()
-        if pause and not stop:
-            self._emit(StateChanged("paused", self.step))
-            with clock.paused():
-                while pause and not stop:
-                    self.control.wait_while_paused()
-                    self._apply_requests()
-                    stop, pause = self._agree()
-            self._emit(StateChanged("running", self.step))
-        return stop
 
     def _prepare_model(self) -> None:
         """Compile (in this, the training thread) and wrap for DDP, once per Trainer; also find
@@ -314,7 +272,7 @@ class Trainer:
         loss_sum, since_log = torch.zeros((), device=self.device), 0
         while self.step < self.config.max_iters:
             with clock.aside():
-                if self._between_steps(clock):
+                if self.boundary.cross(self.step, self.config.log_interval, clock):
                     return self.control.stop_reason
             cfg = self.config
             lr = learning_rate_at(cfg, self.step) * self.lr_scale

@@ -1,0 +1,70 @@
+"""What happens between two training steps, whoever asked for it (the app, a signal, another
+process's request files): saves and samples are served at once, by rank 0, which needs no
+other rank for them; stop, pause and live changes must reach every rank at the same step, so
+under torchrun the ranks agree on them at log intervals, where a sync happens anyway."""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from .clock import TrainingClock
+from .control import FileRequests, SampleRequest, TrainingControl
+from .distributed import Distributed
+from .events import EventCallback, StateChanged
+
+
+class StepBoundary:
+    def __init__(self, control: TrainingControl, requests: FileRequests | None, dist: Distributed,
+                 device: torch.device, emit: EventCallback, save: Callable[[], None],
+                 sample: Callable[[SampleRequest], None], change: Callable[[dict, str, str], None]):
+        self.control = control
+        self.requests = requests
+        self.dist = dist
+        self.device = device
+        self.emit = emit
+        self.save, self.sample, self.change = save, sample, change
+
+    def cross(self, step: int, log_interval: int, clock: TrainingClock) -> bool:
+        """Apply what arrived during the last step; wait here while paused (the clock leaves the
+        pause out). Returns True when the run must stop."""
+        self.serve()
+        if self.dist.active and step % log_interval:
+            return False
+        stop, pause = self._agree()
+        if pause and not stop:
+            self.emit(StateChanged("paused", step))
+            with clock.paused():
+                while pause and not stop:
+                    self.control.wait_while_paused()
+                    self.serve()
+                    stop, pause = self._agree()
+            self.emit(StateChanged("running", step))
+        return stop
+
+    def serve(self) -> None:
+        """Request files, then save and sample requests (paused or not)."""
+        if self.requests:
+            self.requests.poll(self.control)
+        if self.control.take_save():
+            self.save()
+        request = self.control.take_sample()
+        if request:
+            self.sample(request)
+
+    def serve_after_run(self) -> None:
+        """After the run the model stays in memory: serve saves and samples until the control
+        is closed (a new run, or the app leaving)."""
+        while self.control.wait_for_request():
+            self.serve()
+
+    def _agree(self) -> tuple[bool, bool]:
+        """(stop, pause), the same on every rank, once the live changes that rank 0 received are
+        applied on every rank at this same step."""
+        stop, pause, changes = self.dist.agree(self.control.stop_reason is not None, self.control.paused,
+                                               self.control.take_changes(), self.device)
+        for change in changes:
+            self.change(*change)
+        if stop and self.control.stop_reason is None:
+            self.control.stop("stopped on another rank")
+        return stop, pause
