@@ -7,7 +7,7 @@ import string
 from pathlib import Path
 
 import torch
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
 from tui_trainer.engine.config import FIELDS, TrainConfig, config_from_dict, find_problems, parse_overrides
@@ -53,10 +53,10 @@ TEXT_INPUTS = [n for n in FIELDS if str(FIELDS[n].type) in ("int", "float", "str
 MARKUP = ["[x=", "[", "]", "[/]", "\\", "[bold]", "[/b", "[link=x]y[/link]", "[red]]", "[@click=app.quit]q[/]"]
 
 
-# One generated example beside the markup one: tests/test_monkey.py types far more into every field.
-@settings(max_examples=1, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+# The markup example only: tests/test_monkey.py types far more, into every field, in every state.
+@settings(phases=[Phase.explicit], deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.tuples(st.sampled_from(TEXT_INPUTS), texts), min_size=10, max_size=30))
-@example([(name, text) for name in ("learning_rate", "d_model", "data", "run_name", "sample_prompt") for text in MARKUP])
+@example([(name, text) for name in ("learning_rate", "data", "sample_prompt") for text in MARKUP])
 def test_form_answers_any_typing_with_a_message(tiny_config, edits):
     async def drive() -> None:
         app = create_app(tiny_config)

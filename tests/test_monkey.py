@@ -87,7 +87,7 @@ async def test_random_typing_never_kills_the_app_in_any_state(tiny_config):
         form_inputs = [w.id for w in app.query("#form Input")]
         sample_inputs = ["sample-prompt", "sample-temperature", "sample-top-k"]
         # idle: every form field and the Samples inputs
-        await burst(pilot, rng, form_inputs + sample_inputs, 60)
+        await burst(pilot, rng, form_inputs + sample_inputs, 40)
         # the preset picker, opened and typed at, then closed
         app.form.query_one("#preset").focus()
         await press(pilot, "enter")
@@ -124,7 +124,7 @@ async def test_random_typing_never_kills_the_app_in_any_state(tiny_config):
         if app.state in (AppState.RUNNING, AppState.PAUSED):
             await press(pilot, "f7")
         await wait_for(pilot, lambda: app.state == AppState.ENDED, timeout=60)
-        await burst(pilot, rng, form_inputs + sample_inputs, 40)
+        await burst(pilot, rng, form_inputs + sample_inputs, 25)
         await press(pilot, "f2")
         await burst(pilot, rng, [], 8, ["up", "down", "space", "[", "]"])
         await press(pilot, "escape")
