@@ -12,7 +12,7 @@ from tui_trainer.engine import clock as clock_module
 from tui_trainer.engine.clock import TrainingClock
 from tui_trainer.engine.control import SampleRequest, TrainingControl
 from tui_trainer.engine.config import load_config
-from tui_trainer.engine.events import (TAGS, CheckpointSaved, EvalResult, HparamsChanged, LogMessage, RecordError,
+from tui_trainer.engine.events import (TAGS, CheckpointSaved, Detached, EvalResult, HparamsChanged, LogMessage, RecordError,
                                        RunFailed, RunFinished, RunStarted, SampleText, StateChanged, StepMetrics,
                                        from_record, to_record)
 from tui_trainer.engine.follow import MetricsFollower, read_events
@@ -29,6 +29,7 @@ EXAMPLES = {
     CheckpointSaved: CheckpointSaved(50, "/runs/a/best.ckpt", "best"),
     SampleText: SampleText(60, "[bold]", "山禾 \"quoted\"\n[/]"),
     HparamsChanged: HparamsChanged(30, {"learning_rate": [0.001, 0.0005], "sample_prompt": ["a", "[b]"]}, "cli", "f00d"),
+    Detached: Detached(44, 4321),
     LogMessage: LogMessage("warning", "a [x= warning"),
     RunFinished: RunFinished(500, "stopped", "received SIGHUP", 2.5, RUN),
     RunFailed: RunFailed(3, "error", "ValueError: boom", RUN, "Traceback (most recent call last):\n..."),

@@ -418,7 +418,8 @@ def test_stale_runs_are_interrupted_and_other_hosts_are_said_to_be_unknowable(tm
     reused = fake_run(tmp_path / "reused", pid=os.getpid(), host=here, started=1000.0)  # pid now someone else's
     dead = fake_run(tmp_path / "dead", pid=2**22 + 12345, host=here)
     remote = fake_run(tmp_path / "remote", pid=os.getpid(), host="gpu-box-7")
-    assert summarize(alive).status == "running"
+    detached = fake_run(tmp_path / "detached", pid=os.getpid(), host=here, started=time.time(), detached=True)
+    assert summarize(alive).status == "running" and summarize(detached).status == "running, detached"
     assert summarize(reused).status == "interrupted"
     assert summarize(dead).status == "interrupted"
     assert summarize(remote).status == "running on gpu-box-7?"

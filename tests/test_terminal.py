@@ -180,3 +180,58 @@ def test_a_ui_crash_stops_saves_and_exits_1_with_one_line(tmux, corpus, tmp_path
     screen = tmux("capture-pane", "-p", "-J", "-t", tmux.session)  # -J: the line as printed, unwrapped
     assert f"traceback in {run_dir / 'error.log'}" in screen and f"gpt-tui train --resume {run_dir}" in screen
     assert "Traceback" not in screen
+
+
+def pid_of(run_dir: Path) -> int:
+    return json.loads((run_dir / "run.json").read_text())["pid"]
+
+
+def stop_from_a_watcher(run_dir: Path) -> None:
+    """What `gpt-tui watch RUN_DIR` then F7 does, through the same app."""
+    import asyncio
+
+    from tui_trainer.engine.config import TrainConfig
+    from tui_trainer.ui.app import create_app
+
+    async def watch_and_stop() -> None:
+        app = create_app(TrainConfig(), watch=run_dir)
+        async with app.run_test(size=(120, 40)) as pilot:
+            while app.state != "running":
+                await pilot.pause(0.1)
+            assert app.plot.raw.total > 0  # the whole history so far, reattached
+            await pilot.press("f7")
+            while app.state != "ended":
+                await pilot.pause(0.1)
+    asyncio.run(watch_and_stop())
+
+
+def trains_on_detached(run_dir: Path) -> None:
+    """The app's process lives on without its terminal, still training, marked detached."""
+    pid = pid_of(run_dir)
+    step = last_step(run_dir)
+    wait_until(lambda: last_step(run_dir) > step + 10)
+    assert not gone(pid) and json.loads((run_dir / "run.json").read_text())["detached"] is True
+    stop_from_a_watcher(run_dir)
+    wait_until(lambda: gone(pid), timeout=30)  # it exits once its run has ended
+    saved = torch.load(run_dir / "model.ckpt", weights_only=True)
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "stopped"
+    assert saved["step"] >= last_step(run_dir)
+
+
+def test_f10_detaches_and_a_watcher_comes_back_to_the_run(tmux, corpus, tmp_path):
+    run_dir = tmp_path / "run"
+    tmux.start(app_command(corpus, run_dir), 120, 40)
+    wait_until(lambda: last_step(run_dir) >= 10)
+    tmux.keys("F10")
+    wait_until(lambda: f"come back with: gpt-tui watch {run_dir}" in tmux.screen().replace("\n", ""))
+    tmux("kill-session", "-t", tmux.session)  # then log off: the hang-up that follows is ignored
+    trains_on_detached(run_dir)
+    assert '"event": "detached"' in (run_dir / "metrics.jsonl").read_text()  # part of the run's record
+
+
+def test_with_on_hangup_detach_a_closed_terminal_leaves_the_run_training(tmux, corpus, tmp_path):
+    run_dir = tmp_path / "run"
+    tmux.start([*app_command(corpus, run_dir), "--set=on_hangup=detach"], 100, 30)
+    wait_until(lambda: last_step(run_dir) >= 10)
+    tmux("kill-session", "-t", tmux.session)  # the pty closes: SIGHUP
+    trains_on_detached(run_dir)

@@ -270,9 +270,10 @@ def _run_app(make_app, stderr_log) -> int:
     stderr.start(stderr_log)
     application = make_app(stderr)
     try:
-        result = application.run()
+        result = application.run()  # after a detach, this returns when the run has ended
     finally:
-        stderr.stop()
+        if not application.detached:  # a detached run's descriptors stay away from the terminal
+            stderr.stop()
         application.restore_signals()
     code = application.signal_exit or result or 0
     if application.crash is not None:

@@ -1,8 +1,8 @@
 """The line each engine event reads as: one wording for the app's Log tab and the CLI."""
 from __future__ import annotations
 
-from .engine.events import (CheckpointSaved, EvalResult, Event, HparamsChanged, LogMessage, RunFailed, RunFinished,
-                            RunStarted, SampleText, StateChanged, StepMetrics)
+from .engine.events import (CheckpointSaved, Detached, EvalResult, Event, HparamsChanged, LogMessage, RunFailed,
+                            RunFinished, RunStarted, SampleText, StateChanged, StepMetrics)
 from .formats import fmt_duration, fmt_loss, fmt_mfu, fmt_value
 
 
@@ -31,6 +31,9 @@ def event_line(event: Event) -> str | None:
     if isinstance(event, HparamsChanged):
         changes = ", ".join(f"{key} {fmt_value(old)} → {fmt_value(new)}" for key, (old, new) in event.changes.items())
         return f"from step {event.step}: {changes} (set in the {event.source})"
+    if isinstance(event, Detached):
+        return (f"detached at step {event.step}: process {event.pid} trains on without the app; "
+                "steer it with gpt-tui watch or gpt-tui set")
     if isinstance(event, LogMessage):
         return event.text
     if isinstance(event, RunFinished):

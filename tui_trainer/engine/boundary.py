@@ -6,24 +6,27 @@ from __future__ import annotations
 
 from typing import Callable
 
+import os
+
 import torch
 
 from .clock import TrainingClock
 from .control import FileRequests, SampleRequest, TrainingControl
 from .distributed import Distributed
-from .events import EventCallback, StateChanged
+from .events import Detached, EventCallback, StateChanged
 
 
 class StepBoundary:
     def __init__(self, control: TrainingControl, requests: FileRequests | None, dist: Distributed,
                  device: torch.device, emit: EventCallback, save: Callable[[], None],
-                 sample: Callable[[SampleRequest], None], change: Callable[[dict, str, str], None]):
+                 sample: Callable[[SampleRequest], None], change: Callable[[dict, str, str], None],
+                 step: Callable[[], int]):
         self.control = control
         self.requests = requests
         self.dist = dist
         self.device = device
         self.emit = emit
-        self.save, self.sample, self.change = save, sample, change
+        self.save, self.sample, self.change, self.step = save, sample, change, step
 
     def cross(self, step: int, log_interval: int, clock: TrainingClock) -> bool:
         """Apply what arrived during the last step; wait here while paused (the clock leaves the
@@ -46,6 +49,8 @@ class StepBoundary:
         """Request files, then save and sample requests (paused or not)."""
         if self.requests:
             self.requests.poll(self.control)
+        if self.control.take_detach():
+            self.emit(Detached(self.step(), os.getpid()))
         if self.control.take_save():
             self.save()
         request = self.control.take_sample()

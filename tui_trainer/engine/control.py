@@ -30,6 +30,7 @@ class TrainingControl:
         self._changes: list[tuple[dict, str, str]] = []
         self._sample: SampleRequest | None = None
         self._closed = False
+        self._detached = False
 
     # -- called by the UI, the CLI's signal handlers, or the watch control file --
     def stop(self, reason: str = "stopped by user", save: bool = True) -> None:
@@ -62,6 +63,16 @@ class TrainingControl:
         with self._cond:
             self._sample = request
             self._cond.notify_all()
+
+    def detach(self) -> None:
+        """The app left: the trainer records it at the next step boundary and trains on."""
+        with self._cond:
+            self._detached = True
+
+    def take_detach(self) -> bool:
+        with self._cond:
+            detached, self._detached = self._detached, False
+            return detached
 
     def close(self) -> None:
         """No more requests: a trainer serving them after its run returns (see wait_for_request)."""

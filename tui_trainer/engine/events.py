@@ -84,6 +84,14 @@ class HparamsChanged:
 
 
 @dataclass(frozen=True)
+class Detached:
+    """The app that trains this run left its terminal (F10, or a hang-up with on_hangup =
+    "detach"): process ``pid`` trains on without a UI, steered through the run directory."""
+    step: int
+    pid: int
+
+
+@dataclass(frozen=True)
 class LogMessage:
     level: str  # "info", "warning" or "error"
     text: str
@@ -108,13 +116,13 @@ class RunFailed:
 
 
 Event = Union[RunStarted, StateChanged, StepMetrics, EvalResult, CheckpointSaved, SampleText, HparamsChanged,
-              LogMessage, RunFinished, RunFailed]
+              Detached, LogMessage, RunFinished, RunFailed]
 EventCallback = Callable[[Event], None]
 
 # The ``event`` tag of each type in metrics.jsonl (the names the file has always used).
 TAGS: dict[type, str] = {RunStarted: "start", StateChanged: "state", StepMetrics: "step", EvalResult: "eval",
                          CheckpointSaved: "checkpoint", SampleText: "sample", HparamsChanged: "hparams",
-                         LogMessage: "log", RunFinished: "end", RunFailed: "failed"}
+                         Detached: "detached", LogMessage: "log", RunFinished: "end", RunFailed: "failed"}
 TYPES: dict[str, type] = {tag: cls for cls, tag in TAGS.items()}
 NOT_WRITTEN = ("run_dir",)
 

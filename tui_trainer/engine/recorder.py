@@ -10,7 +10,7 @@ import os
 import time
 
 from .config import TrainConfig, with_overrides
-from .events import (EvalResult, Event, HparamsChanged, RunFailed, RunFinished, RunStarted, SampleText, StateChanged,
+from .events import (Detached, EvalResult, Event, HparamsChanged, RunFailed, RunFinished, RunStarted, SampleText, StateChanged,
                      to_record)
 from .rundir import RunDir
 
@@ -39,7 +39,7 @@ class RunRecorder:
                                       num_params=event.num_params, started=self.rundir.status.get("started", now),
                                       resumed=now if event.step else None, ended=None,
                                       run_name=self.config.run_name, max_iters=event.max_iters,
-                                      processes=event.processes)
+                                      processes=event.processes, detached=None)
             if event.parent:
                 self.rundir.update_status(parent={"run_dir": event.parent, "step": event.step})
         elif isinstance(event, EvalResult):
@@ -49,6 +49,8 @@ class RunRecorder:
             self.rundir.write_config(self.config)
             if "max_iters" in event.changes:
                 self.rundir.update_status(max_iters=self.config.max_iters)
+        elif isinstance(event, Detached):
+            self.rundir.update_status(detached=True)
         elif isinstance(event, SampleText):
             self.rundir.append_sample(event.step, event.text)
         elif isinstance(event, RunFinished):

@@ -14,7 +14,7 @@ from .rundir import holds_run
 
 # Keys that name or place a run rather than shape its training: never a comparison label.
 NOT_HPARAMS = ("run_name", "out_dir", "log_interval", "checkpoint_interval", "sample_interval", "sample_prompt",
-               "sample_tokens", "wandb", "wandb_project", "num_threads")
+               "sample_tokens", "wandb", "wandb_project", "num_threads", "on_hangup")
 
 
 @dataclass
@@ -62,6 +62,8 @@ def summarize(path: Path) -> RunSummary:
     state = effective_status(status)
     if state in ("running", "paused") and on_other_host(status):
         state = f"{state} on {status.get('host')}?"  # nobody here can tell whether it still does
+    elif state in ("running", "paused") and status.get("detached"):
+        state = f"{state}, detached"
     return RunSummary(path=path, status=state, started=status.get("started"),
                       last_step=int(status.get("last_step") or 0), max_iters=status.get("max_iters"),
                       best_val_loss=math.inf if best is None else float(best), num_params=status.get("num_params"),

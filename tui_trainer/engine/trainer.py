@@ -84,7 +84,8 @@ class Trainer:
         self.boundary = StepBoundary(
             self.control, self.file_requests, self.dist, self.device, self._emit,
             save=lambda: self._side_action("saving the checkpoint", self.save_checkpoint, "latest"),
-            sample=lambda request: self._side_action("the sample", self.sample, request), change=self._change)
+            sample=lambda request: self._side_action("the sample", self.sample, request), change=self._change,
+            step=lambda: self.step)
         self.flops_per_token = model_flops_per_token(self.raw_model)
         # FLOP/s one device can do, set when the loop first starts (see _prepare_model)
         self.peak_flops: float | None = None

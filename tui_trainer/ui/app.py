@@ -35,6 +35,7 @@ from ..engine.presets import list_presets, preset_target, save_preset
 from ..engine.rundir import free_path, holds_run
 from ..event_text import event_line
 from ..signals import SIGNAL_EXIT_CODES, SignalHandlers
+from .detach import start_detach
 from .event_batches import EventBatches
 from .keymap import load_keymap
 from .messages import CorpusInfo, EngineEvents, FollowedEvents, RunReady, TokenizeProgress
@@ -79,6 +80,8 @@ class GptTuiApp(RunsActions, App[int]):
         Binding("f8", "sample", "Sample", tooltip="Generate a sample: from the current model", id="sample"),
         Binding("f2", "runs", "Runs", tooltip="Runs: resume, watch or compare past and running runs", id="runs"),
         Binding("f9", "toggle_log_y", "Log y", tooltip="Toggle log-scale loss axis: for long runs", id="log-y"),
+        Binding("f10", "detach", "Detach", tooltip="Detach: the run trains on in this process without the app; "
+                "gpt-tui watch RUN_DIR comes back to it", id="detach"),
         Binding("ctrl+q", "request_quit", "Quit", tooltip="Quit: asks to save first during a run", priority=True,
                 id="quit"),
     ]
@@ -114,6 +117,9 @@ class GptTuiApp(RunsActions, App[int]):
         self._quit_after_run = False
         self._save_requested = False  # ctrl+s was pressed and its checkpoint has not been reported yet
         self.signal_exit: int | None = None  # the exit code a SIGINT, SIGTERM or SIGHUP asked for
+        self.detached = False  # the app left its run training on (F10, or a hang-up with on_hangup = "detach")
+        self._detach_line: str | None = None  # what the terminal is told as the app leaves
+        self._run_config: TrainConfig | None = None  # the config of this app's own run
         # An exception that escaped a UI handler (see _handle_exception), with its traceback text.
         self.crash: BaseException | None = None
         self.crash_traceback = ""
@@ -171,10 +177,14 @@ class GptTuiApp(RunsActions, App[int]):
             self.call_after_refresh(self.action_start)
 
     def on_unmount(self) -> None:
-        # However the app closes, its own run stops and saves rather than training on unseen
+        warnings.showwarning = self._previous_showwarning
+        if self.detached:  # the run trains on; SIGTERM and SIGINT still stop and save it
+            self.control.close()  # nobody is left to ask for a save or a sample after the run
+            start_detach(self._detach_line, Path(self.run_dir) / "detached.log")
+            return
+        # However else the app closes, its own run stops and saves rather than training on unseen
         # (Textual then waits for the training thread before the process can end).
         self._stop_training_thread("the app closed")
-        warnings.showwarning = self._previous_showwarning
         if self.crash is None or not self.owns_run():  # else signals keep their promise until the run has saved
             self.restore_signals()
 
@@ -204,12 +214,33 @@ class GptTuiApp(RunsActions, App[int]):
         """SIGHUP (the terminal went away: SSH closed), SIGTERM or SIGINT: as on the CLI, a run of
         this app's own finishes its step, saves and syncs, then the app exits with 128 + signum.
         A watched run belongs to another process and goes on."""
+        if signum == signal.SIGHUP and (self.detached or self._hangup_detaches()):
+            self._detach(None)  # silently: nobody is there to read it
+            return
         self.signal_exit = SIGNAL_EXIT_CODES[signum]
         if self.owns_run():
             self.control.stop(f"received {signal.Signals(signum).name}", save=True)
             self._quit_after_run = True
         elif self.crash is None:  # after a crash the app is gone already; the exit code is all that is left
             self._leave(self.signal_exit)
+
+    def _hangup_detaches(self) -> bool:
+        return (self._run_config is not None and self._run_config.on_hangup == "detach" and self.run_dir is not None
+                and isinstance(self.control, TrainingControl) and allowed(self.state).in_run)
+
+    def action_detach(self) -> None:
+        if self.check_action("detach", ()) is not True:
+            self.notify("no run of this app's own is training", severity="warning", title="Detach")
+            return
+        self._detach(f"gpt-tui: detached: {self.run_dir} trains on in process {os.getpid()}; its output goes to "
+                     f"{Path(self.run_dir) / 'detached.log'}; come back with: gpt-tui watch {self.run_dir}")
+
+    def _detach(self, line: str | None) -> None:
+        """Leave the terminal; the run goes on in this process (see detach.py)."""
+        if not self.detached:
+            self.detached, self._detach_line = True, line
+            self.control.detach()
+            self.exit(0)
 
     def _leave(self, code: int) -> None:
         """Exit after a signal. The terminal may be gone (SIGHUP: a dropped SSH connection), and
@@ -277,6 +308,8 @@ class GptTuiApp(RunsActions, App[int]):
             ok = rules.sample and self.run_info is not None
         elif action == "runs":
             ok = rules.runs
+        elif action == "detach":
+            ok = rules.steer and isinstance(self.control, TrainingControl) and self.run_dir is not None
         else:
             return True
         return True if ok else None
@@ -416,6 +449,7 @@ class GptTuiApp(RunsActions, App[int]):
             return
         self.control = TrainingControl()
         self.run_info = None
+        self._run_config = config
         self.plot.reset()
         resume, self.resume_from = self.resume_from, None
         fork, self.fork_from = self.fork_from, None
