@@ -76,7 +76,7 @@ class TrainConfig:
     run_name: str = field(default="gpt", metadata=_key("System", "Run directory name; a timestamp is appended."))
     wandb: bool = field(default=False, metadata=_key("System", "Log config and losses to Weights & Biases (extra 'wandb')."))
     wandb_project: str = field(default="gpt-tui", metadata=_key("System", "W&B project of the run when wandb is on."))
-    on_hangup: str = field(default="stop", metadata=_key("System", "When the app's terminal goes away (SIGHUP): 'stop' saves and exits; 'detach' trains on without the UI (F10 does it by hand).", choices=("stop", "detach")))
+    on_hangup: str = field(default="stop", metadata=_key("System", "When the app's terminal goes away (SIGHUP): 'stop' saves and exits; 'detach' trains on without the UI, as the app's Detach does.", choices=("stop", "detach")))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -85,7 +85,7 @@ class HparamsChanged:
 
 @dataclass(frozen=True)
 class Detached:
-    """The app that trains this run left its terminal (F10, or a hang-up with on_hangup =
+    """The app that trains this run left its terminal (its Detach, or a hang-up with on_hangup =
     "detach"): process ``pid`` trains on without a UI, steered through the run directory."""
     step: int
     pid: int
