@@ -104,7 +104,7 @@ async def test_random_typing_never_kills_the_app_in_any_state(tiny_config):
         await press(pilot, "f5")
         await wait_for(pilot, lambda: app.state == AppState.RUNNING, timeout=60)
         live_inputs = [f"f-{key}" for key in LIVE_KEYS if f"f-{key}" in form_inputs]
-        await burst(pilot, rng, live_inputs + sample_inputs, 40, KEYS + ["enter"])
+        await burst(pilot, rng, live_inputs + sample_inputs, 30, KEYS + ["enter"])
         # the quit dialog over a running run: typed at, then cancelled
         if app.state != AppState.RUNNING:  # a live change typed above may have ended the run (a low max_iters)
             app.form.load(config)
@@ -119,7 +119,7 @@ async def test_random_typing_never_kills_the_app_in_any_state(tiny_config):
         if app.state == AppState.RUNNING:
             await press(pilot, "f6")
             await wait_for(pilot, lambda: app.state in (AppState.PAUSED, AppState.ENDED))
-        await burst(pilot, rng, live_inputs + sample_inputs, 25)
+        await burst(pilot, rng, live_inputs + sample_inputs, 15)
         # ended: stop, then everything again, the Runs screen listing the run
         if app.state in (AppState.RUNNING, AppState.PAUSED):
             await press(pilot, "f7")

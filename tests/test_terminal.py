@@ -209,7 +209,7 @@ def trains_on_detached(run_dir: Path) -> None:
     """The app's process lives on without its terminal, still training, marked detached."""
     pid = pid_of(run_dir)
     step = last_step(run_dir)
-    wait_until(lambda: last_step(run_dir) > step + 10)
+    wait_until(lambda: last_step(run_dir) > step + 4)
     assert not gone(pid) and json.loads((run_dir / "run.json").read_text())["detached"] is True
     stop_from_a_watcher(run_dir)
     wait_until(lambda: gone(pid), timeout=30)  # it exits once its run has ended

@@ -392,7 +392,7 @@ class GptTuiApp(RunsActions, App[int]):
 
     @on(CorpusInfo)
     def _corpus_info(self, event: CorpusInfo) -> None:
-        if event.key == self._corpus_key:
+        if event.key == self._corpus_key and self.is_running:  # a read that ends as the app closes has no form left
             self.form.set_corpus_info(event.tokens, event.vocab_size, event.error)
 
     @on(HyperparamForm.LiveChangeSubmitted)
