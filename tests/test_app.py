@@ -157,19 +157,6 @@ async def test_live_learning_rate_change(app_config):
         assert [l["lr"] for l in lines if l["event"] == "step"][-1] == 0.0005
 
 
-async def test_quit_during_run_asks_and_saves(app_config):
-    app = create_app(make_config(app_config, max_iters=100000, log_interval=1))
-    async with app.run_test(size=SIZE) as pilot:
-        await press(pilot, "f5")
-        await wait_for(pilot, lambda: app.state == "running")
-        await press(pilot, "ctrl+q")
-        await wait_for(pilot, lambda: app.screen.__class__.__name__ == "QuitScreen")
-        await press(pilot, "s")
-        await wait_for(pilot, lambda: not app.is_running)
-    saved = torch.load(Path(app.run_dir) / "model.ckpt", weights_only=True)
-    assert saved["step"] == app.progress.step
-
-
 async def test_command_palette_offers_the_training_actions(app_config):
     app = create_app(app_config)
     async with app.run_test(size=SIZE):
@@ -321,13 +308,18 @@ async def test_a_large_data_folder_is_read_only_when_asked(app_config, tmp_path,
         await wait_for(pilot, lambda: "3,200 tokens" in str(app.query_one("#derived").render()))
 
 
-async def test_ctrl_q_three_times_shows_one_dialog_that_says_paused(app_config):
+async def test_quit_during_a_run_asks_once_and_saves(app_config):
     from tui_trainer.ui.screens import QuitScreen
 
-    app = create_app(make_config(app_config, max_iters=100_000))
+    app = create_app(make_config(app_config, max_iters=100_000, log_interval=1))
     async with app.run_test(size=SIZE) as pilot:
         await press(pilot, "f5")
         await wait_for(pilot, lambda: app.state == "running")
+        await press(pilot, "ctrl+q")
+        await wait_for(pilot, lambda: isinstance(app.screen, QuitScreen))
+        assert "Training is running." in app.screen.question
+        await press(pilot, "escape")  # cancelled: the run goes on
+        await wait_for(pilot, lambda: not isinstance(app.screen, QuitScreen))
         await press(pilot, "f6")
         await wait_for(pilot, lambda: app.state == "paused")
         await press(pilot, "ctrl+q", "ctrl+q", "ctrl+q")
@@ -335,6 +327,8 @@ async def test_ctrl_q_three_times_shows_one_dialog_that_says_paused(app_config):
         assert "Training is paused." in app.screen.question
         await press(pilot, "s")
         await wait_for(pilot, lambda: not app.is_running)
+    saved = torch.load(Path(app.run_dir) / "model.ckpt", weights_only=True)
+    assert saved["step"] == app.progress.step
 
 
 async def test_ctrl_s_then_f5_after_a_run_keeps_the_save(app_config):

@@ -1,13 +1,12 @@
 """Random input never raises; injected faults (OOM) are reported and the state is kept."""
 from __future__ import annotations
 
-import asyncio
 import json
 import string
 from pathlib import Path
 
 import torch
-from hypothesis import HealthCheck, Phase, example, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tui_trainer.engine.config import FIELDS, TrainConfig, config_from_dict, find_problems, parse_overrides
@@ -45,32 +44,6 @@ def test_set_overrides_are_accepted_or_rejected_with_messages(items):
         config_from_dict(parse_overrides(items))
     except ConfigError as exc:
         assert exc.problems and all(isinstance(p, str) and p for p in exc.problems)
-
-
-TEXT_INPUTS = [n for n in FIELDS if str(FIELDS[n].type) in ("int", "float", "str") and not FIELDS[n].metadata["choices"]]
-
-
-MARKUP = ["[x=", "[", "]", "[/]", "\\", "[bold]", "[/b", "[link=x]y[/link]", "[red]]", "[@click=app.quit]q[/]"]
-
-
-# The markup example only: tests/test_monkey.py types far more, into every field, in every state.
-@settings(phases=[Phase.explicit], deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.lists(st.tuples(st.sampled_from(TEXT_INPUTS), texts), min_size=10, max_size=30))
-@example([(name, text) for name in ("learning_rate", "data", "sample_prompt") for text in MARKUP])
-def test_form_answers_any_typing_with_a_message(tiny_config, edits):
-    async def drive() -> None:
-        app = create_app(tiny_config)
-        async with app.run_test(size=(120, 40)) as pilot:
-            form = app.query_one("#form")
-            for name, text in edits:
-                app.query_one(f"#f-{name}").value = text
-                await pilot.pause()
-                problems = form.problems
-                assert all(isinstance(m, str) and m for m in problems.values())
-                assert (app.form_config is None) == bool(problems)
-                assert app.query_one("#start").disabled == bool(problems)
-            assert app.is_running
-    asyncio.run(drive())
 
 
 def test_out_of_memory_is_reported_and_state_kept(tiny_config, monkeypatch):
