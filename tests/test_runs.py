@@ -109,6 +109,12 @@ async def test_watch_follows_a_cli_run_and_its_save_and_stop_reach_it(tiny_confi
                 (run_dir / "run.json").read_text())) != "running":
             assert time.time() < deadline and proc.poll() is None, proc.stderr.read() if proc.poll() else "slow"
             await asyncio.sleep(0.1)
+        # gpt-tui set refuses with exit 2 and one line: a locked key, an unknown key, a bad value
+        for change, problem in (("d_model=64", "cannot change while the run trains"), ("nope=1", "unknown key"),
+                                ("batch_size=0", "batch_size")):
+            assert main(["set", str(run_dir), change]) == 2
+            err = capsys.readouterr().err
+            assert problem in err and err.count("\n") == 1, err
         app = create_app(tiny_config, watch=run_dir)
         async with app.run_test(size=SIZE) as pilot:
             await wait_for(pilot, lambda: app.state == "running" and app.plot.raw.total > 3)
@@ -123,11 +129,7 @@ async def test_watch_follows_a_cli_run_and_its_save_and_stop_reach_it(tiny_confi
             await press(pilot, "enter")
             await wait_for(pilot, lambda: any(r["event"] == "hparams" and r["source"] == "watch" and
                                               r["changes"] == {"learning_rate": [3e-3, 7e-4]} for r in records(run_dir)))
-            # gpt-tui set: refusals exit 2 with one line, a change exits 0 once applied
-            for change, problem in (("d_model=64", "cannot change while the run trains"), ("nope=1", "unknown key"),
-                                    ("batch_size=0", "batch_size")):
-                refused = await asyncio.to_thread(gpt_tui_set, run_dir, change)
-                assert refused.returncode == 2 and problem in refused.stderr and refused.stderr.count("\n") == 1
+            # gpt-tui set applies a change and exits 0 once the run has; the watcher sees it too
             applied = await asyncio.to_thread(gpt_tui_set, run_dir, "eval_iters=3")
             assert applied.returncode == 0 and "eval_iters 4 → 3 (set in the cli)" in applied.stdout
             await wait_for(pilot, lambda: app.query_one("#f-eval_iters").value == "3")  # the watcher sees it too
