@@ -12,9 +12,9 @@ from tui_trainer.engine import clock as clock_module
 from tui_trainer.engine.clock import TrainingClock
 from tui_trainer.engine.control import SampleRequest, TrainingControl
 from tui_trainer.engine.config import load_config
-from tui_trainer.engine.events import (TAGS, CheckpointSaved, Detached, EvalResult, HparamsChanged, LogMessage, RecordError,
-                                       RunFailed, RunFinished, RunStarted, SampleText, StateChanged, StepMetrics,
-                                       from_record, to_record)
+from tui_trainer.engine.events import (TAGS, CheckpointSaved, Detached, EvalResult, HparamsChanged, LogMessage,
+                                       RecordError, RunFailed, RunFinished, RunStarted, SampleText, StateChanged,
+                                       StepMetrics, from_record, to_record)
 from tui_trainer.engine.follow import MetricsFollower, read_events
 from tui_trainer.engine.trainer import Trainer
 

@@ -79,16 +79,13 @@ def _train_with_torchrun(args: argparse.Namespace, config: TrainConfig) -> int:
     from pathlib import Path
 
     from .engine.launch import fork_args, launch_job, prepare_run_dir, resume_args
-    from .engine.rundir import new_run_dir, refuse_existing_run
+    from .engine.rundir import new_run_dir
 
     if args.resume:
         train_args = resume_args(args.resume, run_overrides(args))
-    elif args.fork:
-        run_dir = Path(args.out) if args.out else new_run_dir(config)
-        refuse_existing_run(run_dir)
-        train_args = fork_args(args.fork, run_overrides(args), run_dir)
     else:
-        train_args = prepare_run_dir(config, Path(args.out) if args.out else new_run_dir(config))
+        run_dir = Path(args.out) if args.out else new_run_dir(config)
+        train_args = fork_args(args.fork, run_overrides(args), run_dir) if args.fork else prepare_run_dir(config, run_dir)
     print(f"starting torchrun with {config.processes} processes (batch_size {config.batch_size} per process)",
           flush=True)
     job = launch_job(config.processes, train_args)

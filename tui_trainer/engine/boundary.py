@@ -4,9 +4,8 @@ other rank for them; stop, pause and live changes must reach every rank at the s
 under torchrun the ranks agree on them at log intervals, where a sync happens anyway."""
 from __future__ import annotations
 
-from typing import Callable
-
 import os
+from typing import Callable
 
 import torch
 

@@ -35,7 +35,8 @@ def resume_args(run_dir: str | Path, overrides: dict[str, Any]) -> list[str]:
 
 def fork_args(source: str | Path, overrides: dict[str, Any], run_dir: Path) -> list[str]:
     """The train arguments that fork ``source`` into ``run_dir`` (named here, so that every
-    rank writes the same one)."""
+    rank writes the same one), which must not hold a run yet."""
+    refuse_existing_run(run_dir)
     return ["--fork", str(source), "--out", str(run_dir), *resume_args(source, overrides)[2:]]
 
 

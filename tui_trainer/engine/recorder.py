@@ -10,8 +10,8 @@ import os
 import time
 
 from .config import TrainConfig, with_overrides
-from .events import (Detached, EvalResult, Event, HparamsChanged, RunFailed, RunFinished, RunStarted, SampleText, StateChanged,
-                     to_record)
+from .events import (Detached, EvalResult, Event, HparamsChanged, RunFailed, RunFinished, RunStarted, SampleText,
+                     StateChanged, to_record)
 from .rundir import RunDir
 
 

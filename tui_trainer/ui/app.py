@@ -225,8 +225,9 @@ class GptTuiApp(RunsActions, App[int]):
             self._leave(self.signal_exit)
 
     def _hangup_detaches(self) -> bool:
-        return (self._run_config is not None and self._run_config.on_hangup == "detach" and self.run_dir is not None
-                and isinstance(self.control, TrainingControl) and allowed(self.state).in_run)
+        """A hang-up detaches when the run's config says so and F10 could detach it now."""
+        return (self._run_config is not None and self._run_config.on_hangup == "detach"
+                and self.check_action("detach", ()) is True)
 
     def action_detach(self) -> None:
         if self.check_action("detach", ()) is not True:

@@ -185,14 +185,13 @@ class RunsActions:
     def _start_job(self, config: TrainConfig) -> None:
         """processes > 1: launch torchrun on this machine and follow its run directory."""
         from ..engine.launch import fork_args, launch_job, prepare_run_dir, resume_args
-        from ..engine.rundir import new_run_dir, refuse_existing_run
+        from ..engine.rundir import new_run_dir
 
         resume, self.resume_from = self.resume_from, None
         fork, self.fork_from = self.fork_from, None
         try:
             if fork:
                 run_dir = Path(self.first_run_dir) if self.first_run_dir else new_run_dir(config)
-                refuse_existing_run(run_dir)
                 train_args = fork_args(fork, config.to_dict(), run_dir)
             elif resume:
                 before = read_run_config(resume)
