@@ -52,3 +52,22 @@ def test_runs_screen(snap_compare, tmp_path, monkeypatch):
     async def open_runs(pilot) -> None:
         await pilot.press("f2", "space")
     assert snap_compare(idle_app(), terminal_size=(100, 16), run_before=open_runs)
+
+
+def test_samples_tab_colours_tokens(snap_compare):
+    """A fixed checkpoint's sample with a fixed seed: tokens coloured by probability, one selected."""
+    from tui_trainer.engine.events import SampleText
+    from tui_trainer.engine.sampling import generate
+
+    from .test_samples import tiny_model
+
+    model, vocab, tokenizer = tiny_model()
+    generation = generate(model, tokenizer, vocab, "the ", 40, seed=7)
+
+    async def show_sample(pilot) -> None:
+        await corpus_figures_shown(pilot)
+        pilot.app.samples.add(SampleText(200, "the ", generation.text, generation.tokens, "", 7))
+        pilot.app.tabs.active = "tab-samples"
+        pilot.app.query_one("#sample-view").focus()
+        await pilot.press("right", "right", "right")
+    assert snap_compare(idle_app(), terminal_size=(120, 40), run_before=show_sample)

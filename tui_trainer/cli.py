@@ -44,6 +44,13 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--top-p", type=float, default=None, metavar="P")
     sample.add_argument("--seed", type=int, default=None, metavar="S")
     sample.add_argument("--device", default="cpu", help="device to sample on (default: cpu)")
+    sample.add_argument("--show-probs", action="store_true",
+                        help="colour each token by the probability the model gave it (on a terminal)")
+    sample.add_argument("--json", action="store_true",
+                        help="print one JSON object: prompt, text, and per token its id, probability and top 5")
+    sample.add_argument("--compare", nargs="*", metavar="CKPT", default=None,
+                        help="also sample these checkpoints with the same prompt and seed (none named: the run's "
+                             "best.ckpt and kept ckpt-STEP.ckpt files)")
 
     runs = commands.add_parser("runs", help="list the runs in a folder: status, steps, best val loss (newest first)")
     runs.add_argument("out_dir", metavar="OUT_DIR", nargs="?", default="runs", help="folder of runs (default: runs)")

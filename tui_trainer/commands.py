@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import argparse
+import json
+import secrets
 import signal
 import sys
+from pathlib import Path
 from typing import Any
 
 from .engine.config import TrainConfig, load_config, parse_overrides
-from .engine.errors import ConfigError
+from .engine.errors import CheckpointError, ConfigError
 from .engine.resources import default_config_path
 from .signals import SignalHandlers
 
@@ -97,25 +100,64 @@ def _train_with_torchrun(args: argparse.Namespace, config: TrainConfig) -> int:
 def sample(args: argparse.Namespace) -> int:
     import torch
 
-    from .engine.checkpoint import load_checkpoint, model_from_checkpoint, resolve_checkpoint
+    from rich.console import Console
+    from rich.text import Text
+
+    from .engine.checkpoint import resolve_checkpoint
     from .engine.device import resolve_device
-    from .engine.sampling import generate_text, sample_problems
-    from .engine.tokenizer import get_tokenizer
+    from .engine.sampling import generate_from_checkpoint, sample_problems
+    from .token_text import TERMINAL_COLOURS, legend, token_text
 
     problems = sample_problems(args.max_new_tokens, args.temperature, args.top_k, args.top_p)
     if problems:
         # named as the options are: "--top-k 0: must be ..."
         raise ConfigError([f"--{name.replace('_', '-')} {rest}" for name, rest in (p.split(" ", 1) for p in problems)])
-    path = resolve_checkpoint(args.checkpoint, prefer=("best.ckpt", "model.ckpt"))
-    ckpt = load_checkpoint(path)
-    model, config, vocab = model_from_checkpoint(ckpt, path)
-    model.to(resolve_device(args.device))
-    if args.seed is not None:
-        torch.manual_seed(args.seed)
-    text = generate_text(model, get_tokenizer(ckpt["tokenizer"]["name"]), vocab, args.prompt, args.max_new_tokens,
-                         args.temperature, args.top_k, args.top_p, args.seed)
-    print(text)
+    paths = [resolve_checkpoint(args.checkpoint, prefer=("best.ckpt", "model.ckpt"))]
+    seed = args.seed
+    if args.compare is not None:
+        paths += compared_checkpoints(paths[0], args.compare)
+        if seed is None:
+            seed = secrets.randbelow(2**31)  # one seed for all, printed so the comparison can be repeated
+    elif seed is not None:
+        torch.manual_seed(seed)
+    device = resolve_device(args.device)
+    samples = [generate_from_checkpoint(path, args.prompt, args.max_new_tokens, args.temperature, args.top_k,
+                                        args.top_p, seed, device) for path in paths]
+    if args.json:
+        objects = [dict(checkpoint=str(path), step=step, **generation.to_json())
+                   for path, (generation, step) in zip(paths, samples)]
+        print(json.dumps(objects[0] if args.compare is None else {"prompt": args.prompt, "seed": seed,
+                                                                   "samples": objects}, ensure_ascii=False))
+        return 0
+    console = Console(highlight=False)
+    for path, (generation, step) in zip(paths, samples):
+        if args.compare is not None:
+            console.rule(Text(f"seed {seed} · step {step} · {path}"), style="dim")
+        if args.show_probs:
+            console.print(token_text(generation.prompt, generation.tokens, TERMINAL_COLOURS))
+        else:
+            console.print(generation.text, markup=False)  # model output is data, not markup
+    if args.show_probs:
+        console.print(legend(TERMINAL_COLOURS), style="dim")
     return 0
+
+
+def compared_checkpoints(first: Path, named: list[str]) -> list[Path]:
+    """The checkpoints `--compare` names; when it names none, those the first one's run kept."""
+    from .engine.checkpoint import resolve_checkpoint
+    from .engine.rundir import checkpoint_history
+
+    if named:
+        return [resolve_checkpoint(path) for path in named]
+    kept = [first.parent / "best.ckpt", *reversed(checkpoint_history(first.parent))]
+    others: list[Path] = []
+    for path in kept:  # a kept file can be a hard link of model.ckpt: the same weights once
+        if path.is_file() and not any(path.samefile(seen) for seen in [first, *others]):
+            others.append(path)
+    if not others:
+        raise CheckpointError(f"{str(first.parent)!r} kept no other checkpoint to compare with: name some after "
+                              "--compare, or train with keep_checkpoints = N")
+    return others
 
 
 def info() -> int:

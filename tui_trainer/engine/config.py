@@ -72,6 +72,7 @@ class TrainConfig:
     num_threads: int = field(default=0, metadata=_key("System", "CPU threads for torch; 0 = automatic.", min=0))
     log_interval: int = field(default=10, metadata=_key("System", "Report train loss and speed every N steps.", min=1))
     checkpoint_interval: int = field(default=0, metadata=_key("System", "Save model.ckpt every N steps; 0 = only at the end and on request.", min=0))
+    keep_checkpoints: int = field(default=0, metadata=_key("System", "Also keep the last N saves of model.ckpt as ckpt-STEP.ckpt (for Compare); 0 = none.", min=0))
     out_dir: str = field(default="runs", metadata=_key("System", "Folder that holds run directories."))
     run_name: str = field(default="gpt", metadata=_key("System", "Run directory name; a timestamp is appended."))
     wandb: bool = field(default=False, metadata=_key("System", "Log config and losses to Weights & Biases (extra 'wandb')."))

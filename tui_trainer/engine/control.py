@@ -18,6 +18,8 @@ class SampleRequest:
     temperature: float
     top_k: int | None
     top_p: float | None = None
+    seed: int | None = None  # None: the global generator (a compare picks one for all its samples)
+    compare: bool = False  # also sample best.ckpt and the kept checkpoints, with the same seed
 
 
 class TrainingControl:

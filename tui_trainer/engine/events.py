@@ -13,7 +13,7 @@ import functools
 import math
 import types
 import typing
-from dataclasses import MISSING, dataclass, fields
+from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, Callable, Union
 
 
@@ -68,9 +68,16 @@ class CheckpointSaved:
 
 @dataclass(frozen=True)
 class SampleText:
+    """Generated text at ``step`` with its tokens (see sampling.Generation); ``source`` is the
+    checkpoint file it came from ("" for the running model), ``compare`` the id shared by the
+    samples of one comparison (same prompt and ``seed``)."""
     step: int
     prompt: str
     text: str
+    tokens: list = field(default_factory=list)
+    source: str = ""
+    seed: int | None = None
+    compare: str = ""
 
 
 @dataclass(frozen=True)
@@ -167,13 +174,15 @@ def _coerce(value: Any, hint: Any) -> Any:
         return value
     if base is dict and isinstance(value, dict):
         return value
+    if base is list and isinstance(value, list):
+        return value
     raise RecordError(f"{value!r} is not a {base.__name__}")
 
 
 def _empty(hint: Any) -> Any:
     if isinstance(hint, types.UnionType):
         return None
-    return {float: math.nan, int: 0, str: "", dict: {}}[hint]
+    return {float: math.nan, int: 0, str: "", dict: {}, list: []}[hint]
 
 
 def from_record(record: dict[str, Any], context: dict[str, Any] | None = None) -> Event | None:
@@ -192,6 +201,8 @@ def from_record(record: dict[str, Any], context: dict[str, Any] | None = None) -
             values[f.name] = context[f.name]
         elif f.default is not MISSING:
             values[f.name] = f.default
+        elif f.default_factory is not MISSING:
+            values[f.name] = f.default_factory()
         else:
             values[f.name] = _empty(hint)
     return cls(**values)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Iterator
 
 import torch
 import torch.nn as nn
@@ -120,12 +121,14 @@ class GPT(nn.Module):
             if isinstance(module, nn.Dropout):
                 module.p = p
 
-    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, last_only: bool = False
                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Logits (B, T, V) and the mean loss against ``targets``; ``last_only`` runs the head over
+        the last position alone (B, 1, V): generation needs no other, and the head is the widest layer."""
         B, T = idx.shape
         x = self.token_embedding(idx) + self.positions[:T]  # (B, T, C)
         x = self.ln_f(self.blocks(x))
-        logits = self.head(x)  # (B, T, V)
+        logits = self.head(x[:, -1:] if last_only else x)  # (B, T, V) or (B, 1, V)
         loss = None
         if targets is not None:
             loss = cross_entropy(logits.reshape(B * T, -1), targets.reshape(B * T))
@@ -135,10 +138,25 @@ class GPT(nn.Module):
     def generate(self, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0,
                  top_k: int | None = None, top_p: float | None = None,
                  generator: torch.Generator | None = None) -> torch.Tensor:
-        """Append ``max_new_tokens`` sampled tokens to ``idx`` (B, T); the context is cropped."""
-        for _ in range(max_new_tokens):
-            context = idx[:, -self.cfg.context_length:]
-            logits, _ = self(context)
+        """``idx`` (B, T) followed by ``max_new_tokens`` sampled tokens: (B, T + max_new_tokens)."""
+        new = [next_id for next_id, _ in self.generate_steps(idx, max_new_tokens, temperature, top_k, top_p,
+                                                              generator)]
+        return torch.cat([idx, *new], dim=1)
+
+    @torch.inference_mode()
+    def generate_steps(self, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0,
+                       top_k: int | None = None, top_p: float | None = None,
+                       generator: torch.Generator | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Sample ``max_new_tokens`` tokens after ``idx`` (B, T), yielding each one's id (B, 1) and
+        the model's logits it was drawn from (B, V), before temperature and filtering."""
+        B, T = idx.shape
+        # One buffer for prompt and output, and the context a view of its last context_length
+        # columns: nothing is copied per token (torch.cat would copy the whole sequence each time).
+        out = idx.new_empty(B, T + max_new_tokens)
+        out[:, :T] = idx
+        for end in range(T, T + max_new_tokens):
+            context = out[:, max(0, end - self.cfg.context_length):end]
+            logits, _ = self(context, last_only=True)
             logits = logits[:, -1, :].float()  # (B, V)
             if temperature < GREEDY_BELOW:
                 next_id = logits.argmax(dim=-1, keepdim=True)
@@ -148,8 +166,8 @@ class GPT(nn.Module):
                 scaled = (logits - logits.max(dim=-1, keepdim=True).values) / temperature
                 next_id = torch.multinomial(F.softmax(filter_logits(scaled, top_k, top_p), dim=-1),
                                             1, generator=generator)
-            idx = torch.cat((idx, next_id), dim=1)
-        return idx
+            out[:, end:end + 1] = next_id
+            yield next_id, logits
 
 
 class _CrossEntropy(torch.autograd.Function):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 from datetime import datetime
 from pathlib import Path
@@ -46,6 +47,11 @@ def refuse_existing_run(path: Path) -> None:
                           f"gpt-tui train --resume {path}, or choose another --out")
 
 
+def checkpoint_history(run_dir: Path) -> list[Path]:
+    """A run directory's kept ckpt-STEP.ckpt files, oldest first."""
+    return sorted(Path(run_dir).glob("ckpt-*.ckpt"))
+
+
 def unwritable(path: Path, exc: OSError) -> RunDirError:
     """The error for a run directory that cannot be made or written, with the way out."""
     return RunDirError(f"run directory {str(path)!r} cannot be created or written ({exc.strerror or exc}): "
@@ -76,6 +82,23 @@ class RunDir:
     @property
     def best(self) -> Path:
         return self.path / "best.ckpt"
+
+    def history(self) -> list[Path]:
+        """The kept ckpt-STEP.ckpt files, oldest first."""
+        return checkpoint_history(self.path)
+
+    def keep(self, step: int, keep: int) -> None:
+        """Keep the model.ckpt just written as ckpt-STEP.ckpt, and only the newest ``keep`` of those.
+        A hard link costs no space or time: the next save replaces model.ckpt by a new file, so
+        the link keeps the old one. Where links are refused (some network file systems) it copies."""
+        kept = self.path / f"ckpt-{step:08d}.ckpt"
+        kept.unlink(missing_ok=True)
+        try:
+            os.link(self.latest, kept)
+        except OSError:
+            shutil.copyfile(self.latest, kept)
+        for old in self.history()[:-keep]:
+            old.unlink(missing_ok=True)
 
     def write_config(self, config: TrainConfig) -> None:
         save_config(config, self.path / "config.toml")

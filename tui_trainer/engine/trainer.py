@@ -8,6 +8,7 @@ other file of the run directory is written by the recorder, from the events.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 import traceback
 from dataclasses import replace
@@ -36,7 +37,7 @@ from .optimizer import Updater
 from .recorder import RunRecorder
 from .rng import RankRandom
 from .rundir import RunDir, new_run_dir, refuse_existing_run
-from .sampling import generate_text
+from .sampling import generate, generate_from_checkpoint
 from .schedule import learning_rate_at
 from .tokenizer import VocabMap, get_tokenizer
 
@@ -78,6 +79,7 @@ class Trainer:
         if ckpt:
             self._restore(ckpt)
         self.start_step = self.step
+        self._compares = itertools.count(1)  # ids that group the samples of one comparison
         self._saved_step = self.step if ckpt and self.parent is None else -1  # a fork saves its own at the end
         self.run_dir = Path(run_dir) if run_dir else new_run_dir(config)
         self._open_record(on_event, new=ckpt is None or self.parent is not None)
@@ -165,6 +167,8 @@ class Trainer:
         path = self.rundir.latest if kind == "latest" else self.rundir.best
         try:
             write_checkpoint(path, self.checkpoint_dict())
+            if kind == "latest" and self.config.keep_checkpoints:
+                self.rundir.keep(self.step, self.config.keep_checkpoints)
         except OSError as exc:
             self._emit(LogMessage("error", f"could not save {path} ({exc.strerror or exc}); the previous "
                                            "checkpoint is intact and training goes on"))
@@ -174,13 +178,24 @@ class Trainer:
         self._emit(CheckpointSaved(self.step, str(path), kind))
         return path
 
-    def sample(self, request: SampleRequest, seed: int | None = None) -> str:
-        """Generate text from the current weights (during a run, at a step boundary; or after it)."""
+    def sample(self, request: SampleRequest) -> str:
+        """Generate text from the current weights (during a run, at a step boundary; or after it);
+        a compare request then samples best.ckpt and the kept checkpoints with the same seed."""
+        seed = request.seed
+        if request.compare and seed is None:
+            seed = self.config.TORCH_SEED + self.step  # one seed for every sample of the comparison
+        group = f"{self.step}-{next(self._compares)}" if request.compare else ""
+        args = (request.prompt, request.max_new_tokens, request.temperature, request.top_k, request.top_p, seed)
         with autocast(self.device, self.dtype):
-            text = generate_text(self.raw_model, self.tokenizer, self.vocab, request.prompt, request.max_new_tokens,
-                                 request.temperature, request.top_k, request.top_p, seed)
-        self._emit(SampleText(self.step, request.prompt, text))
-        return text
+            generation = generate(self.raw_model, self.tokenizer, self.vocab, *args)
+        self._emit(SampleText(self.step, request.prompt, generation.text, generation.tokens, "", seed, group))
+        if request.compare and self.rundir is not None:
+            for path in [self.rundir.best, *reversed(self.rundir.history())]:
+                if path.is_file():
+                    with autocast(self.device, self.dtype):
+                        other, step = generate_from_checkpoint(path, *args, device=self.device)
+                    self._emit(SampleText(step, request.prompt, other.text, other.tokens, path.name, seed, group))
+        return generation.text
 
     def _emit(self, event: Event) -> None:
         for listener in self.listeners:

@@ -590,7 +590,7 @@ class GptTuiApp(RunsActions, App[int]):
             plot.add_step(event.step, event.loss)
             return  # steps show in the progress line and the plot, not the log
         if isinstance(event, SampleText):
-            self.samples.add(event.step, event.text)
+            self.samples.add(event)
             return
         if isinstance(event, RunFailed) and event.kind == "interrupted":
             line = f"{line}; or press F2 and resume it from the Runs screen"

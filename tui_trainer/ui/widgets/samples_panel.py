@@ -1,15 +1,18 @@
-"""Generated samples, with an editable prompt, temperature, top_k and top_p (checked as typed)."""
+"""Generated samples, with an editable prompt, temperature, top_k and top_p (checked as typed),
+shown one page at a time by :class:`SampleView`."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from textual.app import ComposeResult
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
-from textual.widgets import Button, Input, RichLog, Static
+from textual.widgets import Button, Input, Static
 
 from ...engine.control import SampleRequest
+from ...engine.events import SampleText
 from ...engine.sampling import sample_problems
+from .sample_view import SampleView
 
 
 class SamplesPanel(Vertical):
@@ -30,8 +33,10 @@ class SamplesPanel(Vertical):
             yield Input("", placeholder="top_k", id="sample-top-k")
             yield Input("", placeholder="top_p", id="sample-top-p")
             yield Button("Sample", id="sample-button")
+            yield Button("Compare", id="compare-button")
         yield Static("", id="sample-problem", markup=False)
-        yield RichLog(id="sample-log", wrap=True, markup=False, max_lines=500)
+        with VerticalScroll(id="sample-scroll"):
+            yield SampleView(id="sample-view")
 
     def on_mount(self) -> None:
         self.query_one("#sample-problem").display = False
@@ -73,11 +78,18 @@ class SamplesPanel(Vertical):
             self.app.notify("; ".join(problems), severity="error", title="Sample")
         return request
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        event.stop()
+    def _ask(self, compare: bool) -> None:
         request = self.request()
         if request:
-            self.post_message(self.Requested(request))
+            self.post_message(self.Requested(replace(request, compare=compare)))
 
-    def add(self, step: int, text: str) -> None:
-        self.query_one(RichLog).write(f"── step {step} ──\n{text}")
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        self._ask(compare=event.button.id == "compare-button")
+
+    def on_sample_view_compare_requested(self, event: SampleView.CompareRequested) -> None:
+        event.stop()
+        self._ask(compare=True)
+
+    def add(self, event: SampleText) -> None:
+        self.query_one(SampleView).add(event)
