@@ -167,7 +167,7 @@ async def test_command_palette_offers_the_training_actions(app_config):
 
 async def test_a_users_keymap_remaps_keys_by_binding_id(app_config, tmp_path, monkeypatch):
     keymap = tmp_path / "keymap.toml"
-    keymap.write_text('start = "f4"\nstrat = "f3"\n')
+    keymap.write_text('start = "f4"\nstrat = "f3"\nsamples.entropy = "x"\n')
     monkeypatch.setenv("GPT_TUI_KEYMAP", str(keymap))
     app = create_app(make_config(app_config, max_iters=4))
     async with app.run_test(size=SIZE) as pilot:
@@ -175,6 +175,11 @@ async def test_a_users_keymap_remaps_keys_by_binding_id(app_config, tmp_path, mo
         await wait_for(pilot, lambda: app.state == "ended")
         notes = [note.message for note in app._notifications]
         assert any("'strat' is not a binding id" in note and str(keymap) in note for note in notes)
+        assert not any("'samples" in note for note in notes)  # a dotted id is a TOML table: read back as the id
+        view = app.query_one("#sample-view")
+        view.focus()
+        await pilot.press("x")
+        assert view.by == "entropy"
 
 
 async def test_corpus_figures_from_the_cli_are_not_read_again(app_config):

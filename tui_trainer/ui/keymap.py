@@ -25,7 +25,7 @@ def read_keymap(path: Path, known: set[str]) -> tuple[dict[str, str], list[str]]
     except (OSError, ValueError) as exc:  # TOMLDecodeError and UnicodeDecodeError are ValueErrors
         return {}, [f"keymap {path} cannot be read ({exc}): fix it or remove it"]
     keymap, problems = {}, []
-    for key, value in raw.items():
+    for key, value in _flat(raw).items():
         if key not in known:
             problems.append(f"keymap {path}: {key!r} is not a binding id; the ids are {', '.join(sorted(known))}")
         elif not isinstance(value, str) or not value.strip():
@@ -35,11 +35,23 @@ def read_keymap(path: Path, known: set[str]) -> tuple[dict[str, str], list[str]]
     return keymap, problems
 
 
+def _flat(table: dict, prefix: str = "") -> dict:
+    """``runs.resume = "r"`` is a table in TOML ({"runs": {"resume": "r"}}): back to the dotted id."""
+    flat = {}
+    for key, value in table.items():
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
 def load_keymap(app) -> None:
     """Apply the user's keymap to ``app``; problems show as a notification, never a traceback."""
     from .runs_screen import RunsScreen
+    from .widgets.sample_view import SampleView
 
-    known = {b.id for b in (*app.BINDINGS, *RunsScreen.BINDINGS) if b.id}
+    known = {b.id for b in (*app.BINDINGS, *RunsScreen.BINDINGS, *SampleView.BINDINGS) if b.id}
     keymap, problems = read_keymap(keymap_path(), known)
     if keymap:
         app.set_keymap(keymap)

@@ -13,6 +13,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 from textual.binding import Binding
+from textual.containers import ScrollableContainer
 from textual.message import Message
 from textual.reactive import reactive
 from textual.widget import Widget
@@ -26,16 +27,22 @@ SIDE_BY_SIDE_WIDTH = 40  # columns each compared sample needs to sit beside the 
 
 class SampleView(Widget, can_focus=True):
     BINDINGS = [
-        Binding("left", "select(-1)", "Prev token", tooltip="Previous token: select it to see its top 5"),
-        Binding("right", "select(1)", "Next token", tooltip="Next token: select it to see its top 5"),
-        Binding("up", "row(-1)", "Prev sample", show=False, tooltip="Previous sample of a comparison"),
-        Binding("down", "row(1)", "Next sample", show=False, tooltip="Next sample of a comparison"),
-        Binding("pageup", "page(-1)", "Older", tooltip="Older sample: page back through the run"),
-        Binding("pagedown", "page(1)", "Newer", tooltip="Newer sample"),
-        Binding("e", "toggle_entropy", "Entropy", tooltip="Colour by entropy: or by probability again"),
-        Binding("b", "toggle_boundaries", "Tokens", tooltip="Token boundaries: show what the tokenizer did"),
+        Binding("left", "select(-1)", "Prev token", tooltip="Previous token: select it to see its top 5",
+                id="samples.prev-token"),
+        Binding("right", "select(1)", "Next token", tooltip="Next token: select it to see its top 5",
+                id="samples.next-token"),
+        Binding("up", "row(-1)", "Prev sample", show=False, tooltip="Previous sample of a comparison",
+                id="samples.prev-sample"),
+        Binding("down", "row(1)", "Next sample", show=False, tooltip="Next sample of a comparison",
+                id="samples.next-sample"),
+        Binding("pageup", "page(-1)", "Older", tooltip="Older sample: page back through the run", id="samples.older"),
+        Binding("pagedown", "page(1)", "Newer", tooltip="Newer sample", id="samples.newer"),
+        Binding("e", "toggle_entropy", "Entropy", tooltip="Colour by entropy: or by probability again",
+                id="samples.entropy"),
+        Binding("b", "toggle_boundaries", "Tokens", tooltip="Token boundaries: show what the tokenizer did",
+                id="samples.boundaries"),
         Binding("c", "compare", "Compare", tooltip="Compare: the same prompt and seed from the current weights, "
-                "best.ckpt and the kept checkpoints"),
+                "best.ckpt and the kept checkpoints", id="samples.compare"),
     ]
 
     @dataclass
@@ -85,10 +92,12 @@ class SampleView(Widget, can_focus=True):
         self.refresh(layout=True)
 
     def action_row(self, delta: int) -> None:
-        if self.pages:
+        if self.pages and len(self.pages[self.page]) > 1:
             self.row = max(0, min(len(self.pages[self.page]) - 1, self.row + delta))
             self.selected = None
             self.refresh(layout=True)
+        elif isinstance(self.parent, ScrollableContainer):  # one sample: the arrows scroll a long one
+            self.parent.scroll_relative(y=delta, animate=False)
 
     def action_page(self, delta: int) -> None:
         if self.pages:
