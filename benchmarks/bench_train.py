@@ -69,7 +69,8 @@ def python_overhead(trainer: Trainer, steps: int = 40) -> float:
     def timed() -> float:
         start = time.perf_counter()
         for _ in range(steps):
-            trainer._train_step(1e-3)
+            trainer._train_step(1e-3, measure=False)
+            trainer.meter.discard()
         return time.perf_counter() - start
 
     timed()  # warm up
@@ -91,7 +92,8 @@ def main() -> None:
     max_vocab = int(raw.max()) + 1
     split = int(0.9 * len(raw))
     c = config
-    results: dict[str, list[float]] = {"chapter": [], "engine_max": [], "engine": [], "nanogpt": []}
+    results: dict[str, list[float]] = {"chapter": [], "engine_max": [], "engine": [], "engine_nohealth": [],
+                                       "nanogpt": []}
     overhead = []
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(args.rounds):
@@ -103,8 +105,14 @@ def main() -> None:
                 max(20, args.steps // 4), WARMUP, c.learning_rate))
             rate, _ = engine_steps_per_sec(with_overrides(c, {"vocab": "max"}), args.steps, Path(tmp))
             results["engine_max"].append(rate)
-            rate, trainer = engine_steps_per_sec(c, args.steps, Path(tmp))
-            results["engine"].append(rate)
+            # health on (the default) and off back to back, in alternating order: their ratio is the
+            # cost of the gradient norms and per-block figures, with the machine's drift paired out
+            trainers = {}
+            for health in ((True, False) if len(overhead) % 2 == 0 else (False, True)):
+                rate, trainers[health] = engine_steps_per_sec(with_overrides(c, {"health": health}), args.steps,
+                                                              Path(tmp))
+                results["engine" if health else "engine_nohealth"].append(rate)
+            trainer = trainers[True]
             overhead.append(python_overhead(trainer))
             compact_train = trainer.corpus.train.long()
             torch.manual_seed(c.TORCH_SEED)
@@ -121,7 +129,8 @@ def main() -> None:
     rows = [("chapter-style naive loop", f"max id + 1 = {max_vocab:,}", "chapter"),
             ("engine, vocab=max", f"{max_vocab:,}", "engine_max"),
             ("nanoGPT-style clean loop", f"compact = {vocab_compact:,}", "nanogpt"),
-            ("engine, default (compact)", f"{vocab_compact:,}", "engine")]
+            ("engine, health off", f"{vocab_compact:,}", "engine_nohealth"),
+            ("engine, default (compact, health on)", f"{vocab_compact:,}", "engine")]
     for name, vocab, key in rows:
         print(f"| {name} | {vocab} | {med[key]:.1f} | {med[key] / med['chapter']:.2f}x |")
     print()
@@ -130,6 +139,9 @@ def main() -> None:
               ("engine default vs nanoGPT-style loop", med["engine"] / med["nanogpt"], 1.0)]
     for name, ratio, target in checks:
         print(f"{name}: {ratio:.2f}x (target >= {target}x) {'OK' if ratio >= target else 'MISSED'}")
+    cost = statistics.median(off / on - 1 for on, off in zip(results["engine"], results["engine_nohealth"]))
+    print(f"health (grad norms every step, per-block figures every log interval): {cost:+.1%} of step time, "
+          f"median of the rounds' paired ratios (target < 3%) {'OK' if cost < 0.03 else 'MISSED'}")
     share = statistics.median(overhead)
     print(f"engine Python overhead per step: {share:.1%} of step time (target < 10%) "
           f"{'OK' if share < 0.10 else 'MISSED'}")

@@ -65,16 +65,18 @@ def test_two_gloo_processes_train_and_the_checkpoint_works_alone(corpus, tmp_pat
 @pytest.mark.parametrize("how", ["gpt-tui set max_iters", "ctrl-c"])
 def test_a_stop_stops_every_rank_after_saving(how, corpus, tmp_path):
     """Ranks stop together: on a Ctrl+C, and at a max_iters lowered by `gpt-tui set`, which rank 0
-    reads and every rank applies at the same step (or the job would hang in its collectives)."""
+    reads and every rank applies at the same step (or the job would hang in its collectives). The
+    same `set` makes learning_rate 10: every rank finds the spike and rolls back at the same step."""
     run_dir = tmp_path / "ddp"
     job = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
                             "-m", "tui_trainer", "train", "--data", str(corpus), "--out", str(run_dir), *SETS,
-                            "--set=max_iters=1000000"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            "--set=max_iters=1000000", "--set=spike_action=rollback"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                            start_new_session=True)
     try:
         deadline = time.time() + 120
+        warm = 60 if how.startswith("gpt-tui") else 10  # past the spike check's 50 steps of warm-up
         while not (run_dir / "metrics.jsonl").exists() or not any(
-                r["event"] == "step" and r["step"] >= 10 for r in records(run_dir)):
+                r["event"] == "step" and r["step"] >= warm for r in records(run_dir)):
             assert time.time() < deadline and job.poll() is None, job.stderr.read()[-2000:] if job.poll() else "slow"
             time.sleep(0.2)
         if how == "gpt-tui set max_iters":
@@ -82,8 +84,8 @@ def test_a_stop_stops_every_rank_after_saving(how, corpus, tmp_path):
             while json.loads((run_dir / "run.json").read_text())["status"] != "paused":
                 assert time.time() < deadline
                 time.sleep(0.1)
-            target = max(r["step"] for r in records(run_dir) if r["event"] == "step") + 4
-            assert main(["set", str(run_dir), f"max_iters={target}"]) == 0
+            target = max(r["step"] for r in records(run_dir) if r["event"] == "step") + 8
+            assert main(["set", str(run_dir), f"max_iters={target}", "learning_rate=10"]) == 0
             send_request(run_dir, "resume")
             assert job.wait(timeout=60) == 0
         else:  # a terminal's Ctrl+C reaches torchrun and every rank at once
@@ -96,6 +98,8 @@ def test_a_stop_stops_every_rank_after_saving(how, corpus, tmp_path):
     assert status["status"] == ("finished" if how.startswith("gpt-tui") else "stopped")
     if how.startswith("gpt-tui"):
         assert last_logged == target == status["last_step"]
+        spike, rollback = [r for r in records(run_dir) if r["event"] in ("spike", "rollback")]
+        assert spike["step"] == rollback["step"] and rollback["lr_after"] < 10
     assert torch.load(run_dir / "model.ckpt", weights_only=True)["step"] == status["last_step"] >= last_logged
 
 

@@ -34,8 +34,8 @@ def test_every_live_change_takes_effect_at_the_next_step(tiny_config, tmp_path, 
     config = make_config(tiny_config, max_iters=1000, log_interval=1, eval_interval=100, grad_clip=0.0, dropout=0.1)
     trainer = Trainer(config, on_event=on_event, control=control, run_dir=tmp_path / "run")
     sizes, clipped = [], []
-    real_get, real_clip = trainer.batcher.get, torch.nn.utils.clip_grad_norm_
-    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", lambda *a, **k: clipped.append(trainer.step) or
+    real_get, real_clip = trainer.batcher.get, torch.nn.utils.clip_grads_with_norm_
+    monkeypatch.setattr(torch.nn.utils, "clip_grads_with_norm_", lambda *a, **k: clipped.append(trainer.step) or
                         real_clip(*a, **k))
     monkeypatch.setattr(trainer.batcher, "get", lambda split, gen: sizes.append(
         (gen is trainer.random.batches, trainer.batcher.batch_size)) or real_get(split, gen))  # training, not evals

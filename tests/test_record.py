@@ -13,8 +13,8 @@ from tui_trainer.engine.clock import TrainingClock
 from tui_trainer.engine.control import SampleRequest, TrainingControl
 from tui_trainer.engine.config import load_config
 from tui_trainer.engine.events import (TAGS, CheckpointSaved, Detached, EvalResult, HparamsChanged, LogMessage,
-                                       RecordError, RunFailed, RunFinished, RunStarted, SampleText, StateChanged,
-                                       StepMetrics, from_record, to_record)
+                                       RecordError, RolledBack, RunFailed, RunFinished, RunStarted, SampleText,
+                                       SpikeDetected, StateChanged, StepMetrics, from_record, to_record)
 from tui_trainer.engine.follow import MetricsFollower, read_events
 from tui_trainer.engine.trainer import Trainer
 
@@ -24,13 +24,19 @@ RUN = "/runs/a"
 EXAMPLES = {
     RunStarted: RunStarted(RUN, "cpu", "float32", 12345, 100, 9000, 1000, 256, 40, 500, 2),
     StateChanged: StateChanged("paused", 7),
-    StepMetrics: StepMetrics(10, 3.25, 1e-3, 12345.5, 61.0, 120.5, None),
+    StepMetrics: StepMetrics(10, 3.25, 1e-3, 12345.5, 61.0, 120.5, None, 0.5, 2, {
+        "groups": [{"name": "block 0", "grad_norm": 0.5, "update_ratio": None}], "embedding_norm": 3.0,
+        "head_norm": 2.0}),
     EvalResult: EvalResult(50, 2.5, 2.75, 2.625),
     CheckpointSaved: CheckpointSaved(50, "/runs/a/best.ckpt", "best"),
-    SampleText: SampleText(60, "[bold]", "山禾 \"quoted\"\n[/]"),
+    SampleText: SampleText(60, "[bold]", "山禾 \"quoted\"\n[/]", [
+        {"text": "‹e7 a6›", "piece": "", "id": 54656, "prob": 0.25, "entropy": 1.5,
+         "top": [{"text": "[", "id": 58, "prob": 0.5}]}], "best.ckpt", 7, "60-1"),
     HparamsChanged: HparamsChanged(30, {"learning_rate": [0.001, 0.0005], "sample_prompt": ["a", "[b]"]}, "cli", "f00d"),
     Detached: Detached(44, 4321),
     LogMessage: LogMessage("warning", "a [x= warning"),
+    SpikeDetected: SpikeDetected(152, 174.5, 1.1, None, "loss 174.5 is above 3 x [its] average", "rollback"),
+    RolledBack: RolledBack(152, 150, 10.0, 0.003, "learning rate halved"),
     RunFinished: RunFinished(500, "stopped", "received SIGHUP", 2.5, RUN),
     RunFailed: RunFailed(3, "error", "ValueError: boom", RUN, "Traceback (most recent call last):\n..."),
 }
@@ -63,7 +69,7 @@ def test_old_and_partial_records_still_read():
     assert from_record(old_end, {"run_dir": RUN, "best_val_loss": 1.5}) == RunFinished(20, "finished", "", 1.5, RUN)
     start = from_record({"event": "start", "step": 0, "device": "cpu"})
     assert start.processes == 1 and start.max_iters == 0 and start.device == "cpu"
-    assert from_record({"event": "spike", "step": 3}) is None  # a newer tag: skipped, not an error
+    assert from_record({"event": "a-newer-tag", "step": 3}) is None  # a newer tag: skipped, not an error
     with pytest.raises(RecordError):
         from_record({"event": "step", "step": "three", "loss": 1.0})
 

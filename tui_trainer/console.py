@@ -7,7 +7,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from .engine.events import EvalResult, Event, LogMessage, RunFailed, RunFinished, RunStarted, StepMetrics
-from .event_text import event_line
+from .event_text import event_line, grad_text
 from .formats import fmt_duration, fmt_loss, fmt_mfu
 
 
@@ -31,7 +31,7 @@ class ConsoleReporter:
         if isinstance(event, StepMetrics) and self.progress:
             self.progress.update(self.task, completed=event.step, loss=fmt_loss(event.loss),
                                  val=fmt_loss(self.val_loss), rate=f"{event.tokens_per_sec:,.0f}",
-                                 eta=fmt_duration(event.eta), mfu=fmt_mfu(event.mfu))
+                                 eta=fmt_duration(event.eta), mfu=fmt_mfu(event.mfu), grad=grad_text(event))
             return
         if isinstance(event, EvalResult):
             self.val_loss = event.val_loss
@@ -48,13 +48,13 @@ class ConsoleReporter:
     def _start_progress(self, event: RunStarted) -> None:
         self.progress = Progress(
             TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("loss {task.fields[loss]}  val {task.fields[val]}  {task.fields[rate]} tok/s  "
-                       "MFU {task.fields[mfu]}"),
+            TextColumn("loss {task.fields[loss]}  val {task.fields[val]}  {task.fields[grad]}  "
+                       "{task.fields[rate]} tok/s  MFU {task.fields[mfu]}"),
             TextColumn("elapsed"), TimeElapsedColumn(), TextColumn("eta {task.fields[eta]}"),
             console=self.console, transient=False)
         self.progress.start()
         self.task = self.progress.add_task("train", total=event.max_iters, completed=event.step,
-                                           loss="-", val="-", rate="-", eta="?", mfu="-")
+                                           loss="-", val="-", rate="-", eta="?", mfu="-", grad="")
 
     @staticmethod
     def tokenizing(done: int, total: int) -> None:

@@ -1,16 +1,23 @@
 """The line each engine event reads as: one wording for the app's Log tab and the CLI."""
 from __future__ import annotations
 
-from .engine.events import (CheckpointSaved, Detached, EvalResult, Event, HparamsChanged, LogMessage, RunFailed,
-                            RunFinished, RunStarted, SampleText, StateChanged, StepMetrics)
-from .formats import fmt_duration, fmt_loss, fmt_mfu, fmt_value
+from .engine.events import (CheckpointSaved, Detached, EvalResult, Event, HparamsChanged, LogMessage, RolledBack,
+                            RunFailed, RunFinished, RunStarted, SampleText, SpikeDetected, StateChanged, StepMetrics)
+from .formats import fmt_duration, fmt_loss, fmt_mfu, fmt_norm, fmt_value
+
+
+def grad_text(event: StepMetrics) -> str:
+    """The gradient norm as the progress lines show it: "grad 0.52", "(clipped 3)" when it was."""
+    clipped = f" (clipped {event.clipped})" if event.clipped else ""
+    return f"grad {fmt_norm(event.grad_norm)}{clipped}" if event.grad_norm is not None else ""
 
 
 def event_line(event: Event) -> str | None:
     """The event as one line of text (data, never markup), or None for an event with nothing
     to say (a best.ckpt save, a state other than compiling)."""
     if isinstance(event, StepMetrics):
-        return (f"step {event.step} loss {event.loss:.4f} lr {event.lr:.2e} {event.tokens_per_sec:,.0f} tok/s "
+        grad = f" {grad_text(event)}" if event.grad_norm is not None else ""
+        return (f"step {event.step} loss {event.loss:.4f} lr {event.lr:.2e}{grad} {event.tokens_per_sec:,.0f} tok/s "
                 f"MFU {fmt_mfu(event.mfu)} elapsed {fmt_duration(event.elapsed)} eta {fmt_duration(event.eta)}")
     if isinstance(event, EvalResult):
         return (f"eval step {event.step}: train {event.train_loss:.4f} val {event.val_loss:.4f} "
@@ -31,6 +38,12 @@ def event_line(event: Event) -> str | None:
     if isinstance(event, HparamsChanged):
         changes = ", ".join(f"{key} {fmt_value(old)} → {fmt_value(new)}" for key, (old, new) in event.changes.items())
         return f"from step {event.step}: {changes} (set in the {event.source})"
+    if isinstance(event, SpikeDetected):
+        then = {"warn": "training goes on", "rollback": "rolling back"}.get(event.action, "")
+        return f"loss spike at step {event.step}: {event.reason}; {then}"
+    if isinstance(event, RolledBack):
+        return (f"rolled back from step {event.step} to step {event.to_step}: the batches in between skipped, "
+                f"{event.how} (lr {event.lr_before:.2e} → {event.lr_after:.2e})")
     if isinstance(event, Detached):
         return (f"detached at step {event.step}: process {event.pid} trains on without the app; "
                 "steer it with gpt-tui watch or gpt-tui set")

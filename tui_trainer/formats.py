@@ -31,6 +31,11 @@ def fmt_value(value: object) -> str:
     return f"{value:g}" if isinstance(value, float) else repr(value) if isinstance(value, str) else str(value)
 
 
+def fmt_norm(value: float | None) -> str:
+    """A gradient norm or update ratio: 3 significant digits, whatever its scale."""
+    return "-" if value is None or not math.isfinite(value) else f"{value:.3g}"
+
+
 def fmt_mfu(value: float | None) -> str:
     """Model FLOPs utilization; "unknown" for a device whose peak gpt-tui does not know."""
     return "unknown" if value is None else f"{100 * value:.1f}%"

@@ -53,6 +53,8 @@ class TrainConfig:
     weight_decay: float = field(default=0.01, metadata=_key("Training", "AdamW weight decay (PyTorch's default).", min=0.0))
     grad_clip: float = field(default=0.0, metadata=_key("Training", "Clip the gradient norm to this; 0 = off.", min=0.0))
     grad_accum_steps: int = field(default=1, metadata=_key("Training", "Micro-batches summed per optimizer step.", min=1))
+    spike_action: str = field(default="warn", metadata=_key("Training", "On a loss spike: 'off', 'warn' (log, mark, notify) or 'rollback' (restore the last interval's weights, skip its batches, lower lr).", choices=("off", "warn", "rollback")))
+    spike_factor: float = field(default=3.0, metadata=_key("Training", "A spike is a train loss above this many times its moving average.", min=1.0, min_exclusive=True))
     TORCH_SEED: int = field(default=1337, metadata=_key("Training", "Seed for weights, batches and dropout.", min=0))
     # -- Evaluation --
     eval_interval: int = field(default=50, metadata=_key("Evaluation", "Estimate train/valid loss every N steps.", min=1))
@@ -70,6 +72,7 @@ class TrainConfig:
     compile: bool = field(default=False, metadata=_key("System", "torch.compile the model (first step is slow)."))
     processes: int = field(default=1, metadata=_key("System", "Processes (DDP through torchrun) when > 1; batch_size is per process.", min=1))
     num_threads: int = field(default=0, metadata=_key("System", "CPU threads for torch; 0 = automatic.", min=0))
+    health: bool = field(default=True, metadata=_key("System", "Measure gradient norms and per-block update ratios (the Health tab)."))
     log_interval: int = field(default=10, metadata=_key("System", "Report train loss and speed every N steps.", min=1))
     checkpoint_interval: int = field(default=0, metadata=_key("System", "Save model.ckpt every N steps; 0 = only at the end and on request.", min=0))
     keep_checkpoints: int = field(default=0, metadata=_key("System", "Also keep the last N saves of model.ckpt as ckpt-STEP.ckpt (for Compare); 0 = none.", min=0))

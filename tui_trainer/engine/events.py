@@ -49,6 +49,32 @@ class StepMetrics:
     elapsed: float        # seconds of training, pauses excluded
     eta: float            # seconds to max_iters at the current speed
     mfu: float | None = None  # model FLOPs utilization per device, 0..1; None when the peak is unknown
+    grad_norm: float | None = None  # mean global gradient norm before clipping; None with health off
+    clipped: int = 0  # steps of the interval whose gradients grad_clip scaled down
+    health: dict = field(default_factory=dict)  # see engine/health.py: per group grad norm and update ratio
+
+
+@dataclass(frozen=True)
+class SpikeDetected:
+    """The train loss at ``step`` jumped above spike_factor x its moving average (``ema``), or a
+    loss or gradient was not finite; ``action`` is what the run does about it."""
+    step: int
+    loss: float
+    ema: float
+    grad_norm: float | None
+    reason: str
+    action: str
+
+
+@dataclass(frozen=True)
+class RolledBack:
+    """After a spike at ``step``: weights, optimizer and dropout RNG back to ``to_step``, the
+    batches in between skipped, the learning rate ``lr_before`` -> ``lr_after``."""
+    step: int
+    to_step: int
+    lr_before: float
+    lr_after: float
+    how: str
 
 
 @dataclass(frozen=True)
@@ -123,13 +149,14 @@ class RunFailed:
 
 
 Event = Union[RunStarted, StateChanged, StepMetrics, EvalResult, CheckpointSaved, SampleText, HparamsChanged,
-              Detached, LogMessage, RunFinished, RunFailed]
+              Detached, LogMessage, SpikeDetected, RolledBack, RunFinished, RunFailed]
 EventCallback = Callable[[Event], None]
 
 # The ``event`` tag of each type in metrics.jsonl (the names the file has always used).
 TAGS: dict[type, str] = {RunStarted: "start", StateChanged: "state", StepMetrics: "step", EvalResult: "eval",
                          CheckpointSaved: "checkpoint", SampleText: "sample", HparamsChanged: "hparams",
-                         Detached: "detached", LogMessage: "log", RunFinished: "end", RunFailed: "failed"}
+                         Detached: "detached", LogMessage: "log", SpikeDetected: "spike", RolledBack: "rollback",
+                         RunFinished: "end", RunFailed: "failed"}
 TYPES: dict[str, type] = {tag: cls for cls, tag in TAGS.items()}
 NOT_WRITTEN = ("run_dir",)
 

@@ -32,14 +32,23 @@ class Updater:
     def backward(self, loss: torch.Tensor) -> None:
         (self.scaler.scale(loss) if self.scaler else loss).backward()
 
-    def step(self, bad: torch.Tensor | None) -> None:
-        """Clip and apply the gradients, then clear them. ``bad`` (a device flag: the loss was not
-        finite) makes the fused kernel skip this update on device, with no sync; None when the
-        caller has checked on the host already."""
+    def grad_norm(self) -> torch.Tensor:
+        """The global gradient norm before clipping, on the device (unscaled first under float16)."""
         if self.scaler:
             self.scaler.unscale_(self.optimizer)
+        return torch.nn.utils.get_total_norm([p.grad for p in self.model.parameters() if p.grad is not None])
+
+    def step(self, bad: torch.Tensor | None, norm: torch.Tensor | None = None) -> None:
+        """Clip and apply the gradients, then clear them. ``bad`` (a device flag: the loss or the
+        gradient was not finite) makes the fused kernel skip this update on device, with no sync.
+        ``norm`` is :meth:`grad_norm`'s, when the caller measured it (then unscaled already)."""
+        if self.scaler and norm is None:
+            self.scaler.unscale_(self.optimizer)
         if self.grad_clip:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+            if norm is None:
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+            else:
+                torch.nn.utils.clip_grads_with_norm_(self.model.parameters(), self.grad_clip, norm)
         if self.scaler:
             self.scaler.step(self.optimizer)  # skips steps with inf/NaN gradients itself
             self.scaler.update()

@@ -27,10 +27,19 @@ class RankRandom:
         return torch.Generator().manual_seed(self.seed + EVAL_SEED_OFFSET)
 
     def state(self) -> dict[str, torch.Tensor]:
-        state = {"torch": torch.get_rng_state(), "batches": self.batches.get_state()}
+        return {**self.dropout_state(), "batches": self.batches.get_state()}
+
+    def dropout_state(self) -> dict[str, torch.Tensor]:
+        """The streams a rollback rewinds: dropout's (CPU and CUDA), not the batches'."""
+        state = {"torch": torch.get_rng_state()}
         if self.device.type == "cuda":
             state["cuda"] = torch.cuda.get_rng_state(self.device)
         return state
+
+    def restore_dropout(self, state: dict[str, torch.Tensor]) -> None:
+        torch.set_rng_state(state["torch"])
+        if "cuda" in state:
+            torch.cuda.set_rng_state(state["cuda"], self.device)
 
     def restore(self, state: dict[str, Any], step: int) -> None:
         if self.rank:

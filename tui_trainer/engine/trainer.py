@@ -29,8 +29,9 @@ from .errors import ConfigError, NonFiniteLoss
 from .evaluate import estimate_loss
 from .failures import describe_failure
 from .live import check_live_change
-from .events import (CheckpointSaved, EvalResult, Event, EventCallback, HparamsChanged, LogMessage, RunFailed,
-                     RunFinished, RunStarted, SampleText, StateChanged, StepMetrics)
+from .events import (CheckpointSaved, EvalResult, Event, EventCallback, HparamsChanged, LogMessage, RolledBack,
+                     RunFailed, RunFinished, RunStarted, SampleText, SpikeDetected, StateChanged, StepMetrics)
+from .health import HealthMeter
 from .mfu import model_flops_per_token, peak_flops
 from .model import GPT
 from .optimizer import Updater
@@ -39,6 +40,7 @@ from .rng import RankRandom
 from .rundir import RunDir, new_run_dir, refuse_existing_run
 from .sampling import generate, generate_from_checkpoint
 from .schedule import learning_rate_at
+from .spikes import LR_CHANGE_WINDOW, ROLLBACK_LIMIT, ROLLBACK_WINDOW, Snapshot, Spike, SpikeGuard
 from .tokenizer import VocabMap, get_tokenizer
 
 
@@ -114,6 +116,10 @@ class Trainer:
         self.random = RankRandom(config.TORCH_SEED, self.dist.rank, self.device)
         self.updater = Updater(self.raw_model, config, self.device, self.dtype)
         self.batcher = Batcher(self.corpus, config.batch_size, config.context_length, self.device)
+        self.meter = HealthMeter(self.raw_model)
+        self.guard, self.snapshot = SpikeGuard(), Snapshot()
+        self.rollbacks: list[int] = []  # steps of recent spikes rolled back
+        self._lr_change: tuple[int, float] | None = None  # the last live learning_rate change: (step, old value)
 
     def _open_record(self, on_event: EventCallback | None, new: bool) -> None:
         """Rank 0 alone writes the run directory, takes request files and reports events (the
@@ -213,8 +219,9 @@ class Trainer:
         if improved:
             self.save_checkpoint("best")
 
-    def _train_step(self, lr: float) -> torch.Tensor:
-        """One optimizer step over grad_accum_steps micro-batches; returns the loss, on device."""
+    def _train_step(self, lr: float, measure: bool) -> None:
+        """One optimizer step over grad_accum_steps micro-batches; its loss and gradient norm stay
+        on the device, in the health meter (``measure``: with the per-group figures too)."""
         self.updater.set_lr(lr)
         accum = self.config.grad_accum_steps
         total = torch.zeros((), device=self.device)
@@ -231,12 +238,18 @@ class Trainer:
         # Every rank must take the same decision on a non-finite loss, so judge the mean over ranks
         # (asynchronous on CUDA, like the rest of the step).
         total = self.dist.all_reduce(total, "avg")
-        bad = ~torch.isfinite(total)
-        if self._sync_each_step and bad.item():  # free on CPU, where nothing runs ahead
-            self.updater.zero_grad()
+        norm = self.updater.grad_norm() if self.config.health else None
+        # A non-finite loss or gradient skips the update on the device, with no sync.
+        bad = ~torch.isfinite(total) if norm is None else ~(torch.isfinite(total) & torch.isfinite(norm))
+        if self._sync_each_step and self.config.spike_action != "rollback" and not math.isfinite(total.item()):
+            self.updater.zero_grad()  # free on CPU, where nothing runs ahead: fail at once
             raise NonFiniteLoss(self.step)
-        self.updater.step(None if self._sync_each_step else bad)
-        return total
+        if measure:
+            self.meter.before_update()
+        self.updater.step(bad, norm)
+        if measure:
+            self.meter.after_update()
+        self.meter.record(total, norm)
 
     def _side_action(self, what: str, action, *args) -> None:
         """A save or a sample is never worth the run: whatever it raises is reported as that
@@ -247,19 +260,22 @@ class Trainer:
             self._emit(LogMessage("error", f"{what} failed at step {self.step} ({type(exc).__name__}: {exc}); "
                                            "training goes on"))
 
-    def _change(self, changes: dict, source: str, request: str) -> None:
-        """Apply live hyperparameter changes now, or say why not; the run goes on either way."""
+    def _change(self, changes: dict, source: str, request: str) -> bool:
+        """Apply live hyperparameter changes now, or say why not (False); the run goes on either way."""
         try:
             diff = check_live_change(self.config, changes, self.step)
         except ConfigError as exc:
             self._emit(LogMessage("error", f"change from the {source} not applied: {exc}"))
-            return
+            return False
+        if "learning_rate" in diff and source != "rollback":
+            self._lr_change = (self.step, diff["learning_rate"][0])
         if diff:
             self.config = with_overrides(self.config, {key: new for key, (_, new) in diff.items()})
             self.raw_model.set_dropout(self.config.dropout)
             self.updater.configure(self.config)
             self.batcher.batch_size = self.config.batch_size
             self._emit(HparamsChanged(self.step, diff, source, request))
+        return True
 
     def _prepare_model(self) -> None:
         """Compile (in this, the training thread) and wrap for DDP, once per Trainer; also find
@@ -285,35 +301,76 @@ class Trainer:
         if self.step == 0:
             self._evaluate()
         clock = TrainingClock(self.elapsed)
-        loss_sum, since_log = torch.zeros((), device=self.device), 0
         while self.step < self.config.max_iters:
             with clock.aside():
                 if self.boundary.cross(self.step, self.config.log_interval, clock):
                     return self.control.stop_reason
+                if not self.meter.losses and self.config.spike_action == "rollback":  # an interval starts
+                    self.snapshot.take(self.step, self.raw_model, self.updater.optimizer, self.random,
+                                       lr_scale=self.lr_scale, guard=self.guard.state())
             cfg = self.config
             lr = learning_rate_at(cfg, self.step) * self.lr_scale
-            loss_sum += self._train_step(lr)
+            log_step = (self.step + 1) % cfg.log_interval == 0 or self.step + 1 == cfg.max_iters
+            self._train_step(lr, measure=log_step and cfg.health)
             if self.step == self.start_step and cfg.compile:
                 self._emit(StateChanged("running", self.step + 1))
             self.step += 1
-            since_log += 1
-            if self.step % cfg.log_interval == 0 or self.step == cfg.max_iters:
-                self._report(clock, (loss_sum / since_log).item(), since_log, lr)  # the one sync per log interval
-                loss_sum.zero_()
-                since_log = 0
+            if log_step and self._report(clock, lr):
+                continue  # rolled back: this interval never happened
             with clock.aside():
                 self._periodic_work()
         return None
 
-    def _report(self, clock: TrainingClock, loss: float, steps: int, lr: float) -> None:
+    def _report(self, clock: TrainingClock, lr: float) -> bool:
+        """Read the interval's losses and health (the one sync per log interval), deal with a
+        spike, report. Returns True when the run rolled back instead."""
+        losses, norms, health = self.meter.read()
+        cfg = self.config
+        spike = self.guard.check(self.step - len(losses), losses, norms, cfg.spike_factor)
+        if spike and cfg.spike_action != "off":
+            self._emit(SpikeDetected(spike.step, spike.loss, spike.ema, spike.grad_norm, spike.reason,
+                                     cfg.spike_action))
+            if cfg.spike_action == "rollback" and self.snapshot.step >= 0:
+                self._roll_back(spike)
+                return True
+            self.guard.restart()
+        loss = sum(losses) / len(losses)
         if not math.isfinite(loss):
             raise NonFiniteLoss(self.step)
-        rate, eta = clock.lap(steps * self.tokens_per_step, self.step - self.start_step,
-                              self.config.max_iters - self.step)
+        rate, eta = clock.lap(len(losses) * self.tokens_per_step, self.step - self.start_step,
+                              cfg.max_iters - self.step)
         self.elapsed = clock.elapsed()
         mfu = rate / self.dist.world_size * self.flops_per_token / self.peak_flops if self.peak_flops else None
+        grad_norm = sum(norms) / len(norms) if norms else None
+        clipped = sum(norm > cfg.grad_clip for norm in norms) if cfg.grad_clip else 0
         with clock.aside():
-            self._emit(StepMetrics(self.step, loss, lr, rate, self.elapsed, eta, mfu))
+            self._emit(StepMetrics(self.step, loss, lr, rate, self.elapsed, eta, mfu,
+                                   grad_norm if grad_norm is not None and math.isfinite(grad_norm) else None,
+                                   clipped, health))
+        return False
+
+    def _roll_back(self, spike: Spike) -> None:
+        """Back to the interval's start: weights, optimizer and dropout RNG from the snapshot, the
+        batches that spiked skipped, and a lower learning rate (the one before a live change that
+        just preceded the spike, else half). Too many rollbacks close together stop the run."""
+        lr_before = learning_rate_at(self.config, spike.step - 1) * self.lr_scale
+        self.snapshot.restore(self.raw_model, self.updater.optimizer, self.random)
+        self.step, self.lr_scale = self.snapshot.step, self.snapshot.extra["lr_scale"]
+        self.guard.restore(self.snapshot.extra["guard"])
+        change, self._lr_change = self._lr_change, None
+        if change and spike.step - change[0] <= LR_CHANGE_WINDOW and self._change(
+                {"learning_rate": change[1]}, "rollback", ""):
+            how = f"learning_rate back to {change[1]:g}, its value before the change at step {change[0]}"
+        else:
+            self.lr_scale *= 0.5
+            how = "learning rate halved"
+        lr_after = learning_rate_at(self.config, self.step) * self.lr_scale
+        self._emit(RolledBack(spike.step, self.step, lr_before, lr_after, how))
+        self.rollbacks = [s for s in self.rollbacks if s > spike.step - ROLLBACK_WINDOW] + [spike.step]
+        if len(self.rollbacks) >= ROLLBACK_LIMIT:
+            steps = ", ".join(map(str, self.rollbacks))
+            self.control.stop(f"{len(self.rollbacks)} loss spikes rolled back within {ROLLBACK_WINDOW} steps (at "
+                              f"steps {steps}): lower learning_rate or set grad_clip, check the data, then resume")
 
     def _periodic_work(self) -> None:
         """The evals, checkpoints and samples due at this step."""

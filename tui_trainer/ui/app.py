@@ -21,15 +21,15 @@ from pathlib import Path
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, Footer, Header, Input, TabbedContent, TabPane
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from ..engine.config import TrainConfig
 from ..engine.control import RunDirControl, SampleRequest, TrainingControl
 from ..engine.errors import GptTuiError
-from ..engine.events import (CheckpointSaved, EvalResult, Event, HparamsChanged, LogMessage, RunFailed, RunFinished,
-                             RunStarted, SampleText, StateChanged, StepMetrics)
+from ..engine.events import (CheckpointSaved, EvalResult, Event, HparamsChanged, LogMessage, RolledBack, RunFailed,
+                             RunFinished, RunStarted, SampleText, SpikeDetected, StateChanged, StepMetrics)
 from ..engine.follow import read_events, read_status
 from ..engine.presets import list_presets, preset_target, save_preset
 from ..engine.rundir import free_path, holds_run
@@ -44,6 +44,7 @@ from .runs_actions import RunsActions
 from .screens import ChoiceScreen, QuitScreen
 from .state import AppState, allowed
 from .widgets.device_panel import DevicePanel
+from .widgets.health_panel import HealthPanel
 from .widgets.form import HyperparamForm
 from .widgets.log_panel import LogPanel
 from .widgets.loss_plot import LossPlot, PlotLegend
@@ -138,6 +139,7 @@ class GptTuiApp(RunsActions, App[int]):
         self.log_panel = LogPanel(id="log")
         self.samples = SamplesPanel(self.config.sample_tokens, id="samples")
         self.device_panel = DevicePanel(id="device")
+        self.health_panel = HealthPanel(id="health")
         self.tabs = TabbedContent(id="tabs")
         self.buttons = {"start": Button("Start", id="start", variant="success", compact=True),
                         "pause": Button("Pause", id="pause", compact=True),
@@ -157,6 +159,9 @@ class GptTuiApp(RunsActions, App[int]):
                         yield self.log_panel
                     with TabPane("Samples", id="tab-samples"):
                         yield self.samples
+                    with TabPane("Health", id="tab-health"):
+                        with VerticalScroll():
+                            yield self.health_panel
                     with TabPane("Device", id="tab-device"):
                         yield self.device_panel
         yield Footer(compact=True)
@@ -588,6 +593,7 @@ class GptTuiApp(RunsActions, App[int]):
         if isinstance(event, StepMetrics):
             progress.step, progress.metrics = event.step, event
             plot.add_step(event.step, event.loss)
+            self.health_panel.add(event)
             return  # steps show in the progress line and the plot, not the log
         if isinstance(event, SampleText):
             self.samples.add(event)
@@ -596,7 +602,8 @@ class GptTuiApp(RunsActions, App[int]):
             line = f"{line}; or press F2 and resume it from the Runs screen"
         if line is not None:
             self.log_line(line, event.level if isinstance(event, LogMessage) else
-                          "error" if isinstance(event, RunFailed) else "info")
+                          "error" if isinstance(event, RunFailed) else
+                          "warning" if isinstance(event, (SpikeDetected, RolledBack)) else "info")
         if isinstance(event, EvalResult):
             progress.eval = event
             plot.add_eval(event.step, event.train_loss, event.val_loss)
@@ -616,6 +623,11 @@ class GptTuiApp(RunsActions, App[int]):
             if "max_iters" in event.changes:
                 progress.set_max_iters(event.changes["max_iters"][1])
             self._notify(replay, line, title="Hyperparameters")
+        elif isinstance(event, (SpikeDetected, RolledBack)):
+            self.health_panel.note(event)
+            if isinstance(event, SpikeDetected):
+                plot.add_marker(event.step, "spike")
+            self._notify(replay, line, severity="warning", title="Loss spike")
         elif isinstance(event, CheckpointSaved):
             if event.kind == "latest" and self._save_requested:  # the user's ctrl+s; periodic saves: the log
                 self._save_requested = False

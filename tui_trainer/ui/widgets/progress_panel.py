@@ -6,6 +6,7 @@ from textual.containers import Horizontal
 from textual.widgets import ProgressBar, Static
 
 from ...engine.events import EvalResult, StepMetrics
+from ...event_text import grad_text
 from ...formats import fmt_duration, fmt_loss, fmt_mfu
 from .entry_wrap import GAP, wrap_entries
 
@@ -58,6 +59,8 @@ class ProgressPanel(Horizontal):
             parts += [(7, f"elapsed {fmt_duration(m.elapsed)}"), (4, f"eta {fmt_duration(m.eta)}"),
                       (3, f"{m.tokens_per_sec:,.0f} tok/s"), (5, f"MFU {fmt_mfu(m.mfu)}"), (6, f"lr {m.lr:.1e}"),
                       (1, f"loss {fmt_loss(m.loss)}")]
+            if m.grad_norm is not None:
+                parts.append((5, grad_text(m)))
         if e:
             parts += [(2, f"val {fmt_loss(e.val_loss)}"), (8, f"best {fmt_loss(e.best_val_loss)}")]
         if self.note and not m:
