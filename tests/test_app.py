@@ -106,7 +106,7 @@ async def test_pause_resume_stop_and_save(app_config):
         assert torch.load(ckpt, weights_only=True)["step"] == stopped_at
         # after a stop the model stays in memory: sampling and saving still work
         await press(pilot, "f8")
-        await wait_for(pilot, lambda: "step" in "".join(s.text for s in app.query_one("#sample-log").lines))
+        await wait_for(pilot, lambda: app.query_one("#sample-view").pages)
         await press(pilot, "ctrl+s")
         await wait_for(pilot, lambda: log_text(app).count(f"saved {ckpt} at step {stopped_at}") >= 2)
 
@@ -114,7 +114,7 @@ async def test_pause_resume_stop_and_save(app_config):
 async def test_engine_error_is_shown_and_app_stays_alive(app_config, monkeypatch):
     from tui_trainer.engine import trainer as trainer_mod
 
-    def broken(self, lr):
+    def broken(self, lr, measure):
         raise RuntimeError("simulated kernel failure")
 
     monkeypatch.setattr(trainer_mod.Trainer, "_train_step", broken)

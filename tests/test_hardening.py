@@ -51,11 +51,11 @@ def test_out_of_memory_is_reported_and_state_kept(tiny_config, monkeypatch):
     real = Trainer._train_step
     calls = {"n": 0}
 
-    def sometimes_oom(self, lr):
+    def sometimes_oom(self, lr, measure):
         calls["n"] += 1
         if calls["n"] == 12:
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
-        return real(self, lr)
+        return real(self, lr, measure)
 
     monkeypatch.setattr(Trainer, "_train_step", sometimes_oom)
     result = trainer.run()
@@ -91,7 +91,7 @@ async def test_bad_sample_settings_are_refused_where_typed_and_never_fail_the_ru
         await pilot.pause(0.05)
         assert not app.query_one("#sample-problem").display
         await press(pilot, "f8")
-        await wait_for(pilot, lambda: app.samples.query_one("#sample-log").lines)
+        await wait_for(pilot, lambda: app.samples.query_one("#sample-view").pages)
         assert app.state == "running"
         await press(pilot, "f7")
         await wait_for(pilot, lambda: app.state == "ended")
@@ -106,7 +106,7 @@ def test_a_failing_sample_is_an_error_of_that_sample_and_training_goes_on(tiny_c
     def broken(*args, **kwargs):
         raise RuntimeError("probability tensor contains inf/nan")
 
-    monkeypatch.setattr("tui_trainer.engine.trainer.generate_text", broken)
+    monkeypatch.setattr("tui_trainer.engine.trainer.generate", broken)
     events = []
     trainer = Trainer(make_config(tiny_config, max_iters=30, sample_interval=10), on_event=events.append)
     trainer.control.request_sample(SampleRequest("x", 5, 1.0, None))

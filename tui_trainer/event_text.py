@@ -37,7 +37,8 @@ def event_line(event: Event) -> str | None:
         return "compiling the model: the first step takes a while" if event.state == "compiling" else None
     if isinstance(event, HparamsChanged):
         changes = ", ".join(f"{key} {fmt_value(old)} → {fmt_value(new)}" for key, (old, new) in event.changes.items())
-        return f"from step {event.step}: {changes} (set in the {event.source})"
+        by = "by the rollback" if event.source == "rollback" else f"set in the {event.source}"
+        return f"from step {event.step}: {changes} ({by})"
     if isinstance(event, SpikeDetected):
         then = {"warn": "training goes on", "rollback": "rolling back"}.get(event.action, "")
         return f"loss spike at step {event.step}: {event.reason}; {then}"

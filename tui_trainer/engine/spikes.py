@@ -102,3 +102,29 @@ class Snapshot:
             torch._foreach_copy_([p for p in model.parameters()], self._weights)
         optimizer.load_state_dict(_clone(self._optimizer))  # a copy: training must not write into the snapshot
         random.restore_dropout(self._rng)
+
+
+class Rewind:
+    """The snapshots of the last two interval starts. An update shows in the loss of the step
+    after it, so a spike on the first step after the newest snapshot may come from the update
+    just before it, which that snapshot holds: then the older one is the state to return to."""
+
+    def __init__(self) -> None:
+        self._older, self._newest = Snapshot(), Snapshot()
+
+    def take(self, step: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer, random: RankRandom,
+             **extra: Any) -> None:
+        self._older.take(step, model, optimizer, random, **extra)  # the oldest one's buffers, reused
+        self._older, self._newest = self._newest, self._older
+
+    def before(self, spike_step: int) -> Snapshot | None:
+        """The snapshot to return to after a spike at ``spike_step`` (None before the first one)."""
+        if self._newest.step < 0:
+            return None
+        if spike_step <= self._newest.step + 1 and self._older.step >= 0:
+            return self._older
+        return self._newest
+
+    def clear(self) -> None:
+        """After a rollback both are ahead of, or equal to, where the run is: start afresh."""
+        self._older.step = self._newest.step = -1

@@ -40,7 +40,7 @@ from .rng import RankRandom
 from .rundir import RunDir, new_run_dir, refuse_existing_run
 from .sampling import generate, generate_from_checkpoint
 from .schedule import learning_rate_at
-from .spikes import LR_CHANGE_WINDOW, ROLLBACK_LIMIT, ROLLBACK_WINDOW, Snapshot, Spike, SpikeGuard
+from .spikes import LR_CHANGE_WINDOW, ROLLBACK_LIMIT, ROLLBACK_WINDOW, Rewind, Snapshot, Spike, SpikeGuard
 from .tokenizer import VocabMap, get_tokenizer
 
 
@@ -117,7 +117,7 @@ class Trainer:
         self.updater = Updater(self.raw_model, config, self.device, self.dtype)
         self.batcher = Batcher(self.corpus, config.batch_size, config.context_length, self.device)
         self.meter = HealthMeter(self.raw_model)
-        self.guard, self.snapshot = SpikeGuard(), Snapshot()
+        self.guard, self.rewind = SpikeGuard(), Rewind()
         self.rollbacks: list[int] = []  # steps of recent spikes rolled back
         self._lr_change: tuple[int, float] | None = None  # the last live learning_rate change: (step, old value)
 
@@ -306,8 +306,8 @@ class Trainer:
                 if self.boundary.cross(self.step, self.config.log_interval, clock):
                     return self.control.stop_reason
                 if not self.meter.losses and self.config.spike_action == "rollback":  # an interval starts
-                    self.snapshot.take(self.step, self.raw_model, self.updater.optimizer, self.random,
-                                       lr_scale=self.lr_scale, guard=self.guard.state())
+                    self.rewind.take(self.step, self.raw_model, self.updater.optimizer, self.random,
+                                     lr_scale=self.lr_scale, guard=self.guard.state())
             cfg = self.config
             lr = learning_rate_at(cfg, self.step) * self.lr_scale
             log_step = (self.step + 1) % cfg.log_interval == 0 or self.step + 1 == cfg.max_iters
@@ -330,8 +330,9 @@ class Trainer:
         if spike and cfg.spike_action != "off":
             self._emit(SpikeDetected(spike.step, spike.loss, spike.ema, spike.grad_norm, spike.reason,
                                      cfg.spike_action))
-            if cfg.spike_action == "rollback" and self.snapshot.step >= 0:
-                self._roll_back(spike)
+            snapshot = self.rewind.before(spike.step) if cfg.spike_action == "rollback" else None
+            if snapshot is not None:
+                self._roll_back(spike, snapshot)
                 return True
             self.guard.restart()
         loss = sum(losses) / len(losses)
@@ -349,14 +350,15 @@ class Trainer:
                                    clipped, health))
         return False
 
-    def _roll_back(self, spike: Spike) -> None:
-        """Back to the interval's start: weights, optimizer and dropout RNG from the snapshot, the
-        batches that spiked skipped, and a lower learning rate (the one before a live change that
-        just preceded the spike, else half). Too many rollbacks close together stop the run."""
+    def _roll_back(self, spike: Spike, snapshot: Snapshot) -> None:
+        """Back to an interval's start: weights, optimizer and dropout RNG from the snapshot, the
+        batches since skipped, and a lower learning rate (the one before a live change that just
+        preceded the spike, else half). Too many rollbacks close together stop the run."""
         lr_before = learning_rate_at(self.config, spike.step - 1) * self.lr_scale
-        self.snapshot.restore(self.raw_model, self.updater.optimizer, self.random)
-        self.step, self.lr_scale = self.snapshot.step, self.snapshot.extra["lr_scale"]
-        self.guard.restore(self.snapshot.extra["guard"])
+        snapshot.restore(self.raw_model, self.updater.optimizer, self.random)
+        self.step, self.lr_scale = snapshot.step, snapshot.extra["lr_scale"]
+        self.guard.restore(snapshot.extra["guard"])
+        self.rewind.clear()
         change, self._lr_change = self._lr_change, None
         if change and spike.step - change[0] <= LR_CHANGE_WINDOW and self._change(
                 {"learning_rate": change[1]}, "rollback", ""):

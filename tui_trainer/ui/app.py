@@ -81,6 +81,8 @@ class GptTuiApp(RunsActions, App[int]):
         Binding("f8", "sample", "Sample", tooltip="Generate a sample: from the current model", id="sample"),
         Binding("f2", "runs", "Runs", tooltip="Runs: resume, watch or compare past and running runs", id="runs"),
         Binding("f9", "toggle_log_y", "Log y", tooltip="Toggle log-scale loss axis: for long runs", id="log-y"),
+        Binding("ctrl+t", "next_tab", "Next tab", show=False, tooltip="Next tab: Log, Samples, Health, Device in "
+                "turn, without a mouse", id="next-tab"),
         Binding("f10", "detach", "Detach", tooltip="Detach: the run trains on in this process without the app; "
                 "gpt-tui watch RUN_DIR comes back to it", id="detach"),
         Binding("ctrl+q", "request_quit", "Quit", tooltip="Quit: asks to save first during a run", priority=True,
@@ -544,6 +546,10 @@ class GptTuiApp(RunsActions, App[int]):
         else:
             self.control.request_sample(request)
         self.tabs.active = "tab-samples"
+
+    def action_next_tab(self) -> None:
+        panes = [pane.id for pane in self.tabs.query(TabPane)]
+        self.tabs.active = panes[(panes.index(self.tabs.active) + 1) % len(panes)]
 
     def action_toggle_log_y(self) -> None:
         log_y = self.plot.toggle_log_y()

@@ -58,7 +58,7 @@ class HealthPanel(Widget):
         worst_grad = _worst(groups, "grad_norm")
         worst_ratio = _worst(groups, "update_ratio")
         # Names and figures keep their width; the sparklines share what is left (up to SPARK_WIDTH).
-        table = Table(box=None, padding=(0, 1), show_edge=False)
+        table = Table(box=None, padding=(0, 1), show_edge=False, expand=True)
         table.add_column("", min_width=9, no_wrap=True)
         for header in ("grad norm", "|Δw| / |w|"):
             table.add_column(header, justify="right", min_width=len(header), header_style="dim", no_wrap=True)
