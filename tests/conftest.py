@@ -13,7 +13,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 TINY = dict(d_model=32, num_blocks=2, num_heads=2, context_length=32, dropout=0.0, batch_size=8,
             max_iters=60, eval_interval=20, eval_iters=4, log_interval=5, tokenizer="byte",
-            learning_rate=3e-3)
+            learning_rate=3e-3, num_threads=1)  # one core per test: pytest -n 2 runs two at once
 
 
 # Property tests draw the same examples on every run: a failure found once is found again.
