@@ -84,6 +84,11 @@ async def test_bad_sample_settings_are_refused_where_typed_and_never_fail_the_ru
             await pilot.pause(0.05)  # a fixed wait: pilot's default waits for an idle CPU, never idle here
             assert app.query_one("#sample-problem").display, (temperature, top_k, top_p)
             assert app.samples.request() is None
+        # a 5,100-character paste is named by its start and length: the problem stays one line
+        app.query_one("#sample-temperature", Input).value = "[a]" * 1700
+        await pilot.pause(0.05)
+        problem = str(app.query_one("#sample-problem").render())
+        assert "(5,100 characters)" in problem and len(problem) < 150
         # a tiny temperature is valid: greedy in effect, never NaN
         app.query_one("#sample-temperature", Input).value = "1e-50"
         app.query_one("#sample-top-k", Input).value = ""

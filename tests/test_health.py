@@ -156,7 +156,9 @@ async def test_the_dashboard_shows_health_the_grad_norm_and_marks_spikes(tiny_co
     app = create_app(tiny_config)
     async with app.run_test(size=(120, 40)) as pilot:
         app.post_message(EngineEvents([*steps, spike]))
-        await pilot.press("ctrl+t", "ctrl+t")  # Log -> Samples -> Health, keyboard only
+        await pilot.press("ctrl+t")  # Log -> Samples -> Health, keyboard only
+        assert app.tabs.active == "tab-samples" and app.focused.id == "sample-view"
+        await pilot.press("ctrl+t")
         assert app.tabs.active == "tab-health"
         panel = app.health_panel
         await wait_for(pilot, lambda: panel.last_spike and app._notifications)

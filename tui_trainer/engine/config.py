@@ -127,10 +127,10 @@ def parse_value(name: str, text: str) -> Any:
             pass
     else:
         return text
-    raise ValueError(f"{name} = {_quoted(text)}: must be {_type_name(tp)}")
+    raise ValueError(f"{name} = {quoted(text)}: must be {_type_name(tp)}")
 
 
-def _quoted(value: Any, limit: int = 40) -> str:
+def quoted(value: Any, limit: int = 40) -> str:
     """A value as typed, quoted; a long pasted string is cut, with its length, so an error stays
     one line."""
     if not isinstance(value, str) or len(value) <= limit:
@@ -146,24 +146,24 @@ def _check_value(name: str, value: Any) -> str | None:
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         ok_type = True
     if not ok_type:
-        return f"{name} = {_quoted(value)}: must be {_type_name(tp)}"
+        return f"{name} = {quoted(value)}: must be {_type_name(tp)}"
     if tp is float and not math.isfinite(value):
-        return f"{name} = {_quoted(value)}: must be a finite number"
+        return f"{name} = {quoted(value)}: must be a finite number"
     if tp is int and abs(value) > INT_LIMIT:  # sizes and counts beyond any machine; torch would overflow
         shown = f"{value:.3e}" if abs(value) < 10**300 else "a number that large"
         return f"{name} = {shown}: must be at most {INT_LIMIT:,}"
     lo, hi = meta["min"], meta["max"]
     if lo is not None and (value < lo or (meta["min_exclusive"] and value == lo)):
         op = ">" if meta["min_exclusive"] else ">="
-        return f"{name} = {_quoted(value)}: must be {op} {lo:g}"
+        return f"{name} = {quoted(value)}: must be {op} {lo:g}"
     if hi is not None and (value > hi or (meta["max_exclusive"] and value == hi)):
-        return f"{name} = {_quoted(value)}: must be in [{lo:g}, {hi:g})" if meta["max_exclusive"] else f"{name} = {_quoted(value)}: must be <= {hi:g}"
+        return f"{name} = {quoted(value)}: must be in [{lo:g}, {hi:g})" if meta["max_exclusive"] else f"{name} = {quoted(value)}: must be <= {hi:g}"
     if meta["choices"] and value not in meta["choices"]:
-        return f"{name} = {_quoted(value)}: must be one of {', '.join(meta['choices'])}"
+        return f"{name} = {quoted(value)}: must be one of {', '.join(meta['choices'])}"
     if name == "device" and not DEVICE_PATTERN.match(value):
-        return f"device = {_quoted(value)}: must be auto, cpu, cuda, cuda:N or mps"
+        return f"device = {quoted(value)}: must be auto, cpu, cuda, cuda:N or mps"
     if name == "run_name" and (not value or "/" in value or value in (".", "..")):
-        return f"run_name = {_quoted(value)}: must be a non-empty name without '/'"
+        return f"run_name = {quoted(value)}: must be a non-empty name without '/'"
     return None
 
 

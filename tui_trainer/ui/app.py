@@ -550,6 +550,8 @@ class GptTuiApp(RunsActions, App[int]):
     def action_next_tab(self) -> None:
         panes = [pane.id for pane in self.tabs.query(TabPane)]
         self.tabs.active = panes[(panes.index(self.tabs.active) + 1) % len(panes)]
+        if self.tabs.active == "tab-samples":  # its keys (tokens, pages, compare) work at once
+            self.samples.query_one("#sample-view").focus()
 
     def action_toggle_log_y(self) -> None:
         log_y = self.plot.toggle_log_y()

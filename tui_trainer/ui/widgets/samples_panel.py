@@ -9,6 +9,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.widgets import Button, Input, Static
 
+from ...engine.config import quoted
 from ...engine.control import SampleRequest
 from ...engine.events import SampleText
 from ...engine.sampling import sample_problems
@@ -48,15 +49,15 @@ class SamplesPanel(Vertical):
         try:
             temperature = float(texts["temperature"])
         except ValueError:
-            return None, [f"temperature {texts['temperature']!r}: must be a number > 0 (or 0 for greedy)"]
+            return None, [f"temperature {quoted(texts['temperature'])}: must be a number > 0 (or 0 for greedy)"]
         try:
             top_k = int(texts["top-k"]) if texts["top-k"] else None
         except ValueError:
-            return None, [f"top_k {texts['top-k']!r}: must be an integer >= 1 (or empty for none)"]
+            return None, [f"top_k {quoted(texts['top-k'])}: must be an integer >= 1 (or empty for none)"]
         try:
             top_p = float(texts["top-p"]) if texts["top-p"] else None
         except ValueError:
-            return None, [f"top_p {texts['top-p']!r}: must be in (0, 1] (or empty for none)"]
+            return None, [f"top_p {quoted(texts['top-p'])}: must be in (0, 1] (or empty for none)"]
         problems = sample_problems(self.max_new_tokens, temperature, top_k, top_p)
         if problems:
             return None, problems
