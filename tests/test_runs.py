@@ -279,7 +279,8 @@ def test_wandb_logs_config_losses_lr_and_speed(tiny_config, tmp_path, monkeypatc
     assert init["project"] == "p" and init["config"]["learning_rate"] == tiny_config.learning_rate
     steps = {step for step, data in fake.logs if "train/loss" in data}
     assert steps == {5, 10, 15, 20}
-    assert all({"lr", "tokens_per_sec"} <= set(data) for _, data in fake.logs if "train/loss" in data)
+    assert all({"lr", "tokens_per_sec", "health/grad_norm", "health/block 1/update_ratio"} <= set(data)
+               for _, data in fake.logs if "train/loss" in data)
     assert [step for step, data in fake.logs if "eval/val_loss" in data] == [0, 20]
     assert fake.finished == [0]
     assert json.loads((tmp_path / "run" / "run.json").read_text())["wandb_id"] == init["id"]

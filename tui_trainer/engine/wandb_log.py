@@ -14,16 +14,27 @@ from .rundir import RunDir
 INSTALL_HINT = "pip install 'gpt-tui[wandb]' (or pip install wandb)"
 
 
+def health_figures(event: StepMetrics) -> dict[str, float]:
+    """The step's gradient figures as W&B keys ("health/block 0/grad_norm"); nulls left out."""
+    figures = {"health/grad_norm": event.grad_norm, "health/clipped": event.clipped,
+               "health/embedding_norm": event.health.get("embedding_norm"),
+               "health/head_norm": event.health.get("head_norm")}
+    for group in event.health.get("groups", []):
+        for key in ("grad_norm", "update_ratio"):
+            figures[f"health/{group['name']}/{key}"] = group.get(key)
+    return {key: value for key, value in figures.items() if value is not None}
+
+
 class WandbLogger:
-    """An event callback that logs losses, lr and tokens/s against the step."""
+    """An event callback that logs losses, lr, tokens/s and the health figures against the step."""
 
     def __init__(self, run) -> None:
         self.run = run
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, StepMetrics):
-            self.run.log({"train/loss": event.loss, "lr": event.lr, "tokens_per_sec": event.tokens_per_sec},
-                         step=event.step)
+            self.run.log({"train/loss": event.loss, "lr": event.lr, "tokens_per_sec": event.tokens_per_sec,
+                          **health_figures(event)}, step=event.step)
         elif isinstance(event, EvalResult):
             self.run.log({"eval/train_loss": event.train_loss, "eval/val_loss": event.val_loss,
                           "eval/best_val_loss": event.best_val_loss}, step=event.step)
