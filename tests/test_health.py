@@ -172,3 +172,12 @@ async def test_the_dashboard_shows_health_the_grad_norm_and_marks_spikes(tiny_co
         assert any(n.title == "Loss spike" for n in app._notifications)
         figures = app.query_one("#run-figures")
         await wait_for(pilot, lambda: "grad 0.75 (clipped 3)" in str(figures.render()))  # at the UI's next tick
+
+
+def test_under_float16_scaling_an_overflowing_gradient_is_no_spike():
+    from tui_trainer.engine.spikes import SpikeGuard
+
+    guard = SpikeGuard()
+    losses, norms = [2.0] * 60, [0.5] * 59 + [math.inf]
+    assert guard.check(0, losses, norms, 3.0, gradients=False) is None
+    assert SpikeGuard().check(0, losses, norms, 3.0).reason == "the gradient is not finite"

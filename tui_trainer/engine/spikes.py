@@ -33,16 +33,18 @@ class SpikeGuard:
         self.ema = math.nan
         self.seen = 0
 
-    def check(self, first_step: int, losses: list[float], norms: list[float], factor: float) -> Spike | None:
+    def check(self, first_step: int, losses: list[float], norms: list[float], factor: float,
+              gradients: bool = True) -> Spike | None:
         """The first spike among an interval's steps (``first_step`` + 1 onwards), if any; the
-        average learns every other step."""
+        average learns every other step. ``gradients`` False: a non-finite gradient is no spike
+        (float16's loss scaler skips such steps and lowers its scale, by design)."""
         spike = None
         for i, loss in enumerate(losses):
             norm = norms[i] if i < len(norms) else None
             reason = None
             if not math.isfinite(loss):
                 reason = "the loss is not finite"
-            elif norm is not None and not math.isfinite(norm):
+            elif gradients and norm is not None and not math.isfinite(norm):
                 reason = "the gradient is not finite"
             elif self.seen >= WARMUP_STEPS and loss > factor * self.ema:
                 reason = f"loss {loss:.4f} is above {factor:g} x its average {self.ema:.4f}"

@@ -326,7 +326,8 @@ class Trainer:
         spike, report. Returns True when the run rolled back instead."""
         losses, norms, health = self.meter.read()
         cfg = self.config
-        spike = self.guard.check(self.step - len(losses), losses, norms, cfg.spike_factor)
+        spike = self.guard.check(self.step - len(losses), losses, norms, cfg.spike_factor,
+                                 gradients=self.updater.scaler is None)
         if spike and cfg.spike_action != "off":
             self._emit(SpikeDetected(spike.step, spike.loss, spike.ema, spike.grad_norm, spike.reason,
                                      cfg.spike_action))
@@ -342,12 +343,11 @@ class Trainer:
                               cfg.max_iters - self.step)
         self.elapsed = clock.elapsed()
         mfu = rate / self.dist.world_size * self.flops_per_token / self.peak_flops if self.peak_flops else None
-        grad_norm = sum(norms) / len(norms) if norms else None
-        clipped = sum(norm > cfg.grad_clip for norm in norms) if cfg.grad_clip else 0
+        finite = [norm for norm in norms if math.isfinite(norm)]  # float16 overflow steps left out
+        grad_norm = sum(finite) / len(finite) if finite else None
+        clipped = sum(norm > cfg.grad_clip for norm in finite) if cfg.grad_clip else 0
         with clock.aside():
-            self._emit(StepMetrics(self.step, loss, lr, rate, self.elapsed, eta, mfu,
-                                   grad_norm if grad_norm is not None and math.isfinite(grad_norm) else None,
-                                   clipped, health))
+            self._emit(StepMetrics(self.step, loss, lr, rate, self.elapsed, eta, mfu, grad_norm, clipped, health))
         return False
 
     def _roll_back(self, spike: Spike, snapshot: Snapshot) -> None:
