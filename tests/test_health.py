@@ -168,7 +168,8 @@ async def test_the_dashboard_shows_health_the_grad_norm_and_marks_spikes(tiny_co
         text = console.export_text()
         assert "block 1" in text and "grad 0.75 (clipped 3)" in text and "head norm 4.25" in text
         assert "loss spike at step 23" in text and "2.5" in text and "0.03" in text
-        assert (23, "spike") in app.plot.markers
+        assert (23, "spike", "spike") in app.plot.markers
+        assert ("│", "loss spike", "red") in app.plot.legend()
         assert any(n.title == "Loss spike" for n in app._notifications)
         figures = app.query_one("#run-figures")
         await wait_for(pilot, lambda: "grad 0.75 (clipped 3)" in str(figures.render()))  # at the UI's next tick

@@ -634,7 +634,7 @@ class GptTuiApp(RunsActions, App[int]):
         elif isinstance(event, (SpikeDetected, RolledBack)):
             self.health_panel.note(event)
             if isinstance(event, SpikeDetected):
-                plot.add_marker(event.step, "spike")
+                plot.add_marker(event.step, "spike", "spike")
             self._notify(replay, line, severity="warning", title="Loss spike")
         elif isinstance(event, CheckpointSaved):
             if event.kind == "latest" and self._save_requested:  # the user's ctrl+s; periodic saves: the log

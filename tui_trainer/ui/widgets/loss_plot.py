@@ -17,7 +17,8 @@ from .entry_wrap import GAP, wrap_entries
 
 EMA_ALPHA = 0.1
 PARENT_COLOR = "gray"  # dimmed: the parent run's curve behind a fork's own
-MAX_MARKERS = 32  # live changes marked on the plot: the latest ones
+MAX_MARKERS = 32  # live changes and spikes marked on the plot: the latest ones
+MARKER_KINDS = {"hparams": ("hyperparameters changed", "yellow"), "spike": ("loss spike", "red")}
 COMPARE_COLORS = ("orange", "blue+", "yellow", "green+", "red+", "cyan+")
 # plotext's colour names as Rich spells them, for the legend line
 RICH_COLORS = {"gray": "grey62", "cyan": "cyan", "green": "green", "magenta": "magenta", "red": "red",
@@ -88,8 +89,9 @@ class LossPlot(PlotextPlot):
         if self.best is None or val_loss < self.best[1]:
             self.best = (step, val_loss)
 
-    def add_marker(self, step: int, label: str) -> None:
-        self.markers = [*self.markers[-(MAX_MARKERS - 1):], (step, label)]
+    def add_marker(self, step: int, label: str, kind: str = "hparams") -> None:
+        """A vertical line at ``step``: a live change ("hparams") or a loss spike ("spike")."""
+        self.markers = [*self.markers[-(MAX_MARKERS - 1):], (step, label, kind)]
 
     def toggle_log_y(self) -> bool:
         self.log_y = not self.log_y
@@ -140,12 +142,13 @@ class LossPlot(PlotextPlot):
         return super().render()
 
     def _draw_markers(self, plt) -> None:
-        """A vertical line at each live change, labelled with the keys it changed at the top."""
+        """A vertical line at each live change or spike, labelled at the top (the keys changed)."""
         ys = [y for series in (self.raw, self.eval_val) for y in series.ys]
         top = max(ys) if ys else 1.0
-        for step, label in self.markers:
-            plt.vline(step, color="yellow")
-            plt.text(label[:24], step, top, color="yellow")
+        for step, label, kind in self.markers:
+            color = MARKER_KINDS[kind][1]
+            plt.vline(step, color=color)
+            plt.text(label[:24], step, top, color=color)
 
     def legend(self) -> list[tuple[str, str, str]]:
         """(mark, name, plotext colour) of each thing drawn."""
@@ -157,8 +160,8 @@ class LossPlot(PlotextPlot):
             items.append(("×", f"best {self.best[1]:.3f}", "red"))
         items += [("━", label, color) for (label, series), color in zip(self.compare, COMPARE_COLORS * 4)
                   if len(series)]
-        if self.markers:
-            items.append(("│", "hyperparameters changed", "yellow"))
+        kinds = {kind for _, _, kind in self.markers}
+        items += [("│", name, color) for kind, (name, color) in MARKER_KINDS.items() if kind in kinds]
         return items
 
 
