@@ -151,3 +151,21 @@ async def test_samples_tab_keys_select_page_toggle_and_compare(tiny_config):
         assert view.page == 2 and [s.source for s in view.pages[2]] == ["", "best.ckpt"]
         await pilot.press("down", "right")
         assert view.row == 1 and view.selected == 0
+
+
+async def test_the_selected_token_scrolls_into_view_at_80x24():
+    from tui_trainer.engine.config import load_config
+
+    model, vocab, tokenizer = tiny_model()
+    generation = generate(model, tokenizer, vocab, "the ", 400, seed=3)
+    app = create_app(load_config(REPO / "configs" / "default.toml"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.samples.add(SampleText(300, "the ", generation.text, generation.tokens))
+        await pilot.press("ctrl+t")  # onto the Samples tab, the sample focused
+        scroll = app.query_one("#sample-scroll")
+        await pilot.pause()
+        assert scroll.max_scroll_y > 0 and scroll.scroll_y == 0  # taller than the tab
+        await pilot.press("left")  # from nothing selected, left selects the last token
+        await pilot.pause()
+        assert app.query_one("#sample-view").selected == 399
+        assert scroll.scroll_y > 0  # scrolled down to it (nothing else scrolls the tab here)

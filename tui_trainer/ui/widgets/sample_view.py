@@ -7,13 +7,14 @@ best.ckpt and kept checkpoints) is one page: side by side when each gets 40 colu
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 from textual.binding import Binding
 from textual.containers import ScrollableContainer
+from textual.geometry import Region
 from textual.message import Message
 from textual.reactive import reactive
 from textual.widget import Widget
@@ -90,6 +91,7 @@ class SampleView(Widget, can_focus=True):
         else:
             self.selected = max(0, min(len(sample.tokens) - 1, self.selected + delta))
         self.refresh(layout=True)
+        self._scroll_to_selected()
 
     def action_row(self, delta: int) -> None:
         if self.pages and len(self.pages[self.page]) > 1:
@@ -130,21 +132,49 @@ class SampleView(Widget, can_focus=True):
         selected = self.selected if row == self.row else None
         return token_text(sample.prompt, sample.tokens, self._colours(), self.by, self.boundaries, selected)
 
+    def _scroll_to_selected(self) -> None:
+        """Keep the selected token in view when the sample is taller than the tab: the lines
+        down to it are rendered (its sample cut after it, at its column's width) and counted."""
+        sample = self.sample
+        if self.selected is None or sample is None or not isinstance(self.parent, ScrollableContainer):
+            return
+        page = self.pages[self.page]
+        width = self.size.width
+        cut = replace(sample, tokens=sample.tokens[:self.selected + 1])
+        above: list[RenderableType] = [self._header(page)]
+        if len(page) > 1 and width >= SIDE_BY_SIDE_WIDTH * len(page):
+            width = max(1, (width - 2 * (len(page) - 1)) // len(page))  # the token's column
+            above = [Text(" "), Text(" ")]  # the header and the titles' row
+        elif len(page) > 1:
+            for row, other in enumerate(page[:self.row]):
+                above += [self._title(other), self._sample_text(other, row)]
+            above.append(self._title(sample))
+        console = self.app.console
+        lines = console.render_lines(Group(*above, self._sample_text(cut, self.row)),
+                                     console.options.update_width(max(1, width)), pad=False)
+        self.parent.scroll_to_region(Region(0, len(lines) - 1, 1, 1), animate=False)
+
+    def _header(self, page: list[SampleText]) -> Text:
+        first = page[0]
+        colour = "entropy" if self.by == "entropy" else "probability"
+        return Text(f"sample {self.page + 1}/{len(self.pages)} · step {first.step}"
+                    + (f" · seed {first.seed}" if first.seed is not None else "")
+                    + f" · colour: {colour}", style="dim")
+
+    @staticmethod
+    def _title(sample: SampleText) -> Text:
+        return Text(f"{sample.source or 'current weights'} · step {sample.step}", style="bold")
+
     def render(self) -> RenderableType:
         if not self.pages:
             return Text("No samples yet: F8 generates one from the current model, c compares it with the "
                         "run's checkpoints, and sample_interval adds one every N steps.", style="dim")
         page = self.pages[self.page]
-        first = page[0]
-        colour = "entropy" if self.by == "entropy" else "probability"
-        header = Text(f"sample {self.page + 1}/{len(self.pages)} · step {first.step}"
-                      + (f" · seed {first.seed}" if first.seed is not None else "")
-                      + f" · colour: {colour}", style="dim")
-        parts: list[RenderableType] = [header]
+        parts: list[RenderableType] = [self._header(page)]
         if len(page) == 1:
-            parts.append(self._sample_text(first, 0))
+            parts.append(self._sample_text(page[0], 0))
         else:
-            titles = [Text(f"{s.source or 'current weights'} · step {s.step}", style="bold") for s in page]
+            titles = [self._title(s) for s in page]
             bodies = [self._sample_text(s, row) for row, s in enumerate(page)]
             if self.size.width >= SIDE_BY_SIDE_WIDTH * len(page):
                 table = Table.grid(padding=(0, 2), expand=True)
