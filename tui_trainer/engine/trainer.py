@@ -356,6 +356,7 @@ class Trainer:
         preceded the spike, else half). Too many rollbacks close together stop the run."""
         lr_before = learning_rate_at(self.config, spike.step - 1) * self.lr_scale
         snapshot.restore(self.raw_model, self.updater.optimizer, self.random)
+        self.updater.configure(self.config)  # the snapshot's param groups may predate a live weight_decay
         self.step, self.lr_scale = snapshot.step, snapshot.extra["lr_scale"]
         self.guard.restore(snapshot.extra["guard"])
         self.rewind.clear()
