@@ -162,6 +162,9 @@ async def test_the_dashboard_shows_health_the_grad_norm_and_marks_spikes(tiny_co
         assert app.tabs.active == "tab-health"
         panel = app.health_panel
         await wait_for(pilot, lambda: panel.last_spike and app._notifications)
+        # filled while its tab was hidden (no layout passes then), laid out when shown
+        await wait_for(pilot, lambda: panel.size.height >= 2 + len(groups)
+                       and "step 20" in panel.render_line(0).text)
         assert list(panel.grads["block 0"]) == [2.5, 2.5] and list(panel.grads["head"]) == []  # null: no point
         console = Console(width=100, record=True, file=io.StringIO())
         console.print(panel.render())

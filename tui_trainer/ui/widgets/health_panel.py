@@ -40,11 +40,17 @@ class HealthPanel(Widget):
                 history = series.setdefault(group["name"], deque(maxlen=HISTORY))
                 if isinstance(value, (int, float)) and math.isfinite(value):
                     history.append(value)
-        self.refresh(layout=True)
+        self._redraw()
 
     def note(self, event: SpikeDetected | RolledBack) -> None:
         self.last_spike = event_line(event) or ""
-        self.refresh(layout=True)
+        self._redraw()
+
+    def _redraw(self) -> None:
+        """A new height needs a layout pass of the whole screen (about 20 ms here, at every log
+        interval while training): only while the tab shows. A hidden panel is laid out afresh
+        when its tab is shown."""
+        self.refresh(layout=self.is_on_screen)
 
     def render(self) -> RenderableType:
         m = self.metrics
