@@ -11,8 +11,9 @@ from typing import Any
 
 import torch
 
+from .checkpoint import load_checkpoint, model_from_checkpoint
 from .model import GPT
-from .tokenizer import Tokenizer, VocabMap
+from .tokenizer import Tokenizer, VocabMap, get_tokenizer
 
 TOP = 5  # alternatives kept per generated token
 UNKNOWN_TEXT = "‹unknown›"  # the compact vocabulary's row for tokens the corpus never had
@@ -82,19 +83,13 @@ def _probability(logprob: float) -> float:
     return min(1.0, float(f"{math.exp(logprob):.5g}"))
 
 
-class _Decoder:
-    """Model ids to token texts, through the vocabulary map and the tokenizer's bytes."""
-
-    def __init__(self, tokenizer: Tokenizer, vocab: VocabMap):
-        self.tokenizer, self.vocab = tokenizer, vocab
-
-    def token(self, model_id: int) -> tuple[int | None, bytes]:
-        ids = self.vocab.to_tokenizer([model_id])
-        return (ids[0], self.tokenizer.token_bytes(ids[0])) if ids else (None, b"")
-
-    def text(self, model_id: int) -> tuple[int | None, str]:
-        token_id, raw = self.token(model_id)
-        return token_id, _visible(raw.decode("utf-8", errors=BYTES_ERRORS)) if token_id is not None else UNKNOWN_TEXT
+def _token(tokenizer: Tokenizer, vocab: VocabMap, model_id: int) -> tuple[int | None, bytes, str]:
+    """A model id's tokenizer id, bytes and text alone (the unknown row has no bytes)."""
+    ids = vocab.to_tokenizer([model_id])
+    if not ids:
+        return None, b"", UNKNOWN_TEXT
+    raw = tokenizer.token_bytes(ids[0])
+    return ids[0], raw, _visible(raw.decode("utf-8", errors=BYTES_ERRORS))
 
 
 def generate(model: GPT, tokenizer: Tokenizer, vocab: VocabMap, prompt: str, max_new_tokens: int,
@@ -124,11 +119,11 @@ def generate(model: GPT, tokenizer: Tokenizer, vocab: VocabMap, prompt: str, max
     # Read back once at the end: no device sync per token.
     chosen_l, logprobs_l, entropies_l = (torch.stack(x).tolist() for x in (chosen, logprobs, entropies))
     top_logprobs_l, top_ids_l = torch.stack(top_logprobs).tolist(), torch.stack(top_ids).tolist()
-    decoder = _Decoder(tokenizer, vocab)
     tokens = [{"text": text, "piece": piece, "id": token_id, "prob": _probability(logprobs_l[i]),
                "entropy": round(max(0.0, entropies_l[i]), 4),
                "top": [{"text": alt_text, "id": alt_id, "prob": _probability(lp)}
-                       for lp, (alt_id, alt_text) in zip(top_logprobs_l[i], map(decoder.text, top_ids_l[i]))]}
+                       for lp, (alt_id, _, alt_text) in
+                       zip(top_logprobs_l[i], (_token(tokenizer, vocab, alt) for alt in top_ids_l[i]))]}
               for i, (token_id, text, piece) in enumerate(token_texts(tokenizer, vocab, chosen_l))]
     return Generation(prompt, prompt + "".join(token["piece"] for token in tokens), tokens)
 
@@ -136,12 +131,11 @@ def generate(model: GPT, tokenizer: Tokenizer, vocab: VocabMap, prompt: str, max
 def token_texts(tokenizer: Tokenizer, vocab: VocabMap, model_ids: list[int]) -> list[tuple[int | None, str, str]]:
     """Per model id: its tokenizer id, its text alone, and the piece it adds to the running text
     (a character split over tokens joins the piece of its last token)."""
-    decoder = _Decoder(tokenizer, vocab)
     running = codecs.getincrementaldecoder("utf-8")(errors=BYTES_ERRORS)
     out = []
     for model_id in model_ids:
-        token_id, raw = decoder.token(model_id)
-        out.append((token_id, decoder.text(model_id)[1], _visible(running.decode(raw))))
+        token_id, raw, text = _token(tokenizer, vocab, model_id)
+        out.append((token_id, text, _visible(running.decode(raw))))
     if out:  # bytes still waiting for the rest of their character when the text ends
         token_id, text, piece = out[-1]
         out[-1] = (token_id, text, piece + _visible(running.decode(b"", final=True)))
@@ -152,9 +146,6 @@ def generate_from_checkpoint(path: Path, prompt: str, max_new_tokens: int, tempe
                              top_k: int | None, top_p: float | None, seed: int | None,
                              device: torch.device | str = "cpu") -> tuple[Generation, int]:
     """A sample from a checkpoint file's weights, and the step they were saved at."""
-    from .checkpoint import load_checkpoint, model_from_checkpoint
-    from .tokenizer import get_tokenizer
-
     ckpt = load_checkpoint(path)
     model, _, vocab = model_from_checkpoint(ckpt, path)
     model.to(device)
