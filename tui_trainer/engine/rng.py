@@ -37,8 +37,10 @@ class RankRandom:
         return state
 
     def restore_dropout(self, state: dict[str, torch.Tensor]) -> None:
-        torch.set_rng_state(state["torch"])
-        if "cuda" in state:
+        """Dropout's streams as saved (a checkpoint from an older version may lack them)."""
+        if "torch" in state:
+            torch.set_rng_state(state["torch"])
+        if "cuda" in state and self.device.type == "cuda":
             torch.cuda.set_rng_state(state["cuda"], self.device)
 
     def restore(self, state: dict[str, Any], step: int) -> None:
@@ -46,9 +48,6 @@ class RankRandom:
             torch.manual_seed(self.seed + step)
             self.batches.manual_seed(self.seed + step)
             return
-        if "torch" in state:
-            torch.set_rng_state(state["torch"])
+        self.restore_dropout(state)
         if "batches" in state:
             self.batches.set_state(state["batches"])
-        if "cuda" in state and self.device.type == "cuda":
-            torch.cuda.set_rng_state(state["cuda"], self.device)
