@@ -115,7 +115,7 @@ def sample(args: argparse.Namespace) -> int:
     paths = [resolve_checkpoint(args.checkpoint, prefer=("best.ckpt", "model.ckpt"))]
     seed = args.seed
     if args.compare is not None:
-        paths += compared_checkpoints(paths[0], args.compare)
+        paths += compare_with(paths[0], args.compare)
         if seed is None:
             seed = secrets.randbelow(2**31)  # one seed for all, printed so the comparison can be repeated
     elif seed is not None:
@@ -142,17 +142,16 @@ def sample(args: argparse.Namespace) -> int:
     return 0
 
 
-def compared_checkpoints(first: Path, named: list[str]) -> list[Path]:
+def compare_with(first: Path, named: list[str]) -> list[Path]:
     """The checkpoints `--compare` names; when it names none, those the first one's run kept."""
     from .engine.checkpoint import resolve_checkpoint
-    from .engine.rundir import checkpoint_history
+    from .engine.rundir import compared_checkpoints
 
     if named:
         return [resolve_checkpoint(path) for path in named]
-    kept = [first.parent / "best.ckpt", *reversed(checkpoint_history(first.parent))]
     others: list[Path] = []
-    for path in kept:  # a kept file can be a hard link of model.ckpt: the same weights once
-        if path.is_file() and not any(path.samefile(seen) for seen in [first, *others]):
+    for path in compared_checkpoints(first.parent):  # a kept file can be a hard link of model.ckpt: once
+        if not any(path.samefile(seen) for seen in [first, *others]):
             others.append(path)
     if not others:
         raise CheckpointError(f"{str(first.parent)!r} kept no other checkpoint to compare with: name some after "

@@ -52,6 +52,13 @@ def checkpoint_history(run_dir: Path) -> list[Path]:
     return sorted(Path(run_dir).glob("ckpt-*.ckpt"))
 
 
+def compared_checkpoints(run_dir: Path) -> list[Path]:
+    """What a comparison samples besides the weights in hand: best.ckpt, then the kept
+    ckpt-STEP.ckpt files newest first, those that exist."""
+    run_dir = Path(run_dir)
+    return [path for path in [run_dir / "best.ckpt", *reversed(checkpoint_history(run_dir))] if path.is_file()]
+
+
 def unwritable(path: Path, exc: OSError) -> RunDirError:
     """The error for a run directory that cannot be made or written, with the way out."""
     return RunDirError(f"run directory {str(path)!r} cannot be created or written ({exc.strerror or exc}): "

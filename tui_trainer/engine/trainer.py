@@ -37,7 +37,7 @@ from .model import GPT
 from .optimizer import Updater
 from .recorder import RunRecorder
 from .rng import RankRandom
-from .rundir import RunDir, new_run_dir, refuse_existing_run
+from .rundir import RunDir, compared_checkpoints, new_run_dir, refuse_existing_run
 from .sampling import generate, generate_from_checkpoint
 from .schedule import learning_rate_at
 from .spikes import LR_CHANGE_WINDOW, ROLLBACK_LIMIT, ROLLBACK_WINDOW, Rewind, Snapshot, Spike, SpikeGuard
@@ -196,11 +196,10 @@ class Trainer:
             generation = generate(self.raw_model, self.tokenizer, self.vocab, *args)
         self._emit(SampleText(self.step, request.prompt, generation.text, generation.tokens, "", seed, group))
         if request.compare and self.rundir is not None:
-            for path in [self.rundir.best, *reversed(self.rundir.history())]:
-                if path.is_file():
-                    with autocast(self.device, self.dtype):
-                        other, step = generate_from_checkpoint(path, *args, device=self.device)
-                    self._emit(SampleText(step, request.prompt, other.text, other.tokens, path.name, seed, group))
+            for path in compared_checkpoints(self.rundir.path):
+                with autocast(self.device, self.dtype):
+                    other, step = generate_from_checkpoint(path, *args, device=self.device)
+                self._emit(SampleText(step, request.prompt, other.text, other.tokens, path.name, seed, group))
         return generation.text
 
     def _emit(self, event: Event) -> None:
