@@ -98,8 +98,6 @@ def _train_with_torchrun(args: argparse.Namespace, config: TrainConfig) -> int:
 
 
 def sample(args: argparse.Namespace) -> int:
-    import torch
-
     from rich.console import Console
     from rich.text import Text
 
@@ -118,8 +116,6 @@ def sample(args: argparse.Namespace) -> int:
         paths += compare_with(paths[0], args.compare)
         if seed is None:
             seed = secrets.randbelow(2**31)  # one seed for all, printed so the comparison can be repeated
-    elif seed is not None:
-        torch.manual_seed(seed)
     device = resolve_device(args.device)
     samples = [generate_from_checkpoint(path, args.prompt, args.max_new_tokens, args.temperature, args.top_k,
                                         args.top_p, seed, device) for path in paths]

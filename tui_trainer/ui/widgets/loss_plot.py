@@ -46,7 +46,7 @@ class LossPlot(PlotextPlot):
         self._ema_value: float | None = None
         # Val curves of other runs overlaid from the Runs screen: (label, steps, losses).
         self.compare: list[tuple[str, Series]] = []
-        self.markers: list[tuple[int, str]] = []  # live hyperparameter changes: (step, the keys changed)
+        self.markers: list[tuple[int, str, str]] = []  # (step, label, kind): live changes and spikes
         self.fork_parent: tuple[str, Series] | None = None  # a fork's parent run: its train loss up to the fork
 
     def set_compare(self, curves: list[tuple[str, list[int], list[float]]]) -> None:
@@ -135,7 +135,7 @@ class LossPlot(PlotextPlot):
             plt.scatter([self.best[0]], [self.best[1]], color="red", marker="x")
         if drawn:
             self._draw_markers(plt)
-        if not drawn:
+        else:
             plt.text("press F5 to start training", 0.5, 0.5, alignment="center")
             plt.xlim(0, 1)
             plt.ylim(0, 1)
