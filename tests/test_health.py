@@ -185,3 +185,18 @@ def test_under_float16_scaling_an_overflowing_gradient_is_no_spike():
     losses, norms = [2.0] * 60, [0.5] * 59 + [math.inf]
     assert guard.check(0, losses, norms, 3.0, gradients=False) is None
     assert SpikeGuard().check(0, losses, norms, 3.0).reason == "the gradient is not finite"
+
+
+def test_a_runs_history_draws_its_spikes_as_the_live_run_did():
+    """The plot draws events one way, whether they come live, from a watched run or from the
+    history a resume starts with (which lacked spike markers before)."""
+    from tui_trainer.engine.events import EvalResult
+    from tui_trainer.ui.widgets.loss_plot import LossPlot
+
+    plot = LossPlot()
+    for event in (StepMetrics(10, 2.0, 1e-3, 1.0, 1.0, 1.0), EvalResult(10, 2.0, 2.1, 2.1),
+                  HparamsChanged(12, {"learning_rate": [1e-3, 10.0]}, "cli"),
+                  SpikeDetected(14, 9.0, 2.0, None, "loss 9.0000 is above 3 x its average 2.0000", "rollback")):
+        plot.add_event(event)
+    assert plot.raw.total == 1 and plot.best == (10, 2.1)
+    assert plot.markers == [(12, "learning_rate", "hparams"), (14, "spike", "spike")]

@@ -595,12 +595,12 @@ class GptTuiApp(RunsActions, App[int]):
             self.notify(message, **kwargs)
 
     def _apply(self, event: Event, replay: bool = False) -> None:
-        progress, plot = self.progress, self.plot
+        progress = self.progress
         self._dirty = True
         line = event_line(event)
+        self.plot.add_event(event)
         if isinstance(event, StepMetrics):
             progress.step, progress.metrics = event.step, event
-            plot.add_step(event.step, event.loss)
             self.health_panel.add(event)
             return  # steps show in the progress line and the plot, not the log
         if isinstance(event, SampleText):
@@ -614,7 +614,6 @@ class GptTuiApp(RunsActions, App[int]):
                           "warning" if isinstance(event, (SpikeDetected, RolledBack)) else "info")
         if isinstance(event, EvalResult):
             progress.eval = event
-            plot.add_eval(event.step, event.train_loss, event.val_loss)
         elif isinstance(event, RunStarted):
             self.run_dir = event.run_dir
             if self.stderr and self.watching is None:
@@ -626,15 +625,12 @@ class GptTuiApp(RunsActions, App[int]):
             if self.state != AppState.STOPPING:
                 self._set_state(AppState(event.state))
         elif isinstance(event, HparamsChanged):
-            plot.add_marker(event.step, ", ".join(event.changes))
             self.form.applied(event.changes)
             if "max_iters" in event.changes:
                 progress.set_max_iters(event.changes["max_iters"][1])
             self._notify(replay, line, title="Hyperparameters")
         elif isinstance(event, (SpikeDetected, RolledBack)):
             self.health_panel.note(event)
-            if isinstance(event, SpikeDetected):
-                plot.add_marker(event.step, "spike", "spike")
             self._notify(replay, line, severity="warning", title="Loss spike")
         elif isinstance(event, CheckpointSaved):
             if event.kind == "latest" and self._save_requested:  # the user's ctrl+s; periodic saves: the log

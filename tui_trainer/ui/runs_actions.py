@@ -16,7 +16,7 @@ from textual.worker import get_current_worker
 from ..engine.config import TrainConfig, load_config
 from ..engine.control import RunDirControl
 from ..engine.errors import GptTuiError
-from ..engine.events import EvalResult, Event, HparamsChanged, RunFailed, StepMetrics
+from ..engine.events import Event, RunFailed, StepMetrics
 from ..engine.follow import RunWatcher, read_events, read_status
 from ..engine.runs import RunSummary, compare_label, differing_keys, read_run_config, summarize, val_curve
 from .messages import FollowedEvents
@@ -161,12 +161,7 @@ class RunsActions:
 
     def _plot_history(self, events: list[Event]) -> None:
         for event in events:
-            if isinstance(event, StepMetrics):
-                self.plot.add_step(event.step, event.loss)
-            elif isinstance(event, EvalResult):
-                self.plot.add_eval(event.step, event.train_loss, event.val_loss)
-            elif isinstance(event, HparamsChanged):
-                self.plot.add_marker(event.step, ", ".join(event.changes))
+            self.plot.add_event(event)
         self.plot.refresh()
         self._dirty = True
 

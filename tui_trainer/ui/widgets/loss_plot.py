@@ -12,6 +12,7 @@ from rich.text import Text
 from textual.widgets import Static
 from textual_plotext import PlotextPlot
 
+from ...engine.events import EvalResult, Event, HparamsChanged, SpikeDetected, StepMetrics
 from ..series import Series
 from .entry_wrap import GAP, wrap_entries
 
@@ -89,9 +90,21 @@ class LossPlot(PlotextPlot):
         if self.best is None or val_loss < self.best[1]:
             self.best = (step, val_loss)
 
-    def add_marker(self, step: int, label: str, kind: str = "hparams") -> None:
+    def add_marker(self, step: int, label: str, kind: str) -> None:
         """A vertical line at ``step``: a live change ("hparams") or a loss spike ("spike")."""
         self.markers = [*self.markers[-(MAX_MARKERS - 1):], (step, label, kind)]
+
+    def add_event(self, event: Event) -> None:
+        """What an engine event draws: the one place for the live run, a watched one and the
+        history a resume starts from."""
+        if isinstance(event, StepMetrics):
+            self.add_step(event.step, event.loss)
+        elif isinstance(event, EvalResult):
+            self.add_eval(event.step, event.train_loss, event.val_loss)
+        elif isinstance(event, HparamsChanged):
+            self.add_marker(event.step, ", ".join(event.changes), "hparams")
+        elif isinstance(event, SpikeDetected):
+            self.add_marker(event.step, "spike", "spike")
 
     def toggle_log_y(self) -> bool:
         self.log_y = not self.log_y
