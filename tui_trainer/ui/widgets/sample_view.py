@@ -50,8 +50,8 @@ class SampleView(Widget, can_focus=True):
     class CompareRequested(Message):
         """The user asked for a comparison (the panel adds its prompt and settings)."""
 
-    by: reactive[str] = reactive("prob")
-    boundaries: reactive[bool] = reactive(False)
+    by: reactive[str] = reactive("prob", layout=True)  # colour by "prob" or "entropy"
+    boundaries: reactive[bool] = reactive(False, layout=True)
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -114,12 +114,6 @@ class SampleView(Widget, can_focus=True):
 
     def action_compare(self) -> None:
         self.post_message(self.CompareRequested())
-
-    def watch_by(self) -> None:
-        self.refresh(layout=True)
-
-    def watch_boundaries(self) -> None:
-        self.refresh(layout=True)
 
     # ---- drawing ---------------------------------------------------------------------------
     def _colours(self) -> tuple[str, ...]:
