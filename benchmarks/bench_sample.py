@@ -7,7 +7,8 @@ the sequence copied by torch.cat for every token. "after" is `sampling.generate`
 command runs now: the head over the last position only, the context a view of one buffer,
 and each token's probability, entropy and top 5 kept. Both generate the same number of
 tokens, past context_length so the cropping is exercised, at configs/chapter19.toml and
-configs/gpu.toml (on CPU, float32) with the bundled corpus's compact vocabulary.
+configs/gpu.toml (on CPU, float32) with the bundled corpus's compact vocabulary, and at the
+chapter config with the chapter's own vocabulary (max id + 1), where the head is widest.
 """
 from __future__ import annotations
 
