@@ -189,16 +189,17 @@ class HyperparamForm(VerticalScroll):
             lines.append("corpus        reading…")
         self.query_one("#derived", Static).update("\n".join(lines))
 
-    def set_running(self, running: bool, live: bool = True) -> None:
-        """During a run only the live keys stay editable (none when ``live`` is False), and the
-        values in the fields are the ones it trains with until a change is applied."""
+    def set_running(self, running: bool) -> None:
+        """During a run only the live keys stay editable (a watched run's too: changes reach it
+        through its run directory), and the fields show the values it trains with until a change
+        is applied."""
         if running and self._in_force is None:
             self._in_force = self.raw_values()[0]
         elif not running:
             self._in_force = None
         for name in FIELDS:
             widget = self.query_one(f"#f-{name}")
-            widget.disabled = running and not (live and name in LIVE_KEYS)
+            widget.disabled = running and name not in LIVE_KEYS
             help_text = FIELDS[name].metadata["help"]
             if running and name in LIVE_KEYS:
                 widget.tooltip = f"{help_text}\nLive: Enter applies a new value at the next step."
