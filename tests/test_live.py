@@ -9,10 +9,11 @@ from tui_trainer.engine.checkpoint import load_checkpoint
 from tui_trainer.engine.config import load_config
 from tui_trainer.engine.control import TrainingControl
 from tui_trainer.engine.errors import ConfigError
-from tui_trainer.engine.events import EvalResult, HparamsChanged, LogMessage, RunFinished, StepMetrics
+from tui_trainer.engine.events import ChangeRefused, EvalResult, HparamsChanged, RunFinished, StepMetrics
 from tui_trainer.engine.live import LIVE_KEYS, check_live_change
 from tui_trainer.engine.runs import val_curve
 from tui_trainer.engine.trainer import Trainer
+from tui_trainer.event_text import event_line
 
 from .conftest import make_config
 
@@ -78,7 +79,7 @@ def test_locked_unknown_and_bad_changes_are_refused_and_training_goes_on(tiny_co
             control.change({"max_iters": 3}, "app")  # below the step reached
     result = Trainer(make_config(tiny_config, max_iters=10), on_event=on_event, control=control,
                      run_dir=tmp_path / "run").run()
-    refusals = [e.text for e in events if isinstance(e, LogMessage) and e.level == "error"]
+    refusals = [event_line(e) for e in events if isinstance(e, ChangeRefused)]
     assert len(refusals) == 4 and all(text.startswith("change from the app not applied") for text in refusals)
     assert "d_model cannot change while the run trains: fork the run" in refusals[0]
     assert "unknown key 'nope'" in refusals[1] and "batch_size" in refusals[2]

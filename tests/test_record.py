@@ -12,7 +12,7 @@ from tui_trainer.engine import clock as clock_module
 from tui_trainer.engine.clock import TrainingClock
 from tui_trainer.engine.control import SampleRequest, TrainingControl
 from tui_trainer.engine.config import load_config
-from tui_trainer.engine.events import (TAGS, CheckpointSaved, Detached, EvalResult, HparamsChanged, LogMessage,
+from tui_trainer.engine.events import (TAGS, ChangeRefused, CheckpointSaved, Detached, EvalResult, HparamsChanged, LogMessage,
                                        RecordError, RolledBack, RunFailed, RunFinished, RunStarted, SampleText,
                                        SpikeDetected, StateChanged, StepMetrics, from_record, to_record)
 from tui_trainer.engine.follow import MetricsFollower, read_events
@@ -33,6 +33,7 @@ EXAMPLES = {
         {"text": "‹e7 a6›", "piece": "", "id": 54656, "prob": 0.25, "entropy": 1.5,
          "top": [{"text": "[", "id": 58, "prob": 0.5}]}], "best.ckpt", 7, "60-1"),
     HparamsChanged: HparamsChanged(30, {"learning_rate": [0.001, 0.0005], "sample_prompt": ["a", "[b]"]}, "cli", "f00d"),
+    ChangeRefused: ChangeRefused(31, "f00e", "invalid config: batch_size = 0: must be >= 1", "cli"),
     Detached: Detached(44, 4321),
     LogMessage: LogMessage("warning", "a [x= warning"),
     SpikeDetected: SpikeDetected(152, 174.5, 1.1, None, "loss 174.5 is above 3 x [its] average", "rollback"),
@@ -85,14 +86,14 @@ def test_a_record_of_the_wrong_shape_is_skipped_with_a_warning(tmp_path):
 def test_the_recorder_writes_every_event_and_the_replay_is_the_run(tiny_config, tmp_path):
     seen = []
     control = TrainingControl()
-    control.change({"learning_rate": 5e-4, "batch_size": 0})  # refused: a LogMessage, recorded like the rest
+    control.change({"learning_rate": 5e-4, "batch_size": 0})  # refused: recorded like the rest
     control.change({"learning_rate": 5e-4})
     trainer = Trainer(make_config(tiny_config, max_iters=20, sample_interval=10, checkpoint_interval=10),
                       on_event=seen.append, control=control, run_dir=tmp_path / "run")
     result = trainer.run()
     live = [e for e in seen if not isinstance(e, StateChanged)]  # a state lives in run.json, not the history
-    assert {type(e) for e in live} >= {RunStarted, StepMetrics, EvalResult, CheckpointSaved, SampleText, LogMessage,
-                                       HparamsChanged, RunFinished}
+    assert {type(e) for e in live} >= {RunStarted, StepMetrics, EvalResult, CheckpointSaved, SampleText,
+                                       ChangeRefused, HparamsChanged, RunFinished}
     assert read_events(tmp_path / "run") == live
     assert load_config(tmp_path / "run" / "config.toml").learning_rate == 5e-4  # the values in force
     status = json.loads((tmp_path / "run" / "run.json").read_text())
@@ -105,7 +106,7 @@ def test_serving_after_the_run_records_and_closes_again(tiny_config, tmp_path):
     control = TrainingControl()
     trainer = Trainer(make_config(tiny_config, max_iters=4), control=control, run_dir=tmp_path / "run")
     trainer.run()
-    server = threading.Thread(target=trainer.boundary.serve_after_run)
+    server = threading.Thread(target=trainer.serve_after_run)
     server.start()
     control.request_sample(SampleRequest("ab", 3, 1.0, None))
     deadline = time.time() + 30

@@ -12,7 +12,7 @@ from tui_trainer.engine.checkpoint import load_checkpoint, model_from_checkpoint
 from tui_trainer.engine.control import SampleRequest
 from tui_trainer.engine.events import SampleText
 from tui_trainer.engine.follow import read_events
-from tui_trainer.engine.sampling import encode_prompt, generate, token_texts
+from tui_trainer.engine.sampling import TokenDecoder, encode_prompt, generate
 from tui_trainer.engine.tokenizer import VocabMap, get_tokenizer
 from tui_trainer.engine.trainer import Trainer
 from tui_trainer.token_text import level, token_text
@@ -56,6 +56,14 @@ def test_the_head_over_the_last_position_gives_the_full_forward_last_row():
         full, _ = model(idx)
         last, _ = model(idx, last_only=True)
     assert last.shape == (2, 1, model.cfg.vocab_size) and torch.allclose(last[:, 0], full[:, -1], atol=1e-6)
+
+
+def token_texts(tokenizer, vocab, model_ids):
+    """(tokenizer id, text, piece) of each model id, as a generation records them."""
+    decoder = TokenDecoder(tokenizer, vocab)
+    for model_id in model_ids:
+        decoder.record(model_id, 0.0, 0.0, [], [])
+    return [(token["id"], token["text"], token["piece"]) for token in decoder.finish()]
 
 
 def test_a_character_split_over_tokens_reads_whole_and_broken_bytes_are_shown():

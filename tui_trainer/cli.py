@@ -3,12 +3,25 @@ so `gpt-tui --help` answers at once."""
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 
 from . import __version__
 
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a Ctrl+C
+
+
+def positive_seconds(text: str) -> float:
+    """A --timeout: positive, finite seconds (argparse turns the error into one line and exit 2)."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise argparse.ArgumentTypeError(f"{text!r}: must be a positive, finite number of seconds, e.g. 30")
+    return seconds
 
 
 def _run_options(parser: argparse.ArgumentParser) -> None:
@@ -66,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument("run_dir", metavar="RUN_DIR")
     live.add_argument("changes", metavar="KEY=VALUE", nargs="+",
                       help="a key that keeps the network's shape, e.g. learning_rate=3e-4 max_iters=5000")
-    live.add_argument("--timeout", type=float, default=10.0, metavar="S",
+    live.add_argument("--timeout", type=positive_seconds, default=10.0, metavar="S",
                       help="seconds to wait for the run to apply them (default: 10)")
 
     commands.add_parser("info", help="print the device, torch and CUDA versions, GPU and threads")
@@ -113,6 +126,9 @@ def main(argv: list[str] | None = None) -> int:
         return app(args)
     except GptTuiError as exc:
         return _fail(str(exc))
+    except KeyboardInterrupt:  # a Ctrl+C that a command did not turn into a clean stop itself
+        print("\ngpt-tui: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 def entry_point() -> None:

@@ -11,6 +11,7 @@ from typing import Any
 
 from .engine.config import TrainConfig, load_config, parse_overrides
 from .engine.errors import CheckpointError, ConfigError
+from .cli import EXIT_INTERRUPTED
 from .engine.resources import default_config_path
 from .signals import SignalHandlers
 
@@ -98,13 +99,14 @@ def _train_with_torchrun(args: argparse.Namespace, config: TrainConfig) -> int:
 
 
 def sample(args: argparse.Namespace) -> int:
+    """Print samples as they are generated; Ctrl+C ends them with what was generated (exit 130)."""
     from rich.console import Console
     from rich.text import Text
 
     from .engine.checkpoint import resolve_checkpoint
     from .engine.device import resolve_device
-    from .engine.sampling import generate_from_checkpoint, sample_problems
-    from .token_text import TERMINAL_COLOURS, legend, token_text
+    from .engine.sampling import generate, load_for_sampling, sample_problems
+    from .token_text import TERMINAL_COLOURS, legend
 
     problems = sample_problems(args.max_new_tokens, args.temperature, args.top_k, args.top_p)
     if problems:
@@ -117,25 +119,59 @@ def sample(args: argparse.Namespace) -> int:
         if seed is None:
             seed = secrets.randbelow(2**31)  # one seed for all, printed so the comparison can be repeated
     device = resolve_device(args.device)
-    samples = [generate_from_checkpoint(path, args.prompt, args.max_new_tokens, args.temperature, args.top_k,
-                                        args.top_p, seed, device) for path in paths]
+    console = Console(highlight=False)
+    objects = []
+    for path in paths:
+        model, tokenizer, vocab, step = load_for_sampling(path, device)
+        if args.compare is not None and not args.json:
+            console.rule(Text(f"seed {seed} · step {step} · {path}"), style="dim")
+        stream = TokenStream(console, args.prompt, args.show_probs, quiet=args.json)
+        generation = generate(model, tokenizer, vocab, args.prompt, args.max_new_tokens, args.temperature,
+                              args.top_k, args.top_p, seed, on_token=stream.show)
+        stream.end(generation)
+        objects.append(dict(checkpoint=str(path), step=step, **generation.to_json()))
+        if generation.interrupted:
+            break
     if args.json:
-        objects = [dict(checkpoint=str(path), step=step, **generation.to_json())
-                   for path, (generation, step) in zip(paths, samples)]
         print(json.dumps(objects[0] if args.compare is None else {"prompt": args.prompt, "seed": seed,
                                                                    "samples": objects}, ensure_ascii=False))
-        return 0
-    console = Console(highlight=False)
-    for path, (generation, step) in zip(paths, samples):
-        if args.compare is not None:
-            console.rule(Text(f"seed {seed} · step {step} · {path}"), style="dim")
-        if args.show_probs:
-            console.print(token_text(generation.prompt, generation.tokens, TERMINAL_COLOURS))
-        else:
-            console.print(generation.text, markup=False)  # model output is data, not markup
-    if args.show_probs:
+    elif args.show_probs:
         console.print(legend(TERMINAL_COLOURS), style="dim")
-    return 0
+    return EXIT_INTERRUPTED if objects[-1].get("interrupted") else 0
+
+
+class TokenStream:
+    """Prints a generation token by token as it is drawn: the prompt, then each token's piece
+    (coloured by its probability with --show-probs). Everything is shown escaped: a prompt or a
+    sample is data and never drives the terminal. ``quiet`` (--json) prints nothing."""
+
+    def __init__(self, console, prompt: str, colours: bool, quiet: bool = False):
+        from rich.text import Text
+
+        from .engine.safe_text import visible
+
+        self.console, self.colours, self.quiet = console, colours, quiet
+        self.last = ""  # the piece printed for the latest token
+        if not quiet:
+            console.print(Text(visible(prompt), style="bold" if colours else ""), end="", soft_wrap=True)
+
+    def show(self, token: dict) -> None:
+        from rich.text import Text
+
+        from .token_text import TERMINAL_COLOURS, token_text
+
+        self.last = token["piece"]
+        if not self.quiet:
+            self.console.print(token_text("", [token], TERMINAL_COLOURS) if self.colours else Text(self.last), end="",
+                               soft_wrap=True)
+
+    def end(self, generation) -> None:
+        """The bytes of a character cut off at the end (added to the last token once it ended)."""
+        from rich.text import Text
+
+        if not self.quiet:
+            tail = generation.tokens[-1]["piece"][len(self.last):] if generation.tokens else ""
+            self.console.print(Text(tail), soft_wrap=True)
 
 
 def compare_with(first: Path, named: list[str]) -> list[Path]:
@@ -218,14 +254,15 @@ def watch(args: argparse.Namespace) -> int:
 
 
 def set_live(args: argparse.Namespace) -> int:
-    """Change live keys of a run another process trains; 0 once applied, 2 for a change it
-    refuses, 1 when it did not apply it in time."""
+    """Change live keys of a run another process trains: 0 once the values asked for are in
+    force (whoever applied them), 2 for a change the run refuses, 1 when they are not in force
+    when the run ends or the timeout passes."""
     import time
 
     from .engine.config import config_from_dict
     from .engine.control import send_change
     from .engine.errors import RunDirError
-    from .engine.events import HparamsChanged, LogMessage, RunFailed, RunFinished
+    from .engine.events import ChangeRefused, HparamsChanged, RunFailed, RunFinished
     from .engine.follow import MetricsFollower, effective_status, read_status
     from .engine.live import check_live_change
     from .engine.runs import check_run_dir, read_run_config
@@ -237,28 +274,41 @@ def set_live(args: argparse.Namespace) -> int:
         raise RunDirError(f"run {run_dir} is not training ({status}): change keys as you resume it, with "
                           f"gpt-tui train --resume {run_dir} --set KEY=VALUE")
     values = parse_overrides(args.changes)
+
+    def pending() -> dict:  # the keys whose asked-for value is not in force yet (config.toml follows changes)
+        return check_live_change(config_from_dict(read_run_config(run_dir)), values, follower.step)
+
     follower = MetricsFollower(run_dir)
     follower.poll()  # the history so far: only what follows the request answers it
-    if not check_live_change(config_from_dict(read_run_config(run_dir)), values, follower.step):
+    if not pending():
         print(f"nothing to change: {run_dir} trains with these values already")
         return 0
     request = send_change(run_dir, values, "cli")
     deadline = time.monotonic() + args.timeout
-    while time.monotonic() < deadline:
+    ended = None
+    while time.monotonic() < deadline and ended is None:
         for event in follower.poll():
             if isinstance(event, HparamsChanged) and event.request == request:
                 print(event_line(event))
                 return 0
-            if isinstance(event, LogMessage) and event.text.startswith("change from the cli not applied"):
-                print(f"gpt-tui: error: {event.text}", file=sys.stderr)
+            if isinstance(event, ChangeRefused) and event.request == request:
+                print(f"gpt-tui: error: {event_line(event)}", file=sys.stderr)
                 return 2
             if isinstance(event, (RunFinished, RunFailed)):
-                print(f"gpt-tui: error: the run ended at step {event.step} before applying the change", file=sys.stderr)
-                return EXIT_FAILED
+                ended = event
         time.sleep(0.1)
-    print(f"gpt-tui: error: {run_dir} did not apply the change within {args.timeout:g} s; it applies requests at "
-          "step boundaries, so a very slow step delays it: watch its metrics.jsonl for an \"hparams\" line",
-          file=sys.stderr)
+    try:
+        if not pending():  # applied by another request meanwhile (two clients asked for the same)
+            print(f"in force: {', '.join(f'{key} = {value!r}' for key, value in values.items())}")
+            return 0
+    except ConfigError:
+        pass  # the run's config no longer reads: the values are not known to be in force
+    if ended is not None:
+        print(f"gpt-tui: error: the run ended at step {ended.step} before applying the change", file=sys.stderr)
+    else:
+        print(f"gpt-tui: error: {run_dir} did not apply the change within {args.timeout:g} s; it applies requests "
+              "at step boundaries, so a very slow step delays it: watch its metrics.jsonl for an \"hparams\" line",
+              file=sys.stderr)
     return EXIT_FAILED
 
 

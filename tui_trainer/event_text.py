@@ -1,7 +1,7 @@
 """The line each engine event reads as: one wording for the app's Log tab and the CLI."""
 from __future__ import annotations
 
-from .engine.events import (CheckpointSaved, Detached, EvalResult, Event, HparamsChanged, LogMessage, RolledBack,
+from .engine.events import (ChangeRefused, CheckpointSaved, Detached, EvalResult, Event, HparamsChanged, LogMessage, RolledBack,
                             RunFailed, RunFinished, RunStarted, SampleText, SpikeDetected, StateChanged, StepMetrics)
 from .formats import fmt_duration, fmt_loss, fmt_mfu, fmt_norm, fmt_value
 
@@ -38,7 +38,9 @@ def event_line(event: Event) -> str | None:
     if isinstance(event, HparamsChanged):
         changes = ", ".join(f"{key} {fmt_value(old)} → {fmt_value(new)}" for key, (old, new) in event.changes.items())
         by = "by the rollback" if event.source == "rollback" else f"set in the {event.source}"
-        return f"from step {event.step}: {changes} ({by})"
+        return f"from step {event.step}: {changes or 'nothing to change, the values were in force'} ({by})"
+    if isinstance(event, ChangeRefused):
+        return f"change from the {event.source or 'run'} not applied at step {event.step}: {event.reason}"
     if isinstance(event, SpikeDetected):
         then = {"warn": "training goes on", "rollback": "rolling back"}.get(event.action, "")
         return f"loss spike at step {event.step}: {event.reason}; {then}"

@@ -10,9 +10,9 @@ from typing import Callable
 import torch
 
 from .clock import TrainingClock
-from .control import FileRequests, SampleRequest, TrainingControl
+from .control import REQUESTS_DIR, FileRequests, SampleRequest, TrainingControl
 from .distributed import Distributed
-from .events import Detached, EventCallback, StateChanged
+from .events import Detached, EventCallback, LogMessage, StateChanged
 
 
 class StepBoundary:
@@ -47,7 +47,9 @@ class StepBoundary:
     def serve(self) -> None:
         """Request files, then save and sample requests (paused or not)."""
         if self.requests:
-            self.requests.poll(self.control)
+            for refusal in self.requests.poll(self.control):
+                self.emit(LogMessage("warning", f"request {refusal.name!r} in {REQUESTS_DIR}/ refused: "
+                                                f"{refusal.reason}; the run goes on"))
         if self.control.take_detach():
             self.emit(Detached(self.step(), os.getpid()))
         if self.control.take_save():

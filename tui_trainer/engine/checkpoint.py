@@ -75,6 +75,14 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     if ckpt["format_version"] > FORMAT_VERSION:
         raise CheckpointError(f"checkpoint {str(path)!r} has format {ckpt['format_version']}, newer than this "
                               f"gpt-tui ({FORMAT_VERSION}): upgrade gpt-tui")
+    if not isinstance(ckpt["model_state_dict"], dict):
+        raise CheckpointError(f"checkpoint {str(path)!r} has no weights (its model_state_dict is not a dict)")
+    broken = [name for name, tensor in ckpt["model_state_dict"].items()
+              if isinstance(tensor, torch.Tensor) and tensor.is_floating_point() and not torch.isfinite(tensor).all()]
+    if broken:
+        raise CheckpointError(f"checkpoint {str(path)!r} holds weights that are NaN or inf ({broken[0]}"
+                              f"{f' and {len(broken) - 1} more' if len(broken) > 1 else ''}): it cannot be sampled "
+                              "or trained on; use an earlier checkpoint")
     return ckpt
 
 

@@ -131,11 +131,12 @@ def parse_value(name: str, text: str) -> Any:
 
 
 def quoted(value: Any, limit: int = 40) -> str:
-    """A value as typed, quoted; a long pasted string is cut, with its length, so an error stays
-    one line."""
-    if not isinstance(value, str) or len(value) <= limit:
-        return repr(value)
-    return f"{value[:limit]!r}… ({len(value):,} characters)"
+    """A value as typed, quoted (control characters escaped); a long pasted string, or a list
+    from a request file, is cut, with its length, so an error stays one line."""
+    if isinstance(value, str) and len(value) > limit:
+        return f"{value[:limit]!r}… ({len(value):,} characters)"
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}… ({type(value).__name__})"
 
 
 def _check_value(name: str, value: Any) -> str | None:
@@ -147,7 +148,7 @@ def _check_value(name: str, value: Any) -> str | None:
         ok_type = True
     if not ok_type:
         return f"{name} = {quoted(value)}: must be {_type_name(tp)}"
-    if tp is float and not math.isfinite(value):
+    if tp is float and not (abs(value) < 1e308 and math.isfinite(value)):  # an int from JSON may not fit a float
         return f"{name} = {quoted(value)}: must be a finite number"
     if tp is int and abs(value) > INT_LIMIT:  # sizes and counts beyond any machine; torch would overflow
         shown = f"{value:.3e}" if abs(value) < 10**300 else "a number that large"
@@ -177,7 +178,7 @@ def find_problems(values: dict[str, Any]) -> dict[str, str]:
         if name not in FIELDS:
             close = [k for k in FIELDS if k.lower() == name.lower()]
             hint = f" (did you mean {close[0]}?)" if close else f"; known keys: {', '.join(FIELDS)}"
-            problems[name] = f"unknown key {name!r}{hint}"
+            problems[name] = f"unknown key {quoted(name)}{hint}"
             continue
         problem = _check_value(name, value)
         if problem:

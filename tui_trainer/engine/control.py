@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import stat
 import threading
 import time
 import uuid
@@ -127,35 +129,89 @@ class TrainingControl:
 
 
 REQUESTS_DIR = "requests"
+MAX_REQUEST_BYTES = 64 * 1024  # a change's JSON is a few hundred bytes; anything larger is not ours
+SOURCES = ("cli", "watch", "app")  # who may be named as a change's source; anything else reads "file"
+REQUEST_ID = re.compile(r"^[0-9A-Za-z_-]{1,64}$")
+NO_SAVE = b'{"save": false}'  # a stop request's body that asks it not to save (any other body saves)
 
 
-def _change(control: TrainingControl, body: str) -> None:
+@dataclass(frozen=True)
+class Refusal:
+    """A request file that was not obeyed, and why (a change it carried is answered by the
+    trainer instead, with a ChangeRefused naming its id)."""
+    name: str
+    reason: str
+
+
+def parse_change(body: bytes) -> tuple[dict, str, str]:
+    """A ``set`` request's (changes, source, request id), or ValueError saying what is wrong.
+    The values are checked by the trainer, as every front end's are (live.check_live_change)."""
     try:
-        request = json.loads(body)
-        control.change(dict(request["changes"]), str(request.get("source", "cli")), str(request.get("request", "")))
-    except (ValueError, KeyError, TypeError):
-        pass  # not a request send_change wrote: nothing to apply
+        request = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise ValueError("its body is not JSON text") from None
+    if not isinstance(request, dict) or not isinstance(request.get("changes"), dict):
+        raise ValueError('its body is not {"changes": {KEY: VALUE, ...}}')
+    source = request.get("source")
+    request_id = request.get("request")
+    return (request["changes"], source if source in SOURCES else "file",
+            request_id if isinstance(request_id, str) and REQUEST_ID.match(request_id) else "")
 
 
 # A request file is ``<any>.<command>``; its content is the command's body (a change's JSON).
 FILE_COMMANDS = {
     "save": lambda control, body: control.save_now(),
-    "stop": lambda control, body: control.stop(f"stop requested through {REQUESTS_DIR}/"),
+    "stop": lambda control, body: control.stop(f"stop requested through {REQUESTS_DIR}/", save=body != NO_SAVE),
     "pause": lambda control, body: control.pause(),
     "resume": lambda control, body: control.resume(),
-    "set": _change,
+    "set": lambda control, body: control.change(*parse_change(body)),
 }
+
+
+def take_request(path: Path) -> bytes:
+    """Read and remove one request file, or raise ValueError saying why it is refused (it is
+    removed then too, where it can be). Never blocks: a FIFO, a device, a socket, a symlink
+    or a folder is refused unread, and so is a file over MAX_REQUEST_BYTES."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
+    except OSError as exc:
+        _remove(path)
+        raise ValueError(f"it cannot be opened as a plain file ({exc.strerror or exc})") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ValueError("it is not a plain file")
+        if info.st_size > MAX_REQUEST_BYTES:
+            raise ValueError(f"it holds {info.st_size:,} bytes, more than a request's {MAX_REQUEST_BYTES:,}")
+        body = os.read(fd, MAX_REQUEST_BYTES + 1)
+    except OSError as exc:
+        raise ValueError(f"it cannot be read ({exc.strerror or exc})") from None
+    finally:
+        os.close(fd)
+        _remove(path)
+    if len(body) > MAX_REQUEST_BYTES:  # it grew after the size was read
+        raise ValueError(f"it holds more than a request's {MAX_REQUEST_BYTES:,} bytes")
+    return body
+
+
+def _remove(path: Path) -> None:
+    try:
+        os.unlink(path)  # a symlink goes, never what it points to
+    except OSError:
+        pass  # taken already, or a folder: it is refused once and then left alone
 
 
 class FileRequests:
     """Commands another process leaves in ``RUN_DIR/requests/`` (a file named ``<any>.<command>``),
     for a run under nohup, tmux or torchrun. Polled at step boundaries, at most every ``interval`` s,
-    so the hot loop pays one clock read."""
+    so the hot loop pays one clock read. Whatever is found there is data from outside: each
+    request is obeyed or refused (see :meth:`poll`), and the run goes on either way."""
 
     def __init__(self, run_dir: Path, interval: float = 0.5):
         self.folder = Path(run_dir) / REQUESTS_DIR
         self.interval = interval
         self._next = 0.0
+        self._refused: set[str] = set()  # names refused already that could not be removed
         self._clear_leftovers()
 
     def _clear_leftovers(self) -> None:
@@ -166,31 +222,33 @@ class FileRequests:
         except OSError:
             return
         for name in names:
-            try:
-                os.unlink(self.folder / name)
-            except OSError:
-                pass
+            _remove(self.folder / name)
 
-    def poll(self, control: TrainingControl) -> None:
+    def poll(self, control: TrainingControl) -> list[Refusal]:
+        """Obey the requests that arrived; returns those refused, for the trainer to report."""
         now = time.monotonic()
         if now < self._next:
-            return
+            return []
         self._next = now + self.interval
         try:
             names = sorted(os.listdir(self.folder))
         except OSError:
-            return
+            return []
+        refused = []
         for name in names:
-            if name.startswith("."):
-                continue  # a request still being written by send_request
-            apply = FILE_COMMANDS.get(name.rsplit(".", 1)[-1])
+            if name.startswith(".") or name in self._refused:
+                continue  # a request still being written by send_request, or one refused before
+            apply = FILE_COMMANDS.get(name.rsplit(".", 1)[-1]) if "." in name else None
             try:
-                body = (self.folder / name).read_text(encoding="utf-8")
-                os.unlink(self.folder / name)
-            except (OSError, ValueError):
-                continue  # taken by someone else, or not text
-            if apply:
+                body = take_request(self.folder / name)
+                if apply is None:
+                    raise ValueError(f"it names no command: a request is <any>.<{'|'.join(FILE_COMMANDS)}>")
                 apply(control, body)
+            except ValueError as exc:
+                refused.append(Refusal(name, str(exc)))
+                if os.path.lexists(self.folder / name):
+                    self._refused.add(name)
+        return refused
 
 
 def send_request(run_dir: Path, command: str, body: str = "") -> Path:
@@ -221,7 +279,7 @@ class RunDirControl:
         self.run_dir = Path(run_dir)
 
     def stop(self, reason: str = "", save: bool = True) -> None:
-        send_request(self.run_dir, "stop")  # that process always saves on a stop request
+        send_request(self.run_dir, "stop", "" if save else NO_SAVE.decode())
 
     def pause(self) -> None:
         send_request(self.run_dir, "pause")

@@ -30,12 +30,21 @@ class CheckpointError(GptTuiError):
 
 
 class NonFiniteLoss(GptTuiError):
-    """The loss became NaN or inf: the run fails, its last checkpoint intact."""
+    """A loss became NaN or inf at ``step``, in a training ``step``, an ``eval``, a ``sample`` or
+    in the ``weights`` at a save point. The trainer rolls back (spike_action = "rollback") or
+    fails the run, saying what became of the update and the checkpoint (failures.py)."""
 
-    def __init__(self, step: int):
-        self.step = step
-        super().__init__(f"loss became NaN or inf at step {step}; the update was not applied and the last "
-                         "checkpoint is intact: lower learning_rate or set grad_clip")
+    def __init__(self, step: int, where: str = "step"):
+        self.step, self.where = step, where
+        super().__init__(f"{NONFINITE_WHERE.get(where, where)} at step {step} is NaN or inf")
+
+
+NONFINITE_WHERE = {"step": "the training loss", "eval": "the eval's loss", "sample": "the sample's output",
+                   "weights": "a weight"}
+
+
+class BrokenModel(GptTuiError):
+    """The model's output is NaN or inf: its weights are broken, so it cannot be sampled."""
 
 
 class RunDirError(GptTuiError):

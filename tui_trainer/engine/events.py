@@ -117,6 +117,16 @@ class HparamsChanged:
 
 
 @dataclass(frozen=True)
+class ChangeRefused:
+    """A live change from ``source`` refused at ``step``, the run untouched: ``reason`` says why;
+    ``request`` is the id of the change it answers ("" for the app's own)."""
+    step: int
+    request: str
+    reason: str
+    source: str = ""
+
+
+@dataclass(frozen=True)
 class Detached:
     """The app that trains this run left its terminal (its Detach, or a hang-up with on_hangup =
     "detach"): process ``pid`` trains on without a UI, steered through the run directory."""
@@ -149,13 +159,13 @@ class RunFailed:
 
 
 Event = Union[RunStarted, StateChanged, StepMetrics, EvalResult, CheckpointSaved, SampleText, HparamsChanged,
-              Detached, LogMessage, SpikeDetected, RolledBack, RunFinished, RunFailed]
+              ChangeRefused, Detached, LogMessage, SpikeDetected, RolledBack, RunFinished, RunFailed]
 EventCallback = Callable[[Event], None]
 
 # The ``event`` tag of each type in metrics.jsonl (the names the file has always used).
 TAGS: dict[type, str] = {RunStarted: "start", StateChanged: "state", StepMetrics: "step", EvalResult: "eval",
                          CheckpointSaved: "checkpoint", SampleText: "sample", HparamsChanged: "hparams",
-                         Detached: "detached", LogMessage: "log", SpikeDetected: "spike", RolledBack: "rollback",
+                         ChangeRefused: "refused", Detached: "detached", LogMessage: "log", SpikeDetected: "spike", RolledBack: "rollback",
                          RunFinished: "end", RunFailed: "failed"}
 TYPES: dict[str, type] = {tag: cls for cls, tag in TAGS.items()}
 NOT_WRITTEN = ("run_dir",)

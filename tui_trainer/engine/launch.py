@@ -9,6 +9,7 @@ from typing import Any
 
 from .config import TrainConfig, save_config
 from .rundir import refuse_existing_run, unwritable
+from .runlock import RunLock
 
 
 def torchrun_command(processes: int, train_args: list[str]) -> list[str]:
@@ -19,6 +20,7 @@ def torchrun_command(processes: int, train_args: list[str]) -> list[str]:
 
 def prepare_run_dir(config: TrainConfig, run_dir: Path) -> list[str]:
     """Write ``config`` into ``run_dir``; returns the train arguments that run it there."""
+    RunLock.refuse_if_held(run_dir)
     refuse_existing_run(run_dir)
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -29,15 +31,22 @@ def prepare_run_dir(config: TrainConfig, run_dir: Path) -> list[str]:
 
 
 def resume_args(run_dir: str | Path, overrides: dict[str, Any]) -> list[str]:
-    """The train arguments that resume ``run_dir`` with ``overrides`` (config keys) applied."""
-    return ["--resume", str(run_dir), *(f"--set={key}={value}" for key, value in overrides.items())]
+    """The train arguments that resume ``run_dir`` with ``overrides`` (config keys) applied;
+    refused at once while another process writes it (torchrun's rank 0 would be refused later)."""
+    RunLock.refuse_if_held(run_dir)
+    return ["--resume", str(run_dir), *_set_args(overrides)]
 
 
 def fork_args(source: str | Path, overrides: dict[str, Any], run_dir: Path) -> list[str]:
     """The train arguments that fork ``source`` into ``run_dir`` (named here, so that every
     rank writes the same one), which must not hold a run yet."""
+    RunLock.refuse_if_held(run_dir)
     refuse_existing_run(run_dir)
-    return ["--fork", str(source), "--out", str(run_dir), *resume_args(source, overrides)[2:]]
+    return ["--fork", str(source), "--out", str(run_dir), *_set_args(overrides)]
+
+
+def _set_args(overrides: dict[str, Any]) -> list[str]:
+    return [f"--set={key}={value}" for key, value in overrides.items()]
 
 
 def launch_job(processes: int, train_args: list[str], log: Path | None = None) -> subprocess.Popen:

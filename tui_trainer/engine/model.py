@@ -164,8 +164,12 @@ class GPT(nn.Module):
                 # Shifted so the largest logit is 0: a small temperature sends the others towards
                 # -inf, never to inf - inf = NaN.
                 scaled = (logits - logits.max(dim=-1, keepdim=True).values) / temperature
-                next_id = torch.multinomial(F.softmax(filter_logits(scaled, top_k, top_p), dim=-1),
-                                            1, generator=generator)
+                probs = F.softmax(filter_logits(scaled, top_k, top_p), dim=-1)
+                # Broken weights give NaN probabilities, which multinomial refuses (on a GPU with a
+                # device-side assert that ends the process's CUDA use): such a row is drawn from
+                # uniformly, with no sync, and the caller refuses the result (sampling.generate).
+                probs = torch.where(torch.isfinite(probs).all(dim=-1, keepdim=True), probs, 1.0)
+                next_id = torch.multinomial(probs, 1, generator=generator)
             out[:, end:end + 1] = next_id
             yield next_id, logits
 

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import codecs
 import math
-import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
 from .checkpoint import load_checkpoint, model_from_checkpoint
+from .errors import BrokenModel
 from .model import GPT
+from .safe_text import visible
 from .tokenizer import Tokenizer, VocabMap, get_tokenizer
 
 TOP = 5  # alternatives kept per generated token
@@ -28,15 +29,6 @@ def _bytes_placeholder(exc: UnicodeError) -> tuple[str, int]:
 
 
 codecs.register_error(BYTES_ERRORS, _bytes_placeholder)
-
-# Control characters other than newline and tab would move a terminal's cursor or change its
-# colours when the text is printed: they are shown the same way, ‹1b›.
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
-def _visible(text: str) -> str:
-    return _CONTROL.sub(lambda match: f"‹{ord(match.group()):02x}›", text)
-
 
 def sample_problems(max_new_tokens: int, temperature: float, top_k: int | None, top_p: float | None) -> list[str]:
     """What is wrong with these sampling settings (empty when they are fine), in the words of
@@ -73,9 +65,11 @@ class Generation:
     prompt: str
     text: str
     tokens: list[dict[str, Any]]
+    interrupted: bool = False  # a Ctrl+C ended a streamed generation early
 
     def to_json(self) -> dict[str, Any]:
-        return {"prompt": self.prompt, "text": self.text, "tokens": self.tokens}
+        return {"prompt": self.prompt, "text": self.text, "tokens": self.tokens,
+                **({"interrupted": True} if self.interrupted else {})}
 
 
 def _probability(logprob: float) -> float:
@@ -89,66 +83,93 @@ def _token(tokenizer: Tokenizer, vocab: VocabMap, model_id: int) -> tuple[int | 
     if not ids:
         return None, b"", UNKNOWN_TEXT
     raw = tokenizer.token_bytes(ids[0])
-    return ids[0], raw, _visible(raw.decode("utf-8", errors=BYTES_ERRORS))
+    return ids[0], raw, visible(raw.decode("utf-8", errors=BYTES_ERRORS))
 
 
 def generate(model: GPT, tokenizer: Tokenizer, vocab: VocabMap, prompt: str, max_new_tokens: int,
              temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
-             seed: int | None = None) -> Generation:
-    """The prompt followed by ``max_new_tokens`` generated tokens, with what the model thought of each."""
+             seed: int | None = None, on_token: Callable[[dict[str, Any]], None] | None = None) -> Generation:
+    """The prompt followed by ``max_new_tokens`` generated tokens, with what the model thought of each.
+
+    ``on_token`` streams: it gets each token's record as soon as it is drawn (a device sync per
+    token), and a Ctrl+C then ends the generation with what it has, ``interrupted`` set. Without
+    it, the figures are read back once at the end. A model whose output is NaN or inf raises
+    BrokenModel: its text would be noise drawn uniformly."""
     device = next(model.parameters()).device
     idx = torch.tensor([encode_prompt(prompt, tokenizer, vocab)], dtype=torch.long, device=device)
     generator = None
     if seed is not None:
         generator = torch.Generator(device=device)
         generator.manual_seed(seed)
-    chosen, logprobs, entropies, top_logprobs, top_ids = [], [], [], [], []
+    pending: list[tuple[torch.Tensor, ...]] = []  # per token, on the device: id, logprob, entropy, top 5
+    decoder = TokenDecoder(tokenizer, vocab)
+    interrupted = False
     was_training = model.training
     model.eval()
     try:
         for next_id, logits in model.generate_steps(idx, max_new_tokens, temperature, top_k, top_p, generator):
             logp = torch.log_softmax(logits[0], dim=-1)  # (V,)
-            chosen.append(next_id[0, 0])
-            logprobs.append(logp[next_id[0, 0]])
-            entropies.append(torch.special.entr(logp.exp()).sum())
             best = logp.topk(min(TOP, logp.numel()))
-            top_logprobs.append(best.values)
-            top_ids.append(best.indices)
+            figures = (next_id[0, 0], logp[next_id[0, 0]], torch.special.entr(logp.exp()).sum(), best.values,
+                       best.indices)
+            if on_token is None:
+                pending.append(figures)
+            else:
+                on_token(decoder.record(*(x.tolist() for x in figures)))
+    except KeyboardInterrupt:
+        if on_token is None:
+            raise
+        interrupted = True
     finally:
         model.train(was_training)
-    # Read back once at the end: no device sync per token.
-    chosen_l, logprobs_l, entropies_l = (torch.stack(x).tolist() for x in (chosen, logprobs, entropies))
-    top_logprobs_l, top_ids_l = torch.stack(top_logprobs).tolist(), torch.stack(top_ids).tolist()
-    tokens = [{"text": text, "piece": piece, "id": token_id, "prob": _probability(logprobs_l[i]),
-               "entropy": round(max(0.0, entropies_l[i]), 4),
-               "top": [{"text": alt_text, "id": alt_id, "prob": _probability(lp)}
-                       for lp, (alt_id, _, alt_text) in
-                       zip(top_logprobs_l[i], (_token(tokenizer, vocab, alt) for alt in top_ids_l[i]))]}
-              for i, (token_id, text, piece) in enumerate(token_texts(tokenizer, vocab, chosen_l))]
-    return Generation(prompt, prompt + "".join(token["piece"] for token in tokens), tokens)
+    if pending:  # read back once at the end: no device sync per token
+        for figures in zip(*(torch.stack(column).tolist() for column in zip(*pending))):
+            decoder.record(*figures)
+    tokens = decoder.finish()
+    return Generation(prompt, prompt + "".join(token["piece"] for token in tokens), tokens, interrupted)
 
 
-def token_texts(tokenizer: Tokenizer, vocab: VocabMap, model_ids: list[int]) -> list[tuple[int | None, str, str]]:
-    """Per model id: its tokenizer id, its text alone, and the piece it adds to the running text
-    (a character split over tokens joins the piece of its last token)."""
-    running = codecs.getincrementaldecoder("utf-8")(errors=BYTES_ERRORS)
-    out = []
-    for model_id in model_ids:
-        token_id, raw, text = _token(tokenizer, vocab, model_id)
-        out.append((token_id, text, _visible(running.decode(raw))))
-    if out:  # bytes still waiting for the rest of their character when the text ends
-        token_id, text, piece = out[-1]
-        out[-1] = (token_id, text, piece + _visible(running.decode(b"", final=True)))
-    return out
+class TokenDecoder:
+    """Token records in order: each token's text alone, and the piece it adds to the running
+    text (a character split over tokens joins the piece of its last token)."""
+
+    def __init__(self, tokenizer: Tokenizer, vocab: VocabMap):
+        self.tokenizer, self.vocab = tokenizer, vocab
+        self.running = codecs.getincrementaldecoder("utf-8")(errors=BYTES_ERRORS)
+        self.tokens: list[dict[str, Any]] = []
+
+    def record(self, model_id: int, logprob: float, entropy: float, top_logprobs: list[float],
+               top_ids: list[int]) -> dict[str, Any]:
+        if not math.isfinite(logprob):
+            raise BrokenModel("the model's output is NaN or inf: its weights are broken, so it cannot be sampled; "
+                              "sample an earlier checkpoint")
+        token_id, raw, text = _token(self.tokenizer, self.vocab, model_id)
+        token = {"text": text, "piece": visible(self.running.decode(raw)), "id": token_id,
+                 "prob": _probability(logprob), "entropy": round(max(0.0, entropy), 4),
+                 "top": [{"text": alt_text, "id": alt_id, "prob": _probability(lp)}
+                         for lp, (alt_id, _, alt_text) in
+                         zip(top_logprobs, (_token(self.tokenizer, self.vocab, alt) for alt in top_ids))]}
+        self.tokens.append(token)
+        return token
+
+    def finish(self) -> list[dict[str, Any]]:
+        """The records, the last one's piece with the bytes still waiting for the rest of their
+        character when the text ends."""
+        if self.tokens:
+            self.tokens[-1]["piece"] += visible(self.running.decode(b"", final=True))
+        return self.tokens
+
+
+def load_for_sampling(path: Path, device: torch.device | str = "cpu") -> tuple[GPT, Tokenizer, VocabMap, int]:
+    """A checkpoint file's model (on ``device``, eval mode), tokenizer, vocabulary and step."""
+    ckpt = load_checkpoint(path)
+    model, _, vocab = model_from_checkpoint(ckpt, path)
+    return model.to(device), get_tokenizer(ckpt["tokenizer"]["name"]), vocab, int(ckpt["step"])
 
 
 def generate_from_checkpoint(path: Path, prompt: str, max_new_tokens: int, temperature: float,
                              top_k: int | None, top_p: float | None, seed: int | None,
                              device: torch.device | str = "cpu") -> tuple[Generation, int]:
     """A sample from a checkpoint file's weights, and the step they were saved at."""
-    ckpt = load_checkpoint(path)
-    model, _, vocab = model_from_checkpoint(ckpt, path)
-    model.to(device)
-    generation = generate(model, get_tokenizer(ckpt["tokenizer"]["name"]), vocab, prompt, max_new_tokens,
-                          temperature, top_k, top_p, seed)
-    return generation, int(ckpt["step"])
+    model, tokenizer, vocab, step = load_for_sampling(path, device)
+    return generate(model, tokenizer, vocab, prompt, max_new_tokens, temperature, top_k, top_p, seed), step

@@ -25,12 +25,14 @@ from .control import FileRequests, SampleRequest, TrainingControl
 from .data import Batcher, Progress, build_corpus
 from .device import autocast, configure_torch, resolve_dtype
 from .distributed import init_distributed
-from .errors import ConfigError, NonFiniteLoss
+from .errors import BrokenModel, ConfigError, GptTuiError, NonFiniteLoss
 from .evaluate import estimate_loss
-from .failures import describe_failure
+from .failures import describe_failure, is_out_of_memory
 from .live import check_live_change
-from .events import (CheckpointSaved, EvalResult, Event, EventCallback, HparamsChanged, LogMessage, RolledBack,
-                     RunFailed, RunFinished, RunStarted, SampleText, SpikeDetected, StateChanged, StepMetrics)
+from .memory import change_problem
+from .events import (ChangeRefused, CheckpointSaved, EvalResult, Event, EventCallback, HparamsChanged, LogMessage,
+                     RolledBack, RunFailed, RunFinished, RunStarted, SampleText, SpikeDetected, StateChanged,
+                     StepMetrics)
 from .health import HealthMeter
 from .mfu import model_flops_per_token, peak_flops
 from .model import GPT
@@ -38,6 +40,7 @@ from .optimizer import Updater
 from .recorder import RunRecorder
 from .rng import RankRandom
 from .rundir import RunDir, compared_checkpoints, new_run_dir, refuse_existing_run
+from .runlock import RunLock
 from .sampling import generate, generate_from_checkpoint
 from .schedule import learning_rate_at
 from .spikes import LR_CHANGE_WINDOW, ROLLBACK_LIMIT, ROLLBACK_WINDOW, Rewind, Snapshot, Spike, SpikeGuard
@@ -82,6 +85,8 @@ class Trainer:
             self._restore(ckpt)
         self.start_step = self.step
         self._compares = itertools.count(1)  # ids that group the samples of one comparison
+        self._training = False  # inside the loop: a broken state rolls back or fails the run
+        self._unsaveable = ""  # why the weights in memory must never be saved (a run failed non-finite)
         self._saved_step = self.step if ckpt and self.parent is None else -1  # a fork saves its own at the end
         self.run_dir = Path(run_dir) if run_dir else new_run_dir(config)
         self._open_record(on_event, new=ckpt is None or self.parent is not None)
@@ -128,12 +133,18 @@ class Trainer:
         self.rundir: RunDir | None = None
         self.file_requests: FileRequests | None = None
         self.listeners: list[EventCallback] = []
+        self.lock: RunLock | None = None
         if self.dist.is_main:
-            if new:
-                refuse_existing_run(self.run_dir)
-            self.rundir = RunDir(self.run_dir)
-            self.file_requests = FileRequests(self.run_dir)
-            self.listeners = [RunRecorder(self.rundir, self.config), *([on_event] if on_event else [])]
+            self.lock = RunLock.acquire(self.run_dir)  # before any byte of the folder changes
+            try:
+                if new:
+                    refuse_existing_run(self.run_dir)
+                self.rundir = RunDir(self.run_dir)
+                self.file_requests = FileRequests(self.run_dir)
+                self.listeners = [RunRecorder(self.rundir, self.config), *([on_event] if on_event else [])]
+            except BaseException:
+                self.lock.release()
+                raise
 
     @property
     def tokens_per_step(self) -> int:
@@ -171,6 +182,11 @@ class Trainer:
             self._saved_step = self.step
             return None
         path = self.rundir.latest if kind == "latest" else self.rundir.best
+        refusal = self._unsaveable or ("" if self._finite_state() else "some weights are NaN or inf")
+        if refusal:
+            self._emit(LogMessage("error", f"{path.name} not saved at step {self.step}: {refusal}; "
+                                           f"{self.checkpoint_note()}"))
+            return None
         try:
             write_checkpoint(path, self.checkpoint_dict())
             if kind == "latest" and self.config.keep_checkpoints:
@@ -183,6 +199,19 @@ class Trainer:
             self._saved_step = self.step
         self._emit(CheckpointSaved(self.step, str(path), kind))
         return path
+
+    def _finite_state(self) -> bool:
+        """Whether every weight and optimizer moment is finite (one device sync: saves are rare)."""
+        tensors = [p.detach() for p in self.raw_model.parameters()]
+        tensors += [t for state in self.updater.optimizer.state.values() for t in state.values()
+                    if isinstance(t, torch.Tensor) and t.is_floating_point()]
+        return bool(torch.stack([torch.isfinite(t).all() for t in tensors]).all())
+
+    def checkpoint_note(self) -> str:
+        """What model.ckpt holds now, for the messages of failures and refused saves."""
+        if self.rundir is None or self._saved_step < 0 or not self.rundir.latest.is_file():
+            return "no model.ckpt of this run was saved yet"
+        return f"model.ckpt keeps step {self._saved_step}, the last good save"
 
     def sample(self, request: SampleRequest) -> str:
         """Generate text from the current weights (during a run, at a step boundary; or after it);
@@ -210,8 +239,8 @@ class Trainer:
     def _evaluate(self) -> None:
         losses = estimate_loss(self.model, self.batcher, self.random.eval_batches(), self.config.eval_iters,
                                self.dtype, self.dist)
-        if not math.isfinite(losses["train"]):
-            raise NonFiniteLoss(self.step)
+        if not (math.isfinite(losses["train"]) and math.isfinite(losses["val"])):
+            raise NonFiniteLoss(self.step, "eval")
         improved = losses["val"] < self.best_val_loss
         self.best_val_loss = min(self.best_val_loss, losses["val"])
         self._emit(EvalResult(self.step, losses["train"], losses["val"], self.best_val_loss))
@@ -252,10 +281,17 @@ class Trainer:
 
     def _side_action(self, what: str, action, *args) -> None:
         """A save or a sample is never worth the run: whatever it raises is reported as that
-        action's error, and training goes on."""
+        action's error, and training goes on. Except, while training: out of memory stops the
+        run (as in a step), and broken weights under spike_action = "rollback" roll it back."""
         try:
             action(*args)
+        except BrokenModel as exc:
+            if self._training and self.config.spike_action == "rollback":
+                raise NonFiniteLoss(self.step, "sample") from exc
+            self._emit(LogMessage("error", f"{what} failed at step {self.step}: {exc}"))
         except Exception as exc:  # noqa: BLE001 - any failure of a side action, by design
+            if self._training and is_out_of_memory(exc):
+                raise
             self._emit(LogMessage("error", f"{what} failed at step {self.step} ({type(exc).__name__}: {exc}); "
                                            "training goes on"))
 
@@ -263,13 +299,20 @@ class Trainer:
         """Apply live hyperparameter changes now, or say why not (False); the run goes on either way."""
         try:
             diff = check_live_change(self.config, changes, self.step)
+            new = with_overrides(self.config, {key: new for key, (_, new) in diff.items()})
         except ConfigError as exc:
-            self._emit(LogMessage("error", f"change from the {source} not applied: {exc}"))
+            self._emit(ChangeRefused(self.step, request, str(exc), source))
+            return False
+        memory = change_problem(self.config, new, self.vocab.size, self.device)
+        if memory:
+            self._emit(ChangeRefused(self.step, request, memory, source))
             return False
         if "learning_rate" in diff and source != "rollback":
             self._lr_change = (self.step, diff["learning_rate"][0])
+        if not diff and request:  # in force already (another client asked first): the asker hears so
+            self._emit(HparamsChanged(self.step, {}, source, request))
         if diff:
-            self.config = with_overrides(self.config, {key: new for key, (_, new) in diff.items()})
+            self.config = new
             self.raw_model.set_dropout(self.config.dropout)
             self.updater.configure(self.config)
             self.batcher.batch_size = self.config.batch_size
@@ -302,8 +345,12 @@ class Trainer:
         clock = TrainingClock(self.elapsed)
         while self.step < self.config.max_iters:
             with clock.aside():
-                if self.boundary.cross(self.step, self.config.log_interval, clock):
-                    return self.control.stop_reason
+                try:
+                    if self.boundary.cross(self.step, self.config.log_interval, clock):
+                        return self.control.stop_reason
+                except NonFiniteLoss as exc:  # a sample asked for at the boundary met broken weights
+                    self._recover(exc)
+                    continue
                 if not self.meter.losses and self.config.spike_action == "rollback":  # an interval starts
                     self.rewind.take(self.step, self.raw_model, self.updater.optimizer, self.random,
                                      lr_scale=self.lr_scale, guard=self.guard.state())
@@ -317,7 +364,10 @@ class Trainer:
             if log_step and self._report(clock, lr):
                 continue  # rolled back: this interval never happened
             with clock.aside():
-                self._periodic_work()
+                try:
+                    self._periodic_work()
+                except NonFiniteLoss as exc:  # at an eval, a sample or a save point
+                    self._recover(exc)
         return None
 
     def _report(self, clock: TrainingClock, lr: float) -> bool:
@@ -327,14 +377,8 @@ class Trainer:
         cfg = self.config
         spike = self.guard.check(self.step - len(losses), losses, norms, cfg.spike_factor,
                                  gradients=self.updater.scaler is None)
-        if spike and cfg.spike_action != "off":
-            self._emit(SpikeDetected(spike.step, spike.loss, spike.ema, spike.grad_norm, spike.reason,
-                                     cfg.spike_action))
-            snapshot = self.rewind.before(spike.step) if cfg.spike_action == "rollback" else None
-            if snapshot is not None:
-                self._roll_back(spike, snapshot)
-                return True
-            self.guard.restart()
+        if spike and cfg.spike_action != "off" and self._on_spike(spike):
+            return True
         loss = sum(losses) / len(losses)
         if not math.isfinite(loss):
             raise NonFiniteLoss(self.step)
@@ -348,6 +392,24 @@ class Trainer:
         with clock.aside():
             self._emit(StepMetrics(self.step, loss, lr, rate, self.elapsed, eta, mfu, grad_norm, clipped, health))
         return False
+
+    def _on_spike(self, spike: Spike) -> bool:
+        """Report a spike and act on it as spike_action says; True when the run rolled back."""
+        action = self.config.spike_action
+        self._emit(SpikeDetected(spike.step, spike.loss, spike.ema, spike.grad_norm, spike.reason, action))
+        snapshot = self.rewind.before(spike.step) if action == "rollback" else None
+        if snapshot is not None:
+            self._roll_back(spike, snapshot)
+            return True
+        self.guard.restart()
+        return False
+
+    def _recover(self, exc: NonFiniteLoss) -> None:
+        """A NaN or inf met outside a training step (an eval, a sample, a save point): under
+        spike_action = "rollback" it rolls back like a spike at a step; else the run fails."""
+        if self.config.spike_action != "rollback" or self.rewind.before(self.step) is None:
+            raise exc
+        self._on_spike(Spike(self.step, math.nan, self.guard.ema, None, str(exc)))
 
     def _roll_back(self, spike: Spike, snapshot: Snapshot) -> None:
         """Back to an interval's start: weights, optimizer and dropout RNG from the snapshot, the
@@ -380,19 +442,39 @@ class Trainer:
         if self.step % cfg.eval_interval == 0 or self.step == cfg.max_iters:
             self._evaluate()
         if cfg.checkpoint_interval and self.step % cfg.checkpoint_interval == 0:
+            if cfg.spike_action == "rollback" and not self._finite_state():
+                raise NonFiniteLoss(self.step, "weights")
             self._side_action("the periodic checkpoint", self.save_checkpoint, "latest")
         if cfg.sample_interval and self.step % cfg.sample_interval == 0:
             self._side_action("the periodic sample", self.sample,
                               SampleRequest(cfg.sample_prompt, cfg.sample_tokens, 1.0, None))
 
     def run(self) -> RunFinished | RunFailed:
-        """Train to max_iters or until stopped; never raises for a failed run, it reports it."""
+        """Train to max_iters or until stopped; never raises for a failed run, it reports it.
+        The run's lock is let go when it returns (serve_after_run takes it again)."""
         result: RunFinished | RunFailed | None = None
         try:
             result = self._run()
             return result
         finally:
             self.dist.close(together=isinstance(result, RunFinished))
+            if self.lock:
+                self.lock.release()
+
+    def serve_after_run(self) -> None:
+        """The model stays in memory after the run: serve saves and samples (the app's) until the
+        control is closed, holding the run's lock again meanwhile. Should another
+        process have taken the run in between, saves are refused, naming it."""
+        if self.rundir is not None:
+            try:
+                self.lock = RunLock.acquire(self.run_dir)
+            except GptTuiError as exc:
+                self._unsaveable = str(exc)
+        try:
+            self.boundary.serve_after_run()
+        finally:
+            if self.lock:
+                self.lock.release()
 
     def _run(self) -> RunFinished | RunFailed:
         cfg = self.config
@@ -407,17 +489,13 @@ class Trainer:
                               self.raw_model.num_params(), self.vocab.size, len(self.corpus.train),
                               len(self.corpus.val), self.tokens_per_step, self.start_step, cfg.max_iters,
                               self.dist.world_size, str(self.parent or "")))
+        self._training = True
         try:
             reason = self._loop()
         except Exception as exc:  # a failed run is reported in one line, never raised
-            kind, message = describe_failure(exc, self.step, self.device, cfg, self.run_dir)
-            if kind == "oom":
-                self.updater.zero_grad()
-                if self.device.type == "cuda":
-                    torch.cuda.empty_cache()
-            if kind == "error" and not self.dist.is_main:
-                raise  # torchrun reports a failed rank with its traceback; rank 0 alone writes files
-            return self._fail(kind, message, traceback.format_exc() if kind == "error" else "")
+            self._training = False
+            return self._failed(exc)
+        self._training = False
         if self._saved_step != self.step and (reason is None or self.control.save_on_stop):
             self.save_checkpoint("latest")
         finished = RunFinished(self.step, "stopped" if reason else "finished", reason or "", self.best_val_loss,
@@ -425,7 +503,23 @@ class Trainer:
         self._emit(finished)
         return finished
 
-    def _fail(self, kind: str, message: str, details: str = "") -> RunFailed:
-        failed = RunFailed(self.step, kind, message, str(self.run_dir), details)
+    def _failed(self, exc: Exception) -> RunFailed:
+        """A failed run: out of memory frees what it can and saves the last good state (the update
+        that ran out never happened); a NaN or inf forbids saving the weights in memory at all."""
+        if is_out_of_memory(exc):
+            self.updater.zero_grad()
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
+            if self._saved_step != self.step:
+                self._side_action("saving the checkpoint after running out of memory", self.save_checkpoint,
+                                  "latest")
+        elif isinstance(exc, NonFiniteLoss):
+            self._unsaveable = f"the run failed at step {exc.step} with a NaN or inf, so its weights are broken"
+        kind, message = describe_failure(exc, self.step, self.device, self.config, self.run_dir,
+                                         self.checkpoint_note())
+        if kind == "error" and not self.dist.is_main:
+            raise exc  # torchrun reports a failed rank with its traceback; rank 0 alone writes files
+        failed = RunFailed(self.step, kind, message, str(self.run_dir),
+                           traceback.format_exc() if kind == "error" else "")
         self._emit(failed)
         return failed

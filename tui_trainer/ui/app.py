@@ -505,7 +505,7 @@ class GptTuiApp(RunsActions, App[int]):
             self.run_result = trainer.run()
         finally:
             on_event.flush()
-        trainer.boundary.serve_after_run()  # the model stays: ctrl+s and F8 still work, until the control closes
+        trainer.serve_after_run()  # the model stays: ctrl+s and F8 still work, until the control closes
 
     def action_toggle_pause(self) -> None:
         if not allowed(self.state).steer:
