@@ -120,6 +120,8 @@ def sample(args: argparse.Namespace) -> int:
             seed = secrets.randbelow(2**31)  # one seed for all, printed so the comparison can be repeated
     device = resolve_device(args.device)
     console = Console(highlight=False)
+    # A Ctrl+C must reach the loop even where SIGINT came ignored (a `&` job of a script, a test runner).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     objects = []
     for path in paths:
         model, tokenizer, vocab, step = load_for_sampling(path, device)
