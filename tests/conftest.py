@@ -26,6 +26,7 @@ def _token_cache(tmp_path_factory) -> None:
     os.environ["GPT_TUI_CACHE"] = str(tmp_path_factory.mktemp("token-cache"))
     os.environ["GPT_TUI_PRESETS"] = str(tmp_path_factory.mktemp("presets"))  # never the user's own
     os.environ["GPT_TUI_KEYMAP"] = str(tmp_path_factory.mktemp("keys") / "keymap.toml")
+    os.environ["GPT_TUI_SETTINGS"] = str(tmp_path_factory.mktemp("settings") / "settings.toml")
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,7 @@ import json
 import secrets
 import signal
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from .engine.config import TrainConfig, load_config, parse_overrides
 from .engine.errors import CheckpointError, ConfigError
 from .cli import EXIT_INTERRUPTED
 from .engine.resources import default_config_path
+from .engine.settings import with_user_settings
 from .signals import SignalHandlers
 
 EXIT_FAILED = 1
@@ -26,8 +28,9 @@ def run_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_config(args: argparse.Namespace) -> TrainConfig:
-    """--config (or configs/default.toml) plus --data and --set, validated together."""
-    return load_config(args.config or default_config_path(), run_overrides(args))
+    """--config (or configs/default.toml) plus --data and --set, validated together, and the
+    user's settings file for what they leave out."""
+    return with_user_settings(load_config(args.config or default_config_path(), run_overrides(args)))
 
 
 def stop_on_signals(control) -> SignalHandlers:
@@ -61,6 +64,8 @@ def train(args: argparse.Namespace) -> int:
                            "checkpoint holds the config; change keys with --set"])
     # The checkpoint is read once: its config decides on torchrun, then the trainer starts from it.
     read = read_resumption(source, run_overrides(args), "resuming" if args.resume else "forking") if source else None
+    if read:  # the checkpoint never names a command: --set, or the user's settings file, may
+        read = replace(read, config=with_user_settings(read.config))
     config = read.config if read else run_config(args)
     if config.processes > 1 and not under_torchrun():
         return _train_with_torchrun(args, config)

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from .atomic import atomic_path
-from .config import ARCH_KEYS, CHAPTER_KEYS, TrainConfig, config_from_dict, with_overrides
+from .config import ARCH_KEYS, CHAPTER_KEYS, TrainConfig, config_from_dict, stored, with_overrides
 from .errors import CheckpointError, ConfigError
 from .model import GPT, ModelConfig
 from .tokenizer import VocabMap
@@ -88,7 +88,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 
 def config_of(ckpt: dict[str, Any], path: Path | str = "checkpoint") -> TrainConfig:
     try:
-        return config_from_dict(ckpt["config"])
+        return config_from_dict(stored(ckpt["config"]))
     except ConfigError as exc:
         raise CheckpointError(f"checkpoint {str(path)!r} holds an invalid config: {'; '.join(exc.problems)}") from None
 

@@ -80,6 +80,8 @@ class TrainConfig:
     run_name: str = field(default="gpt", metadata=_key("System", "Run directory name; a timestamp is appended."))
     wandb: bool = field(default=False, metadata=_key("System", "Log config and losses to Weights & Biases (extra 'wandb')."))
     wandb_project: str = field(default="gpt-tui", metadata=_key("System", "W&B project of the run when wandb is on."))
+    notify: str = field(default="end", metadata=_key("System", "Which events notify (terminal notification, bell and notify_command): 'end' (the run finished, stopped or failed), 'all' (also loss spikes and rollbacks) or 'off'.", choices=("all", "end", "off")))
+    notify_command: str = field(default="", metadata=_key("System", "A shell command run once per notified event, the event as JSON on stdin (e.g. ntfy publish). Only from --set, --config or your settings.toml, never from a run's files."))
     on_hangup: str = field(default="stop", metadata=_key("System", "When the app's terminal goes away (SIGHUP): 'stop' saves and exits; 'detach' trains on without the UI, as the app's Detach does.", choices=("stop", "detach")))
 
     def to_dict(self) -> dict[str, Any]:
@@ -89,6 +91,9 @@ class TrainConfig:
 FIELDS = {f.name: f for f in fields(TrainConfig)}
 # Keys that define the network's shape: a checkpoint fixes them.
 ARCH_KEYS = ("d_model", "num_blocks", "num_heads", "context_length", "tokenizer", "vocab")
+# Keys of one invocation, never of a run's files: a command to run is the user's own choice, so
+# a run folder, checkpoint or preset copied from someone else never carries one (see stored()).
+INVOCATION_KEYS = ("notify_command",)
 # The chapter's h_params, saved under that name in every checkpoint.
 CHAPTER_KEYS = ("d_model", "num_blocks", "num_heads", "batch_size", "context_length", "max_iters",
                 "learning_rate", "dropout", "eval_interval", "eval_iters", "device", "TORCH_SEED")
@@ -251,8 +256,14 @@ def with_overrides(config: TrainConfig, values: dict[str, Any]) -> TrainConfig:
     return config_from_dict({**config.to_dict(), **values})
 
 
+def stored(values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` without the keys of one invocation: what a run's files, a checkpoint or a
+    preset hold, and all that is ever read back from them."""
+    return {key: value for key, value in values.items() if key not in INVOCATION_KEYS}
+
+
 def to_toml(config: TrainConfig) -> str:
-    return tomli_w.dumps(config.to_dict())
+    return tomli_w.dumps(stored(config.to_dict()))
 
 
 def save_config(config: TrainConfig, path: Path) -> None:

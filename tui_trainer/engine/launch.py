@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .config import TrainConfig, save_config
+from .config import INVOCATION_KEYS, TrainConfig, save_config
 from .rundir import refuse_existing_run, unwritable
 from .runlock import RunLock
 
@@ -27,7 +27,9 @@ def prepare_run_dir(config: TrainConfig, run_dir: Path) -> list[str]:
         save_config(config, run_dir / "config.toml")
     except OSError as exc:
         raise unwritable(run_dir, exc) from None
-    return ["--config", str(run_dir / "config.toml"), "--out", str(run_dir)]
+    # config.toml never holds the command (config.INVOCATION_KEYS): it travels as an argument.
+    return ["--config", str(run_dir / "config.toml"), "--out", str(run_dir),
+            *_set_args({key: getattr(config, key) for key in INVOCATION_KEYS if getattr(config, key)})]
 
 
 def resume_args(run_dir: str | Path, overrides: dict[str, Any]) -> list[str]:

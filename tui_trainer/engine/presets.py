@@ -9,6 +9,7 @@ from pathlib import Path
 from .config import TrainConfig, save_config
 from .errors import ConfigError
 from .resources import configs_dir
+from .settings import config_home
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 
@@ -16,8 +17,7 @@ NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 def user_presets_dir() -> Path:
     if os.environ.get("GPT_TUI_PRESETS"):
         return Path(os.environ["GPT_TUI_PRESETS"]).expanduser()
-    base = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
-    return base / "gpt-tui" / "presets"
+    return config_home() / "presets"
 
 
 def shipped_presets() -> dict[str, Path]:

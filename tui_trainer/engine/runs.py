@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import read_toml
+from .config import read_toml, stored
 from .errors import ConfigError, RunDirError
 from .events import EvalResult
 from .follow import effective_status, on_other_host, read_events, read_status
@@ -51,7 +51,7 @@ def read_run_config(path: Path) -> dict[str, Any]:
     """A run's config.toml as raw values, or {} when it is missing or unreadable: a listing
     or a comparison shows what it can rather than failing on one odd run."""
     try:
-        return read_toml(path / "config.toml")
+        return stored(read_toml(path / "config.toml"))
     except (ConfigError, OSError):
         return {}
 

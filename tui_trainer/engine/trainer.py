@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import math
+import threading
 import traceback
 from dataclasses import replace
 from pathlib import Path
@@ -20,7 +21,7 @@ import torch
 from .checkpoint import FORMAT_VERSION, Resumption, h_params, model_config, read_resumption, write_checkpoint
 from .boundary import StepBoundary
 from .clock import TrainingClock
-from .config import TrainConfig, with_overrides
+from .config import TrainConfig, stored, with_overrides
 from .control import FileRequests, SampleRequest, TrainingControl
 from .data import Batcher, Progress, build_corpus
 from .device import autocast, configure_torch, resolve_dtype
@@ -35,6 +36,7 @@ from .events import (ChangeRefused, CheckpointSaved, EvalResult, Event, EventCal
                      StepMetrics)
 from .health import HealthMeter
 from .mfu import model_flops_per_token, peak_flops
+from .notify import CommandNotifier
 from .model import GPT
 from .optimizer import Updater
 from .recorder import RunRecorder
@@ -64,6 +66,7 @@ class Trainer:
         writes the run directory, the other ranks are silent.
         """
         self.control = control or TrainingControl()
+        self._emitting = threading.RLock()
         ckpt, self.parent = None, None
         if resume is not None or fork is not None:
             source = resume if resume is not None else fork
@@ -142,6 +145,9 @@ class Trainer:
                 self.rundir = RunDir(self.run_dir)
                 self.file_requests = FileRequests(self.run_dir)
                 self.listeners = [RunRecorder(self.rundir, self.config), *([on_event] if on_event else [])]
+                if self.config.notify_command:
+                    self.listeners.append(CommandNotifier(self.config.notify_command, self.config.notify,
+                                                          self.run_dir, self.config.run_name, self._emit))
             except BaseException:
                 self.lock.release()
                 raise
@@ -168,7 +174,7 @@ class Trainer:
             "h_params": h_params(self.config, self.vocab.size),
             "optimizer_state_dict": self.updater.state_dict(),
             "step": self.step,
-            "config": self.config.to_dict(),
+            "config": stored(self.config.to_dict()),
             "tokenizer": {"name": self.tokenizer.name, **self.vocab.to_state()},
             "best_val_loss": self.best_val_loss,
             "format_version": FORMAT_VERSION,
@@ -232,8 +238,10 @@ class Trainer:
         return generation.text
 
     def _emit(self, event: Event) -> None:
-        for listener in self.listeners:
-            listener(event)
+        """To every listener in turn; thread-safe (a notify_command's thread reports through it)."""
+        with self._emitting:
+            for listener in self.listeners:
+                listener(event)
 
     # ---- the loop ------------------------------------------------------------------------
     def _evaluate(self) -> None:

@@ -31,6 +31,7 @@ from ..engine.errors import GptTuiError
 from ..engine.events import (CheckpointSaved, EvalResult, Event, HparamsChanged, LogMessage, RolledBack, RunFailed,
                              RunFinished, RunStarted, SampleText, SpikeDetected, StateChanged, StepMetrics)
 from ..engine.follow import read_events, read_status
+from ..engine.notify import notable, notification
 from ..engine.presets import list_presets, preset_target, save_preset
 from ..engine.rundir import free_path, holds_run
 from ..event_text import event_line
@@ -43,6 +44,7 @@ from .native_stderr import NativeStderr
 from .runs_actions import RunsActions
 from .screens import ChoiceScreen, QuitScreen
 from .state import AppState, allowed
+from .terminal_notify import notification_sequences
 from .widgets.device_panel import DevicePanel
 from .widgets.health_panel import HealthPanel
 from .widgets.form import HyperparamForm
@@ -117,6 +119,7 @@ class GptTuiApp(RunsActions, App[int]):
         self._corpus_timer = None  # the pending read of the form's corpus, while typing goes on
         self._corpus_confirmed: set[tuple] = set()  # large corpora the user asked to read (Enter)
         self._stop_pressed_at = -REPEAT_GUARD  # F7 then: an F5 just after it is a mashed key, not a new run
+        self.notify_level = config.notify  # which events of the run shown ring and notify (its live "notify")
         self._quit_after_run = False
         self._save_requested = False  # ctrl+s was pressed and its checkpoint has not been reported yet
         self.signal_exit: int | None = None  # the exit code a SIGINT, SIGTERM or SIGHUP asked for
@@ -458,6 +461,7 @@ class GptTuiApp(RunsActions, App[int]):
         self.control = TrainingControl()
         self.run_info = None
         self._run_config = config
+        self.notify_level = config.notify
         self.plot.reset()
         resume, self.resume_from = self.resume_from, None
         fork, self.fork_from = self.fork_from, None
@@ -597,6 +601,8 @@ class GptTuiApp(RunsActions, App[int]):
     def _apply(self, event: Event, replay: bool = False) -> None:
         progress = self.progress
         self._dirty = True
+        if not replay and notable(event, self.notify_level):
+            self._notify_terminal(event)
         line = event_line(event)
         self.plot.add_event(event)
         if isinstance(event, StepMetrics):
@@ -625,6 +631,8 @@ class GptTuiApp(RunsActions, App[int]):
             if self.state != AppState.STOPPING:
                 self._set_state(AppState(event.state))
         elif isinstance(event, HparamsChanged):
+            if "notify" in event.changes:
+                self.notify_level = event.changes["notify"][1]
             self.form.applied(event.changes)
             if "max_iters" in event.changes:
                 progress.set_max_iters(event.changes["max_iters"][1])
@@ -645,6 +653,14 @@ class GptTuiApp(RunsActions, App[int]):
         elif isinstance(event, RunFailed):
             self._notify(replay, line, severity="error", title="Training failed", timeout=10)
             self._run_ended()
+
+    def _notify_terminal(self, event: Event) -> None:
+        """The bell and a desktop notification, through Textual's own output (never torn)."""
+        if self._driver is None or self.is_headless:
+            return
+        name = Path(self.run_dir).name if self.run_dir else "gpt-tui"
+        self._driver.write(notification_sequences(*notification(event, name)))
+        self.bell()
 
     def _run_ended(self) -> None:
         self._set_state(AppState.ENDED)

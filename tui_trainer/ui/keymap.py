@@ -6,12 +6,13 @@ import os
 from pathlib import Path
 
 from ..engine.config import tomllib
+from ..engine.settings import config_home
 
 
 def keymap_path() -> Path:
     if os.environ.get("GPT_TUI_KEYMAP"):
         return Path(os.environ["GPT_TUI_KEYMAP"]).expanduser()
-    return Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "gpt-tui" / "keymap.toml"
+    return config_home() / "keymap.toml"
 
 
 def read_keymap(path: Path, known: set[str]) -> tuple[dict[str, str], list[str]]:

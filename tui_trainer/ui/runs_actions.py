@@ -123,6 +123,7 @@ class RunsActions:
             self.form.load(load_config(run_dir / "config.toml"))
         except GptTuiError:
             pass  # an old or hand-edited config: the form keeps its values, the run is still followed
+        self.notify_level = (self.form_config or self.config).notify
         self.plot.reset()
         status = read_status(run_dir)
         self.device_panel.show_recorded(status)

@@ -12,7 +12,8 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.widgets import Button, Input, Label, Select, Static, Switch
 
-from ...engine.config import FIELDS, GROUPS, TrainConfig, config_from_dict, field_type, find_problems, parse_value
+from ...engine.config import (FIELDS, GROUPS, TrainConfig, config_from_dict, field_type, find_problems, parse_value,
+                              stored)
 from ...engine.errors import ConfigError
 from ...engine.live import LIVE_KEYS
 from ...engine.model import count_params, estimate_train_memory
@@ -122,7 +123,7 @@ class HyperparamForm(VerticalScroll):
         self._loading = True
         refused = []
         try:
-            for name, value in values.items():
+            for name, value in stored(values).items():  # a run's or a preset's values: never a command
                 widget = self.query_one(f"#f-{name}")
                 if isinstance(widget, Input):
                     widget.value = self._text(value)
