@@ -107,6 +107,12 @@ class RunLock:
         finally:
             os.close(fd)  # closing drops the shared lock taken to test it
 
+    def __del__(self) -> None:  # a Trainer built and never run lets go when it goes
+        try:
+            self.release()
+        except Exception:  # noqa: BLE001 - at interpreter exit the kernel drops the lock anyway
+            pass
+
     def release(self) -> None:
         """Let go (the file stays: removing it would race a writer that just opened it)."""
         if self._fd is None:
