@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from .config import TrainConfig
-from .model import estimate_train_memory
+from .model import estimate_activation_memory
 
 MARGIN = 0.9  # of the free memory a change may take: the allocator and the OS need some too
 
@@ -25,9 +25,8 @@ def free_bytes(device: torch.device) -> int | None:
 
 def _activations(config: TrainConfig, vocab_size: int) -> int:
     """Bytes that grow with the micro-batch (grad_accum_steps runs its micro-batches one at a time)."""
-    tokens = config.batch_size * config.context_length
-    return estimate_train_memory(vocab_size, config.d_model, config.num_blocks, tokens) - \
-        estimate_train_memory(vocab_size, config.d_model, config.num_blocks, 0)
+    return estimate_activation_memory(vocab_size, config.d_model, config.num_blocks,
+                                      config.batch_size * config.context_length)
 
 
 def change_problem(old: TrainConfig, new: TrainConfig, vocab_size: int, device: torch.device) -> str | None:

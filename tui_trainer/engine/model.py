@@ -41,12 +41,17 @@ def count_params(vocab_size: int, d_model: int, num_blocks: int) -> int:
     return 2 * vocab_size * d_model + vocab_size + num_blocks * per_block + 2 * d_model
 
 
+def estimate_activation_memory(vocab_size: int, d_model: int, num_blocks: int, batch_tokens: int) -> int:
+    """Rough bytes of float32 activations: about 30 floats per token per block and width, and 3
+    logit-sized buffers."""
+    return batch_tokens * (30 * num_blocks * d_model + 3 * vocab_size) * 4
+
+
 def estimate_train_memory(vocab_size: int, d_model: int, num_blocks: int, batch_tokens: int) -> int:
     """Rough bytes for float32 training: weights, grads and AdamW moments (16 B per parameter)
-    plus activations (about 30 floats per token per block and width, and 3 logit-sized buffers)."""
+    plus the activations."""
     params = count_params(vocab_size, d_model, num_blocks)
-    activations = batch_tokens * (30 * num_blocks * d_model + 3 * vocab_size) * 4
-    return 16 * params + activations
+    return 16 * params + estimate_activation_memory(vocab_size, d_model, num_blocks, batch_tokens)
 
 
 class CausalSelfAttention(nn.Module):
