@@ -188,7 +188,10 @@ class Trainer:
             self._saved_step = self.step
             return None
         path = self.rundir.latest if kind == "latest" else self.rundir.best
-        refusal = self._unsaveable or ("" if self._finite_state() else "some weights are NaN or inf")
+        finite = self._finite_state()
+        if not finite and self._training and self.config.spike_action == "rollback":
+            raise NonFiniteLoss(self.step, "weights")  # a save point: the loop rolls back, as for a spike
+        refusal = self._unsaveable or ("" if finite else "some weights are NaN or inf")
         if refusal:
             self._emit(LogMessage("error", f"{path.name} not saved at step {self.step}: {refusal}; "
                                            f"{self.checkpoint_note()}"))
@@ -290,9 +293,12 @@ class Trainer:
     def _side_action(self, what: str, action, *args) -> None:
         """A save or a sample is never worth the run: whatever it raises is reported as that
         action's error, and training goes on. Except, while training: out of memory stops the
-        run (as in a step), and broken weights under spike_action = "rollback" roll it back."""
+        run (as in a step), and broken weights (a sample's output, a save's weights) under
+        spike_action = "rollback" roll it back."""
         try:
             action(*args)
+        except NonFiniteLoss:
+            raise  # raised only while training under rollback (save_checkpoint): the loop rolls back
         except BrokenModel as exc:
             if self._training and self.config.spike_action == "rollback":
                 raise NonFiniteLoss(self.step, "sample") from exc
@@ -450,8 +456,6 @@ class Trainer:
         if self.step % cfg.eval_interval == 0 or self.step == cfg.max_iters:
             self._evaluate()
         if cfg.checkpoint_interval and self.step % cfg.checkpoint_interval == 0:
-            if cfg.spike_action == "rollback" and not self._finite_state():
-                raise NonFiniteLoss(self.step, "weights")
             self._side_action("the periodic checkpoint", self.save_checkpoint, "latest")
         if cfg.sample_interval and self.step % cfg.sample_interval == 0:
             self._side_action("the periodic sample", self.sample,
