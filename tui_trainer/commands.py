@@ -156,29 +156,26 @@ class TokenStream:
         from rich.text import Text
 
         from .engine.safe_text import visible
+        from .token_text import TERMINAL_COLOURS, token_text
 
-        self.console, self.colours, self.quiet = console, colours, quiet
-        self.last = ""  # the piece printed for the latest token
+        self.console, self.quiet, self.last = console, quiet, ""  # last: the piece printed for the latest token
+        # A token as printed: coloured by its probability, or its piece plain.
+        self.render = (lambda token: token_text("", [token], TERMINAL_COLOURS)) if colours else \
+            (lambda token: Text(token["piece"]))
+        self.plain = Text
         if not quiet:
             console.print(Text(visible(prompt), style="bold" if colours else ""), end="", soft_wrap=True)
 
     def show(self, token: dict) -> None:
-        from rich.text import Text
-
-        from .token_text import TERMINAL_COLOURS, token_text
-
         self.last = token["piece"]
         if not self.quiet:
-            self.console.print(token_text("", [token], TERMINAL_COLOURS) if self.colours else Text(self.last), end="",
-                               soft_wrap=True)
+            self.console.print(self.render(token), end="", soft_wrap=True)
 
     def end(self, generation) -> None:
         """The bytes of a character cut off at the end (added to the last token once it ended)."""
-        from rich.text import Text
-
         if not self.quiet:
             tail = generation.tokens[-1]["piece"][len(self.last):] if generation.tokens else ""
-            self.console.print(Text(tail), soft_wrap=True)
+            self.console.print(self.plain(tail), soft_wrap=True)
 
 
 def compare_with(first: Path, named: list[str]) -> list[Path]:
