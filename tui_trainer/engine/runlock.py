@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import RunDirError
+from .rundir import unwritable
 
 try:
     import fcntl
@@ -70,8 +71,6 @@ class RunLock:
             run_dir.mkdir(parents=True, exist_ok=True)
             fd = os.open(lock_path(run_dir), os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
-            from .rundir import unwritable
-
             raise unwritable(run_dir, exc) from None
         deadline = time.monotonic() + SAME_PROCESS_WAIT
         while True:
