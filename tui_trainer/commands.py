@@ -254,6 +254,7 @@ def watch(args: argparse.Namespace) -> int:
         config = config_from_dict(read_run_config(run_dir))
     except ConfigError:
         config = TrainConfig()
+    config = with_user_settings(config)  # a run this app starts later notifies as the user's settings say
     return _run_app(lambda stderr: create_app(config, stderr=stderr, watch=run_dir), run_dir / "watch-stderr.log")
 
 
