@@ -76,9 +76,9 @@ async def in_app(steps: int, out: Path, threads: int | None, key_latency: list[f
     extra = overrides(steps) + ([f"num_threads={threads}"] if threads else [])
     app = create_app(load_config(REPO / "configs/chapter19.toml", parse_overrides(extra)), run_dir=out, start=True)
     async with app.run_test(size=(120, 40)):
-        while app.state != "ended":
+        while app.dashboard.state != "ended":
             await asyncio.sleep(0.2)  # not pilot.pause(): that forces extra screen updates of its own
-            if key_latency is not None and app.progress.step > SKIP and len(key_latency) < 10:
+            if key_latency is not None and app.dashboard.progress.step > SKIP and len(key_latency) < 10:
                 plot = app.query_one("#plot")
                 before, start = plot.log_y, time.perf_counter()
                 app.post_message(events.Key("f9", None))  # as the terminal driver delivers a key

@@ -34,14 +34,14 @@ async def soak(steps: int, out: Path) -> tuple[list[tuple[int, float]], float, f
     process = psutil.Process()
     rss: list[tuple[int, float]] = []
     async with app.run_test(size=(120, 40)) as pilot:
-        while app.progress.step < 200:
+        while app.dashboard.progress.step < 200:
             await pilot.pause(0.05)
         plot = app.query_one(LossPlot)
         start_ms = render_ms(plot)
         next_mark = 1_000
-        while app.state != "ended":
+        while app.dashboard.state != "ended":
             await pilot.pause(0.1)
-            if app.progress.step >= next_mark:
+            if app.dashboard.progress.step >= next_mark:
                 rss.append((next_mark, process.memory_info().rss / 2**20))
                 next_mark += 1_000
         end_ms = render_ms(plot)

@@ -12,6 +12,7 @@ from textual import events
 from textual.widgets import Button, Input, Static
 
 from tui_trainer.ui.app import create_app
+from tui_trainer.ui.sessions.local_run import LocalRun
 from tui_trainer.ui.widgets.log_panel import LogPanel
 from tui_trainer.ui.widgets.loss_plot import LossPlot
 
@@ -33,7 +34,7 @@ async def press(pilot, *keys: str) -> None:
     """pilot.press, except while the app's own run trains: then pilot.press would wait for an idle
     CPU that never comes, so each key goes in as the terminal driver delivers it instead."""
     for key in keys:
-        if pilot.app.state != "running" or pilot.app.watching is not None:
+        if pilot.app.dashboard.state != "running" or not isinstance(pilot.app.dashboard.session, LocalRun):
             await pilot.press(key)
             continue
         pilot.app._driver.send_message(events.Key(key, key if len(key) == 1 else {"space": " ", "enter": "\r"}.get(key)))
@@ -61,7 +62,7 @@ async def test_invalid_form_shows_rule_and_disables_start(app_config):
         assert app.query_one("#start", Button).disabled
         await press(pilot, "f5")
         await pilot.pause()
-        assert app.state == "idle" and app.run_info is None
+        assert app.dashboard.state == "idle" and app.dashboard.session is None
         app.query_one("#f-d_model", Input).value = "32"
         await pilot.pause()
         assert not app.query_one("#start", Button).disabled and not error.display
@@ -71,11 +72,11 @@ async def test_start_trains_and_plot_fills(app_config):
     app = create_app(app_config)
     async with app.run_test(size=SIZE) as pilot:
         await press(pilot, "f5")
-        await wait_for(pilot, lambda: app.state == "ended")
+        await wait_for(pilot, lambda: app.dashboard.state == "ended")
         plot = app.query_one(LossPlot)
         assert plot.raw.total == 8 and len(plot.eval_val) == 3  # log every 5 of 40 steps; evals at 0, 20, 40
         assert plot.eval_val.ys[-1] < plot.eval_val.ys[0]
-        run_dir = Path(app.run_dir)
+        run_dir = Path(app.dashboard.run_dir)
         for name in ("config.toml", "metrics.jsonl", "model.ckpt", "best.ckpt"):
             assert (run_dir / name).exists()
         assert "finished at step 40" in log_text(app)
@@ -87,22 +88,22 @@ async def test_pause_resume_stop_and_save(app_config):
     app = create_app(make_config(app_config, max_iters=100000, log_interval=1))
     async with app.run_test(size=SIZE) as pilot:
         await press(pilot, "f5")
-        await wait_for(pilot, lambda: app.progress.step >= 3)
+        await wait_for(pilot, lambda: app.dashboard.progress.step >= 3)
         await press(pilot, "f6")
-        await wait_for(pilot, lambda: app.state == "paused")
-        step = app.progress.step
+        await wait_for(pilot, lambda: app.dashboard.state == "paused")
+        step = app.dashboard.progress.step
         await pilot.pause(0.3)
-        assert app.progress.step == step
+        assert app.dashboard.progress.step == step
         await press(pilot, "ctrl+s")  # saving works while paused
-        ckpt = Path(app.run_dir) / "model.ckpt"
+        ckpt = Path(app.dashboard.run_dir) / "model.ckpt"
         await wait_for(pilot, ckpt.exists)
         saved = torch.load(ckpt, weights_only=True)
         assert saved["step"] == step and "model_state_dict" in saved
         await press(pilot, "f6")
-        await wait_for(pilot, lambda: app.progress.step > step + 2)
+        await wait_for(pilot, lambda: app.dashboard.progress.step > step + 2)
         await press(pilot, "f7")
-        await wait_for(pilot, lambda: app.state == "ended")
-        stopped_at = app.progress.step
+        await wait_for(pilot, lambda: app.dashboard.state == "ended")
+        stopped_at = app.dashboard.progress.step
         assert torch.load(ckpt, weights_only=True)["step"] == stopped_at
         # after a stop the model stays in memory: sampling and saving still work
         await press(pilot, "f8")
@@ -121,7 +122,7 @@ async def test_engine_error_is_shown_and_app_stays_alive(app_config, monkeypatch
     app = create_app(app_config)
     async with app.run_test(size=SIZE) as pilot:
         await press(pilot, "f5")
-        await wait_for(pilot, lambda: app.state == "ended")
+        await wait_for(pilot, lambda: app.dashboard.state == "ended")
         assert "RuntimeError: simulated kernel failure" in log_text(app)
         assert app.is_running
         monkeypatch.undo()
@@ -136,14 +137,14 @@ async def test_bad_data_in_form_reported_in_app(app_config, tmp_path):
         await pilot.pause()
         await press(pilot, "f5")
         await wait_for(pilot, lambda: "does not exist" in log_text(app))
-        assert app.state == "idle" and app.is_running
+        assert app.dashboard.state == "idle" and app.is_running
 
 
 async def test_live_learning_rate_change(app_config):
     app = create_app(make_config(app_config, max_iters=100000, log_interval=1))
     async with app.run_test(size=SIZE) as pilot:
         await press(pilot, "f5")
-        await wait_for(pilot, lambda: app.state == "running")
+        await wait_for(pilot, lambda: app.dashboard.state == "running")
         lr_input = app.query_one("#f-learning_rate", Input)
         assert not lr_input.disabled and app.query_one("#f-d_model", Input).disabled
         lr_input.value = "0.0005"
@@ -152,8 +153,8 @@ async def test_live_learning_rate_change(app_config):
         await wait_for(pilot, lambda: "learning_rate 0.003 → 0.0005 (set in the app)" in log_text(app))
         assert not app.query_one("#field-learning_rate").has_class("pending")  # applied: in force now
         await press(pilot, "f7")
-        await wait_for(pilot, lambda: app.state == "ended")
-        lines = [json.loads(l) for l in (Path(app.run_dir) / "metrics.jsonl").read_text().splitlines()]
+        await wait_for(pilot, lambda: app.dashboard.state == "ended")
+        lines = [json.loads(l) for l in (Path(app.dashboard.run_dir) / "metrics.jsonl").read_text().splitlines()]
         assert [l["lr"] for l in lines if l["event"] == "step"][-1] == 0.0005
 
 
@@ -172,7 +173,7 @@ async def test_a_users_keymap_remaps_keys_by_binding_id(app_config, tmp_path, mo
     app = create_app(make_config(app_config, max_iters=4))
     async with app.run_test(size=SIZE) as pilot:
         await press(pilot, "f4")
-        await wait_for(pilot, lambda: app.state == "ended")
+        await wait_for(pilot, lambda: app.dashboard.state == "ended")
         notes = [note.message for note in app._notifications]
         assert any("'strat' is not a binding id" in note and str(keymap) in note for note in notes)
         assert not any("'samples" in note for note in notes)  # a dotted id is a TOML table: read back as the id
@@ -197,10 +198,10 @@ async def test_tokenizing_progress_shows_until_the_corpus_is_cached(app_config):
 
     app = create_app(app_config)
     async with app.run_test(size=SIZE) as pilot:
-        app.post_message(TokenizeProgress(5 << 20, 40 << 20))
+        app.dashboard.post_message(TokenizeProgress(5 << 20, 40 << 20))
         await wait_for(pilot, lambda: "tokenizing the corpus into the cache: 5/40 MB" in
                        str(app.query_one("#run-figures").render()))
-        app.post_message(TokenizeProgress(40 << 20, 40 << 20))
+        app.dashboard.post_message(TokenizeProgress(40 << 20, 40 << 20))
         await wait_for(pilot, lambda: "tokenizing" not in str(app.query_one("#run-figures").render()))
 
 
@@ -220,18 +221,18 @@ def test_progress_figures_drop_the_least_important_to_fit():
 async def test_legend_line_names_what_the_plot_draws(app_config):
     app = create_app(app_config)
     async with app.run_test(size=SIZE) as pilot:
-        assert app.plot_legend.text.plain == ""
+        assert app.dashboard.plot_legend.text.plain == ""
         await press(pilot, "f5")
-        await wait_for(pilot, lambda: app.state == "ended")
-        await wait_for(pilot, lambda: app.plot_legend.text.plain.startswith("• train") and
-                       f"× best {app.plot.best[1]:.3f}" in app.plot_legend.text.plain)
-        items = app.plot.legend()
+        await wait_for(pilot, lambda: app.dashboard.state == "ended")
+        await wait_for(pilot, lambda: app.dashboard.plot_legend.text.plain.startswith("• train") and
+                       f"× best {app.dashboard.plot.best[1]:.3f}" in app.dashboard.plot_legend.text.plain)
+        items = app.dashboard.plot.legend()
         assert [(mark, name) for mark, name, _ in items[:4]] == [("•", "train"), ("━", "EMA"), ("━", "eval train"),
                                                                ("━", "eval val")]
-        assert items[4] == ("×", f"best {app.plot.best[1]:.3f}", "red")
-        shown = app.plot_legend.text
+        assert items[4] == ("×", f"best {app.dashboard.plot.best[1]:.3f}", "red")
+        shown = app.dashboard.plot_legend.text
         assert shown.spans[0] == Span(0, 2, "grey62")  # the mark alone, in the curve's colour
-        assert all(len(line) <= app.plot_legend.content_size.width for line in shown.plain.splitlines())
+        assert all(len(line) <= app.dashboard.plot_legend.content_size.width for line in shown.plain.splitlines())
 
 
 async def test_typing_a_data_path_reads_only_the_path_typed_once_typing_pauses(app_config, monkeypatch):
@@ -288,18 +289,18 @@ async def test_presets_never_overwrite_shipped_ones_ask_before_mine_and_load_inv
         await press(pilot, "escape")
         # an invalid preset loads into the form with its problems shown, and nothing crashes
         (tmp_path / "presets" / "broken.toml").write_text('d_model = 33\nnum_heads = 2\nlearning_rate = "fast"\n')
-        app.form.set_presets([("broken", tmp_path / "presets" / "broken.toml")])
+        app.dashboard.form.set_presets([("broken", tmp_path / "presets" / "broken.toml")])
         picker.value = str(tmp_path / "presets" / "broken.toml")
         await pilot.pause()
-        assert set(app.form.problems) == {"d_model", "learning_rate"} and app.form_config is None
+        assert set(app.dashboard.form.problems) == {"d_model", "learning_rate"} and app.dashboard.form_config is None
         assert app.is_running
     assert {name: path.read_bytes() for name, path in shipped_presets().items()} == shipped
 
 
 async def test_a_large_data_folder_is_read_only_when_asked(app_config, tmp_path, monkeypatch):
-    import tui_trainer.ui.app as app_module
+    import tui_trainer.ui.widgets.corpus_figures as corpus_figures
 
-    monkeypatch.setattr(app_module, "ASK_ABOVE_BYTES", 1000)
+    monkeypatch.setattr(corpus_figures, "ASK_ABOVE_BYTES", 1000)
     folder = tmp_path / "big"
     folder.mkdir()
     (folder / "a.txt").write_text("an order of tea\n" * 200)
@@ -319,32 +320,32 @@ async def test_quit_during_a_run_asks_once_and_saves(app_config):
     app = create_app(make_config(app_config, max_iters=100_000, log_interval=1))
     async with app.run_test(size=SIZE) as pilot:
         await press(pilot, "f5")
-        await wait_for(pilot, lambda: app.state == "running")
+        await wait_for(pilot, lambda: app.dashboard.state == "running")
         await press(pilot, "ctrl+q")
         await wait_for(pilot, lambda: isinstance(app.screen, QuitScreen))
         assert "Training is running." in app.screen.question
         await press(pilot, "escape")  # cancelled: the run goes on
         await wait_for(pilot, lambda: not isinstance(app.screen, QuitScreen))
         await press(pilot, "f6")
-        await wait_for(pilot, lambda: app.state == "paused")
+        await wait_for(pilot, lambda: app.dashboard.state == "paused")
         await press(pilot, "ctrl+q", "ctrl+q", "ctrl+q")
         assert sum(isinstance(screen, QuitScreen) for screen in app.screen_stack) == 1
         assert "Training is paused." in app.screen.question
         await press(pilot, "s")
         await wait_for(pilot, lambda: not app.is_running)
-    saved = torch.load(Path(app.run_dir) / "model.ckpt", weights_only=True)
-    assert saved["step"] == app.progress.step
+    saved = torch.load(Path(app.dashboard.run_dir) / "model.ckpt", weights_only=True)
+    assert saved["step"] == app.dashboard.progress.step
 
 
 async def test_ctrl_s_then_f5_after_a_run_keeps_the_save(app_config):
     app = create_app(app_config)
     async with app.run_test(size=SIZE) as pilot:
         await press(pilot, "f5")
-        await wait_for(pilot, lambda: app.state == "ended")
-        first = Path(app.run_dir)
+        await wait_for(pilot, lambda: app.dashboard.state == "ended")
+        first = Path(app.dashboard.run_dir)
         (first / "model.ckpt").unlink()
         await press(pilot, "ctrl+s", "f5")  # the save must not be lost to the new run
         await wait_for(pilot, lambda: (first / "model.ckpt").exists())
-        await wait_for(pilot, lambda: app.state == "ended" and app.run_dir != str(first))
+        await wait_for(pilot, lambda: app.dashboard.state == "ended" and app.dashboard.run_dir != first)
         assert "Error" not in log_text(app) and "AttributeError" not in log_text(app)
     assert torch.load(first / "model.ckpt", weights_only=True)["step"] == 40

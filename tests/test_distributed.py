@@ -18,6 +18,7 @@ from tui_trainer.engine.checkpoint import load_checkpoint, model_from_checkpoint
 from tui_trainer.engine.control import send_request
 from tui_trainer.engine.events import RunFinished
 from tui_trainer.engine.mfu import flops_per_token, gpu_peak_flops
+from tui_trainer.engine.run_plan import RunPlan
 from tui_trainer.engine.trainer import Trainer
 
 from .conftest import TINY
@@ -57,7 +58,7 @@ def test_two_gloo_processes_train_and_the_checkpoint_works_alone(corpus, tmp_pat
     assert capsys.readouterr().out.strip()
 
     # and resumes on a different number of processes
-    result = Trainer(None, run_dir=run_dir, resume=run_dir, resume_overrides={"max_iters": 26, "processes": 1}).run()
+    result = Trainer(RunPlan.resume(run_dir, {"max_iters": 26, "processes": 1})).run()
     assert isinstance(result, RunFinished) and result.step == 26
     assert [r["step"] for r in records(run_dir) if r["event"] == "step"][-6:] == list(range(21, 27))
 

@@ -75,7 +75,7 @@ async def test_bad_sample_settings_are_refused_where_typed_and_never_fail_the_ru
     app = create_app(make_config(tiny_config, max_iters=100_000))
     async with app.run_test(size=(120, 40)) as pilot:
         await press(pilot, "f5")
-        await wait_for(pilot, lambda: app.state == "running")
+        await wait_for(pilot, lambda: app.dashboard.state == "running")
         for temperature, top_k, top_p in (("nan", "", ""), ("-1", "", ""), ("inf", "", ""), ("1", "0", ""),
                                           ("1", "", "0"), ("1", "", "1.5"), ("x", "", "")):
             app.query_one("#sample-temperature", Input).value = temperature
@@ -83,7 +83,7 @@ async def test_bad_sample_settings_are_refused_where_typed_and_never_fail_the_ru
             app.query_one("#sample-top-p", Input).value = top_p
             await pilot.pause(0.05)  # a fixed wait: pilot's default waits for an idle CPU, never idle here
             assert app.query_one("#sample-problem").display, (temperature, top_k, top_p)
-            assert app.samples.request() is None
+            assert app.dashboard.samples.request() is None
         # a 5,100-character paste is named by its start and length: the problem stays one line
         app.query_one("#sample-temperature", Input).value = "[a]" * 1700
         await pilot.pause(0.05)
@@ -96,12 +96,12 @@ async def test_bad_sample_settings_are_refused_where_typed_and_never_fail_the_ru
         await pilot.pause(0.05)
         assert not app.query_one("#sample-problem").display
         await press(pilot, "f8")
-        await wait_for(pilot, lambda: app.samples.query_one("#sample-view").pages)
-        assert app.state == "running"
+        await wait_for(pilot, lambda: app.dashboard.samples.query_one("#sample-view").pages)
+        assert app.dashboard.state == "running"
         await press(pilot, "f7")
-        await wait_for(pilot, lambda: app.state == "ended")
-    status = json.loads((Path(app.run_dir) / "run.json").read_text())
-    assert status["status"] == "stopped" and (Path(app.run_dir) / "model.ckpt").exists()
+        await wait_for(pilot, lambda: app.dashboard.state == "ended")
+    status = json.loads((Path(app.dashboard.run_dir) / "run.json").read_text())
+    assert status["status"] == "stopped" and (Path(app.dashboard.run_dir) / "model.ckpt").exists()
 
 
 def test_a_failing_sample_is_an_error_of_that_sample_and_training_goes_on(tiny_config, monkeypatch):
@@ -134,9 +134,9 @@ async def test_the_form_keeps_every_float_exactly_as_set_does(tiny_config):
         for value in floats:
             from_cli = load_config(None, {**tiny_config.to_dict(),
                                           **parse_overrides([f"learning_rate={value!r}", f"weight_decay={value!r}"])})
-            app.form.load(from_cli)
+            app.dashboard.form.load(from_cli)
             await pilot.pause()
-            assert app.form.validate() == from_cli  # loaded and read back: the very same floats
+            assert app.dashboard.form.validate() == from_cli  # loaded and read back: the very same floats
             app.query_one("#f-learning_rate").value = repr(value * 3)  # typed, as a user would
             await pilot.pause()
-            assert app.form_config.learning_rate == value * 3
+            assert app.dashboard.form_config.learning_rate == value * 3

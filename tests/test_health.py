@@ -155,12 +155,12 @@ async def test_the_dashboard_shows_health_the_grad_norm_and_marks_spikes(tiny_co
     spike = SpikeDetected(23, 9.5, 2.0, 4.0, "loss 9.5000 is above 3 x its average 2.0000", "warn")
     app = create_app(tiny_config)
     async with app.run_test(size=(120, 40)) as pilot:
-        app.post_message(EngineEvents([*steps, spike]))
+        app.dashboard.post_message(EngineEvents([*steps, spike]))
         await pilot.press("ctrl+t")  # Log -> Samples -> Health, keyboard only
-        assert app.tabs.active == "tab-samples" and app.focused.id == "sample-view"
+        assert app.dashboard.tabs.active == "tab-samples" and app.focused.id == "sample-view"
         await pilot.press("ctrl+t")
-        assert app.tabs.active == "tab-health"
-        panel = app.health_panel
+        assert app.dashboard.tabs.active == "tab-health"
+        panel = app.dashboard.health_panel
         await wait_for(pilot, lambda: panel.last_spike and app._notifications)
         # filled while its tab was hidden (no layout passes then), laid out when shown
         await wait_for(pilot, lambda: panel.size.height >= 2 + len(groups)
@@ -171,8 +171,8 @@ async def test_the_dashboard_shows_health_the_grad_norm_and_marks_spikes(tiny_co
         text = console.export_text()
         assert "block 1" in text and "grad 0.75 (clipped 3)" in text and "head norm 4.25" in text
         assert "loss spike at step 23" in text and "2.5" in text and "0.03" in text
-        assert (23, "spike", "spike") in app.plot.markers
-        assert ("│", "loss spike", "red") in app.plot.legend()
+        assert (23, "spike", "spike") in app.dashboard.plot.markers
+        assert ("│", "loss spike", "red") in app.dashboard.plot.legend()
         assert any(n.title == "Loss spike" for n in app._notifications)
         figures = app.query_one("#run-figures")
         await wait_for(pilot, lambda: "grad 0.75 (clipped 3)" in str(figures.render()))  # at the UI's next tick

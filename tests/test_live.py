@@ -12,6 +12,7 @@ from tui_trainer.engine.errors import ConfigError
 from tui_trainer.engine.events import ChangeRefused, EvalResult, HparamsChanged, RunFinished, StepMetrics
 from tui_trainer.engine.live import LIVE_KEYS, check_live_change
 from tui_trainer.engine.runs import val_curve
+from tui_trainer.engine.run_plan import RunPlan
 from tui_trainer.engine.trainer import Trainer
 from tui_trainer.event_text import event_line
 
@@ -63,7 +64,7 @@ def test_every_live_change_takes_effect_at_the_next_step(tiny_config, tmp_path, 
     record = next(line for line in lines if line["event"] == "hparams")
     assert record["changes"]["learning_rate"] == [3e-3, 1e-3] and record["source"] == "cli"
     assert json.loads((tmp_path / "run" / "run.json").read_text())["max_iters"] == 12
-    resumed = Trainer(None, resume=tmp_path / "run", resume_overrides={"max_iters": 14})
+    resumed = Trainer(RunPlan.resume(tmp_path / "run", {"max_iters": 14}))
     assert resumed.config.batch_size == 4 and resumed.config.eval_interval == 3 and resumed.batcher.batch_size == 4
 
 
@@ -102,8 +103,8 @@ def test_a_fork_starts_from_the_parents_checkpoint_in_a_folder_of_its_own(tiny_c
     Trainer(make_config(tiny_config, max_iters=20), run_dir=parent).run()
     saved = load_checkpoint(parent / "model.ckpt")
     events = []
-    child = Trainer(None, on_event=events.append, fork=parent, run_dir=tmp_path / "runs" / "child",
-                    resume_overrides={"max_iters": 24, "log_interval": 1, "learning_rate": 1e-3, "batch_size": 4})
+    child = Trainer(RunPlan.fork(parent, {"max_iters": 24, "log_interval": 1, "learning_rate": 1e-3, "batch_size": 4},
+                                 tmp_path / "runs" / "child"), on_event=events.append)
     assert all(torch.equal(tensor, saved["model_state_dict"][name])  # equal weights at the fork
                for name, tensor in child.raw_model.state_dict().items())
     result = child.run()
@@ -114,7 +115,7 @@ def test_a_fork_starts_from_the_parents_checkpoint_in_a_folder_of_its_own(tiny_c
     assert load_checkpoint(parent / "model.ckpt")["step"] == 20  # the parent's run is untouched
     assert val_curve(tmp_path / "runs" / "child")[0] == [20, 24]  # an overlay branches from the parent at the fork
     with pytest.raises(ConfigError, match="d_model = 64: cannot change when forking"):
-        Trainer(None, fork=parent, resume_overrides={"d_model": 64})
+        Trainer(RunPlan.fork(parent, {"d_model": 64}))
     # the command line: --fork, a refused shape key, and the runs table naming the parent
     from tui_trainer.cli import main
 

@@ -40,17 +40,17 @@ def inconsistency(app) -> str | None:
     with its state. Returns what does not, or None."""
     if not app.is_running or app.crash is not None:
         return f"app down: {app.crash!r}"
-    if not isinstance(app.state, AppState):
-        return f"state {app.state!r}"
+    if not isinstance(app.dashboard.state, AppState):
+        return f"state {app.dashboard.state!r}"
     for button_id, action in BUTTON_ACTIONS.items():
-        if app.query_one(f"#{button_id}", Button).disabled != (app.check_action(action, ()) is not True):
-            return f"button {button_id} in state {app.state}"
-    form = app.form
+        if app.query_one(f"#{button_id}", Button).disabled != (app.dashboard.check_action(action, ()) is not True):
+            return f"button {button_id} in state {app.dashboard.state}"
+    form = app.dashboard.form
     for name, problem in form.problems.items():
         if not (problem and form.query_one(f"#error-{name}").display):
             return f"problem of {name} not shown"
-    if (app.form_config is None) != bool(form.problems):
-        return f"form config {app.form_config!r} with problems {form.problems}"
+    if (app.dashboard.form_config is None) != bool(form.problems):
+        return f"form config {app.dashboard.form_config!r} with problems {form.problems}"
     return None
 
 
@@ -89,7 +89,7 @@ async def test_random_typing_never_kills_the_app_in_any_state(tiny_config):
         # idle: every form field and the Samples inputs
         await burst(pilot, rng, form_inputs + sample_inputs, 40)
         # the preset picker, opened and typed at, then closed
-        app.form.query_one("#preset").focus()
+        app.dashboard.form.query_one("#preset").focus()
         await press(pilot, "enter")
         await burst(pilot, rng, [], 10, ["up", "down", "a", "[", "]", "\\", "end", "home"])
         await press(pilot, "escape")
@@ -99,31 +99,31 @@ async def test_random_typing_never_kills_the_app_in_any_state(tiny_config):
         await press(pilot, "escape")
         await pilot.pause()
         # running: back to a valid form (the idle burst may have broken it), then start
-        app.form.load(config)
+        app.dashboard.form.load(config)
         await pilot.pause()
         await press(pilot, "f5")
-        await wait_for(pilot, lambda: app.state == AppState.RUNNING, timeout=60)
+        await wait_for(pilot, lambda: app.dashboard.state == AppState.RUNNING, timeout=60)
         live_inputs = [f"f-{key}" for key in LIVE_KEYS if f"f-{key}" in form_inputs]
         await burst(pilot, rng, live_inputs + sample_inputs, 30, KEYS + ["enter"])
         # the quit dialog over a running run: typed at, then cancelled
-        if app.state != AppState.RUNNING:  # a live change typed above may have ended the run (a low max_iters)
-            app.form.load(config)
+        if app.dashboard.state != AppState.RUNNING:  # a live change typed above may have ended the run (a low max_iters)
+            app.dashboard.form.load(config)
             await press(pilot, "f5")
-            await wait_for(pilot, lambda: app.state == AppState.RUNNING, timeout=60)
+            await wait_for(pilot, lambda: app.dashboard.state == AppState.RUNNING, timeout=60)
         await press(pilot, "ctrl+q")
         await wait_for(pilot, lambda: isinstance(app.screen, QuitScreen))
         await burst(pilot, rng, [], 8, ["tab", "left", "right", "[", "]", "a", "up"])
         await press(pilot, "escape")
         await pilot.pause()
         # paused (unless a typed learning rate already made the run fail: then it has ended)
-        if app.state == AppState.RUNNING:
+        if app.dashboard.state == AppState.RUNNING:
             await press(pilot, "f6")
-            await wait_for(pilot, lambda: app.state in (AppState.PAUSED, AppState.ENDED))
+            await wait_for(pilot, lambda: app.dashboard.state in (AppState.PAUSED, AppState.ENDED))
         await burst(pilot, rng, live_inputs + sample_inputs, 15)
         # ended: stop, then everything again, the Runs screen listing the run
-        if app.state in (AppState.RUNNING, AppState.PAUSED):
+        if app.dashboard.state in (AppState.RUNNING, AppState.PAUSED):
             await press(pilot, "f7")
-        await wait_for(pilot, lambda: app.state == AppState.ENDED, timeout=60)
+        await wait_for(pilot, lambda: app.dashboard.state == AppState.ENDED, timeout=60)
         await burst(pilot, rng, form_inputs + sample_inputs, 25)
         await press(pilot, "f2")
         await burst(pilot, rng, [], 8, ["up", "down", "space", "[", "]"])
@@ -141,10 +141,10 @@ async def test_mashing_every_run_key_50_times_makes_one_run(tiny_config, tmp_pat
             app.post_message(key_event(rng.choice(["f5", "f6", "f7", "ctrl+s", "f8"])))
             await asyncio.sleep(0.01)
         await asyncio.sleep(0.5)
-        if app.state != AppState.ENDED:
-            await press(pilot, "f6") if app.state == AppState.PAUSED else None
-            await wait_for(pilot, lambda: app.state in (AppState.RUNNING, AppState.ENDED))
+        if app.dashboard.state != AppState.ENDED:
+            await press(pilot, "f6") if app.dashboard.state == AppState.PAUSED else None
+            await wait_for(pilot, lambda: app.dashboard.state in (AppState.RUNNING, AppState.ENDED))
             await press(pilot, "f7")
-        await wait_for(pilot, lambda: app.state == AppState.ENDED, timeout=60)
+        await wait_for(pilot, lambda: app.dashboard.state == AppState.ENDED, timeout=60)
         assert inconsistency(app) is None
     assert len(list((tmp_path / "runs").iterdir())) == 1

@@ -13,6 +13,7 @@ from tui_trainer.cli import main
 from tui_trainer.engine.errors import RunDirError
 from tui_trainer.engine.launch import fork_args, prepare_run_dir, resume_args
 from tui_trainer.engine.runlock import RunLock
+from tui_trainer.engine.run_plan import RunPlan
 from tui_trainer.engine.trainer import Trainer
 
 from .conftest import make_config
@@ -71,15 +72,15 @@ def test_every_writer_refuses_a_held_run_and_changes_nothing(trained, tiny_confi
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and f"is being written by process {holder.pid}" in err[0], (name, err)
     # torchrun's launchers, for the CLI and the app: refused before any rank starts
-    for launch in (lambda: resume_args(trained, {}), lambda: fork_args(trained, {}, fresh),
+    for launch in (lambda: resume_args(trained, trained, {}), lambda: fork_args(trained, {}, fresh),
                    lambda: prepare_run_dir(tiny_config, fresh)):
         with pytest.raises(RunDirError, match=f"process {holder.pid}"):
             launch()
     # the app's own trainer (F5, resume and fork all build one)
     with pytest.raises(RunDirError, match=f"process {holder.pid}"):
-        Trainer(None, resume=trained, resume_overrides={"max_iters": 20})
+        Trainer(RunPlan.resume(trained, {"max_iters": 20}))
     with pytest.raises(RunDirError, match=f"process {holder.pid}"):
-        Trainer(None, fork=trained, run_dir=fresh)
+        Trainer(RunPlan.fork(trained, run_dir=fresh))
     assert folder_state(trained) == before and folder_state(fresh) == before_fresh
 
 
@@ -95,7 +96,7 @@ def test_kill_9_of_the_holder_frees_the_run(trained, hold):
 def test_one_process_resumes_its_own_run_once_the_first_trainer_is_done(trained):
     """The lock goes when run() returns: a later Trainer of this process takes the run at once."""
     started = time.monotonic()
-    result = Trainer(None, resume=trained, resume_overrides={"max_iters": 14}).run()
+    result = Trainer(RunPlan.resume(trained, {"max_iters": 14})).run()
     assert result.step == 14 and time.monotonic() - started < 30
 
 
@@ -108,8 +109,8 @@ async def test_the_app_shows_who_holds_the_run_and_keeps_working(trained, tiny_c
     before = folder_state(trained)
     app = create_app(tiny_config)
     async with app.run_test(size=(120, 40)) as pilot:
-        app.resume_run(trained)  # the Runs screen's Resume
+        app.dashboard.choices.resume_run(trained)  # the Runs screen's Resume
         await press(pilot, "f5")
-        await wait_for(pilot, lambda: any(f"process {holder.pid}" in text for _, text in app.log_panel.messages))
-        assert app.state == "idle"
+        await wait_for(pilot, lambda: any(f"process {holder.pid}" in text for _, text in app.dashboard.log_panel.messages))
+        assert app.dashboard.state == "idle"
     assert folder_state(trained) == before

@@ -21,9 +21,11 @@ from tui_trainer.engine.events import (EvalResult, LogMessage, RunFailed, RunFin
 from tui_trainer.engine.follow import MetricsFollower, RunWatcher, effective_status
 from tui_trainer.engine.rundir import RunDir
 from tui_trainer.engine.runs import compare_label, differing_keys, list_runs
+from tui_trainer.engine.run_plan import RunPlan
 from tui_trainer.engine.trainer import Trainer
 from tui_trainer.ui.app import create_app
 from tui_trainer.ui.runs_screen import RunsScreen
+from tui_trainer.ui.sessions.job_run import JobRun
 
 from .conftest import TINY, make_config
 from .test_app import SIZE, log_text, press, wait_for
@@ -117,10 +119,10 @@ async def test_watch_follows_a_cli_run_and_its_save_and_stop_reach_it(tiny_confi
             assert problem in err and err.count("\n") == 1, err
         app = create_app(tiny_config, watch=run_dir)
         async with app.run_test(size=SIZE) as pilot:
-            await wait_for(pilot, lambda: app.state == "running" and app.plot.raw.total > 3)
-            first = app.plot.raw.total
-            await wait_for(pilot, lambda: app.plot.raw.total > first + 3)  # it follows the growing file
-            assert app.progress.step > 0 and "watching" in app.sub_title
+            await wait_for(pilot, lambda: app.dashboard.state == "running" and app.dashboard.plot.raw.total > 3)
+            first = app.dashboard.plot.raw.total
+            await wait_for(pilot, lambda: app.dashboard.plot.raw.total > first + 3)  # it follows the growing file
+            assert app.dashboard.progress.step > 0 and "watching" in app.dashboard.sub_title
             # live keys change from the watcher's form; the others are locked, and say how to fork
             assert app.query_one("#f-d_model").disabled and "fork" in str(app.query_one("#f-d_model").tooltip)
             lr = app.query_one("#f-learning_rate")
@@ -137,7 +139,7 @@ async def test_watch_follows_a_cli_run_and_its_save_and_stop_reach_it(tiny_confi
             await wait_for(pilot, lambda: any(r["event"] == "checkpoint" and r["kind"] == "latest"
                                               for r in records(run_dir)))
             await press(pilot, "f7")
-            await wait_for(pilot, lambda: app.state == "ended")
+            await wait_for(pilot, lambda: app.dashboard.state == "ended")
             assert "stopped at step" in log_text(app)
         assert proc.wait(timeout=30) == 0
     finally:
@@ -154,10 +156,10 @@ async def test_watch_of_an_ended_run_shows_it_ended(tiny_config, tmp_path):
     run_dir = finished_run(make_config(tiny_config, max_iters=20), tmp_path / "run")
     app = create_app(tiny_config, watch=run_dir)
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: app.state == "ended")
-        assert app.plot.raw.total == 4 and app.plot.eval_val.total == 2
-        assert app.progress.step == 20 and "finished at step 20" in log_text(app)
-        assert app.check_action("save", ()) is None  # nobody is left to ask
+        await wait_for(pilot, lambda: app.dashboard.state == "ended")
+        assert app.dashboard.plot.raw.total == 4 and app.dashboard.plot.eval_val.total == 2
+        assert app.dashboard.progress.step == 20 and "finished at step 20" in log_text(app)
+        assert app.dashboard.check_action("save", ()) is None  # nobody is left to ask
 
 
 def test_watch_command_rejects_what_is_not_a_run(tmp_path, capsys):
@@ -190,21 +192,21 @@ async def test_runs_screen_lists_resumes_and_compares(tiny_config, tmp_path):
         await press(pilot, "space", "down", "space", "c")
         await pilot.pause()
         assert not isinstance(app.screen, RunsScreen)
-        labels = [label for label, _ in app.plot.compare]
+        labels = [label for label, _ in app.dashboard.plot.compare]
         assert sorted(labels) == ["a-finished learning_rate=0.003", "b-other-lr learning_rate=0.001"]
-        assert all(series.total == 2 for _, series in app.plot.compare)
+        assert all(series.total == 2 for _, series in app.dashboard.plot.compare)
         # resume a finished run: it waits for a larger max_iters, then F5 continues it
         await press(pilot, "f2")
         target = Path(app.screen.table.ordered_rows[0].key.value)
         await press(pilot, "enter")
         await pilot.pause()
-        assert app.resume_from == target and app.state == "idle"
-        assert app.plot.raw.total == 4  # its history is in the plot already
-        app.form.query_one("#f-max_iters").value = "30"
+        assert app.dashboard.choices.chosen == ("resume", target) and app.dashboard.state == "idle"
+        assert app.dashboard.plot.raw.total == 4  # its history is in the plot already
+        app.dashboard.form.query_one("#f-max_iters").value = "30"
         await pilot.pause()
         await press(pilot, "f5")
-        await wait_for(pilot, lambda: app.state == "ended")
-        assert app.plot.raw.total == 6 and app.plot.raw.xs[0] == 5  # whole history, then the new steps
+        await wait_for(pilot, lambda: app.dashboard.state == "ended")
+        assert app.dashboard.plot.raw.total == 6 and app.dashboard.plot.raw.xs[0] == 5  # whole history, then the new steps
         # fork the other run: its config in the form, F5 trains it on in a folder of its own
         await press(pilot, "f2")
         await pilot.pause()
@@ -213,14 +215,14 @@ async def test_runs_screen_lists_resumes_and_compares(tiny_config, tmp_path):
         app.screen.table.move_cursor(row=paths.index(other))
         await press(pilot, "f")
         await pilot.pause()
-        assert app.fork_from == other and app.plot.fork_parent[0] == other.name  # its curve, dimmed, behind
-        app.form.query_one("#f-max_iters").value = "25"
-        app.form.query_one("#f-learning_rate").value = "0.002"
+        assert app.dashboard.choices.chosen == ("fork", other) and app.dashboard.plot.fork_parent[0] == other.name  # its curve, dimmed, behind
+        app.dashboard.form.query_one("#f-max_iters").value = "25"
+        app.dashboard.form.query_one("#f-learning_rate").value = "0.002"
         await pilot.pause()
         await press(pilot, "f5")
-        await wait_for(pilot, lambda: app.state == "ended")
-        child = Path(app.run_dir)
-        assert child.parent == other.parent and child != other and app.plot.fork_parent[0] == other.name
+        await wait_for(pilot, lambda: app.dashboard.state == "ended")
+        child = Path(app.dashboard.run_dir)
+        assert child.parent == other.parent and child != other and app.dashboard.plot.fork_parent[0] == other.name
     assert json.loads((child / "run.json").read_text())["parent"] == {"run_dir": str(other), "step": 20}
     assert [r["step"] for r in records(child) if r["event"] in ("start", "step")] == [20, 25]
     assert torch.load(child / "model.ckpt", weights_only=True)["config"]["learning_rate"] == 0.002
@@ -239,8 +241,8 @@ async def test_runs_screen_resumes_a_stopped_run_at_once(tiny_config, tmp_path):
     app = create_app(tiny_config)
     async with app.run_test(size=SIZE) as pilot:
         await press(pilot, "f2", "enter")
-        await wait_for(pilot, lambda: app.state == "ended")
-        assert app.progress.step == 40 and "resuming" in log_text(app)
+        await wait_for(pilot, lambda: app.dashboard.state == "ended")
+        assert app.dashboard.progress.step == 40 and "resuming" in log_text(app)
     assert json.loads((run_dir / "run.json").read_text())["status"] == "finished"
 
 
@@ -312,14 +314,14 @@ async def test_app_launches_torchrun_and_follows_it(tiny_config, tmp_path):
     app = create_app(config, run_dir=run_dir)
     async with app.run_test(size=SIZE) as pilot:
         await press(pilot, "f5")
-        await wait_for(pilot, lambda: app.state == "running" and app.plot.raw.total > 3, timeout=90)
-        assert app.job is not None and "torchrun" in log_text(app)
+        await wait_for(pilot, lambda: app.dashboard.state == "running" and app.dashboard.plot.raw.total > 3, timeout=90)
+        assert isinstance(app.dashboard.session, JobRun) and "torchrun" in log_text(app)
         await press(pilot, "ctrl+s")
         await wait_for(pilot, lambda: any(r["event"] == "checkpoint" and r["kind"] == "latest"
                                           for r in records(run_dir)))
         await press(pilot, "f7")
-        await wait_for(pilot, lambda: app.state == "ended", timeout=60)
-        job = app.job
+        await wait_for(pilot, lambda: app.dashboard.state == "ended", timeout=60)
+        job = app.dashboard.session.job
     assert job.wait(timeout=30) == 0
     status = json.loads((run_dir / "run.json").read_text())
     assert status["status"] == "stopped" and status["processes"] == 2
@@ -340,8 +342,8 @@ async def test_runs_screen_watches_a_run_another_process_trains(tiny_config, cor
             await press(pilot, "f2")
             assert str(app.screen.table.get_row_at(0)[3]) == "running"  # cells are plain Text
             await press(pilot, "enter")  # resume of a running run follows it instead of training it twice
-            await wait_for(pilot, lambda: app.watching == run_dir and app.state == "running")
-            await wait_for(pilot, lambda: app.plot.raw.total > 2)
+            await wait_for(pilot, lambda: app.dashboard.run_dir == run_dir and app.dashboard.state == "running")
+            await wait_for(pilot, lambda: app.dashboard.plot.raw.total > 2)
             await press(pilot, "ctrl+q")  # leaves the run going
         assert proc.poll() is None
     finally:
@@ -375,10 +377,10 @@ async def test_app_asks_before_training_into_a_run_and_new_keeps_the_old_one(tin
         assert "already holds a run (finished, step 20)" in app.screen.question
         await press(pilot, "f5", "escape")  # a second F5 asks nothing more; escape changes nothing
         await pilot.pause()
-        assert app.state == "idle" and snapshot(run_dir) == before
+        assert app.dashboard.state == "idle" and snapshot(run_dir) == before
         await press(pilot, "f5", "n")
-        await wait_for(pilot, lambda: app.state == "ended")
-    assert app.run_dir == str(tmp_path / "good-2") and (tmp_path / "good-2" / "model.ckpt").exists()
+        await wait_for(pilot, lambda: app.dashboard.state == "ended")
+    assert app.dashboard.run_dir == tmp_path / "good-2" and (tmp_path / "good-2" / "model.ckpt").exists()
     assert snapshot(run_dir) == before
 
 
@@ -389,7 +391,7 @@ def test_requests_left_by_an_earlier_process_never_act_on_a_resume(tiny_config, 
     (run_dir / REQUESTS_DIR).mkdir(exist_ok=True)
     for name in ("1.stop", "2.pause"):  # a stop sent after the process died, a pause never resumed
         (run_dir / REQUESTS_DIR / name).write_text("")
-    result = Trainer(None, resume=run_dir, resume_overrides={"max_iters": 20}).run()
+    result = Trainer(RunPlan.resume(run_dir, {"max_iters": 20})).run()
     assert isinstance(result, RunFinished) and result.step == 20 and result.status == "finished"
 
 
@@ -434,22 +436,22 @@ async def test_a_watcher_of_a_dead_run_ends_and_its_stop_never_hangs(tiny_config
     dead = fake_run(tmp_path / "dead", pid=2**22 + 12345, host=__import__("socket").gethostname())
     app = create_app(tiny_config)
     async with app.run_test(size=SIZE) as pilot:
-        app.watch_run(dead)
+        app.dashboard.choices.watch_run(dead)
         await press(pilot, "f7")
-        await wait_for(pilot, lambda: app.state == "ended", timeout=10)
-        assert app.check_action("runs", ()) is True  # F2 works again
+        await wait_for(pilot, lambda: app.dashboard.state == "ended", timeout=10)
+        assert app.dashboard.check_action("runs", ()) is True  # F2 works again
 
 
 async def test_a_ui_crash_while_watching_leaves_the_watched_run_untouched(tiny_config, corpus, tmp_path,
                                                                           monkeypatch):
     from tui_trainer.engine.control import REQUESTS_DIR
-    from tui_trainer.ui.app import GptTuiApp
+    from tui_trainer.ui.dashboard import DashboardScreen
     from tui_trainer.ui.crash import report_crash
 
     def broken(self):
         raise RuntimeError("a bug in a key handler")
 
-    monkeypatch.setattr(GptTuiApp, "action_toggle_log_y", broken)
+    monkeypatch.setattr(DashboardScreen, "action_toggle_log_y", broken)
     run_dir = tmp_path / "run"
     proc = start_cli_run(corpus, run_dir)
     try:
@@ -460,8 +462,8 @@ async def test_a_ui_crash_while_watching_leaves_the_watched_run_untouched(tiny_c
         app = create_app(tiny_config)
         with pytest.raises(RuntimeError, match="a bug in a key handler"):
             async with app.run_test(size=SIZE) as pilot:
-                app.watch_run(run_dir)
-                await wait_for(pilot, lambda: app.state == "running")
+                app.dashboard.choices.watch_run(run_dir)
+                await wait_for(pilot, lambda: app.dashboard.state == "running")
                 await press(pilot, "f9")
                 await pilot.pause()
         code, line = report_crash(app)

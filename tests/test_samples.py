@@ -141,7 +141,7 @@ async def test_samples_tab_keys_select_page_toggle_and_compare(tiny_config):
     app = create_app(make_config(tiny_config, max_iters=40, sample_interval=20, sample_tokens=12))
     async with app.run_test(size=(120, 40)) as pilot:
         await press(pilot, "f5")
-        await wait_for(pilot, lambda: app.state == "ended")
+        await wait_for(pilot, lambda: app.dashboard.state == "ended")
         view = app.query_one("#sample-view")
         assert [page[0].step for page in view.pages] == [20, 40]  # periodic samples keep their step
         view.focus()
@@ -168,7 +168,7 @@ async def test_the_selected_token_scrolls_into_view_at_80x24():
     generation = generate(model, tokenizer, vocab, "the ", 400, seed=3)
     app = create_app(load_config(REPO / "configs" / "default.toml"))
     async with app.run_test(size=(80, 24)) as pilot:
-        app.samples.add(SampleText(300, "the ", generation.text, generation.tokens))
+        app.dashboard.samples.add_event(SampleText(300, "the ", generation.text, generation.tokens))
         await pilot.press("ctrl+t")  # onto the Samples tab, the sample focused
         scroll = app.query_one("#sample-scroll")
         await pilot.pause()

@@ -66,8 +66,8 @@ def test_samples_tab_colours_tokens(snap_compare):
 
     async def show_sample(pilot) -> None:
         await corpus_figures_shown(pilot)
-        pilot.app.samples.add(SampleText(200, "the ", generation.text, generation.tokens, "", 7))
-        pilot.app.tabs.active = "tab-samples"
+        pilot.app.dashboard.samples.add_event(SampleText(200, "the ", generation.text, generation.tokens, "", 7))
+        pilot.app.dashboard.tabs.active = "tab-samples"
         pilot.app.query_one("#sample-view").focus()
         await pilot.press("right", "right", "right")
     assert snap_compare(idle_app(), terminal_size=(120, 40), run_before=show_sample)

@@ -151,12 +151,12 @@ def test_typing_a_bracket_while_training_shows_an_error_and_training_goes_on(tmu
 CRASHING_APP = """
 import sys
 from tui_trainer.cli import main
-from tui_trainer.ui.app import GptTuiApp
+from tui_trainer.ui.dashboard import DashboardScreen
 
 def broken(self):
     raise RuntimeError("a bug in a key handler [x=")
 
-GptTuiApp.action_toggle_log_y = broken  # F9 now raises inside the UI, as any UI bug would
+DashboardScreen.action_toggle_log_y = broken  # F9 now raises inside the UI, as any UI bug would
 sys.exit(main(sys.argv[1:]))
 """
 
@@ -196,11 +196,11 @@ def stop_from_a_watcher(run_dir: Path) -> None:
     async def watch_and_stop() -> None:
         app = create_app(TrainConfig(), watch=run_dir)
         async with app.run_test(size=(120, 40)) as pilot:
-            while app.state != "running":
+            while app.dashboard.state != "running":
                 await pilot.pause(0.1)
-            assert app.plot.raw.total > 0  # the whole history so far, reattached
+            assert app.dashboard.plot.raw.total > 0  # the whole history so far, reattached
             await pilot.press("f7")
-            while app.state != "ended":
+            while app.dashboard.state != "ended":
                 await pilot.pause(0.1)
     asyncio.run(watch_and_stop())
 

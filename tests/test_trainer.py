@@ -12,6 +12,7 @@ from tui_trainer.engine.checkpoint import load_checkpoint, model_from_checkpoint
 from tui_trainer.engine.control import SampleRequest, TrainingControl
 from tui_trainer.engine.events import CheckpointSaved, EvalResult, RunFailed, RunFinished, StateChanged, StepMetrics
 from tui_trainer.engine.schedule import learning_rate_at
+from tui_trainer.engine.run_plan import RunPlan
 from tui_trainer.engine.trainer import Trainer
 
 from .conftest import make_config
@@ -59,7 +60,7 @@ def test_resume_equals_straight_run(tiny_config, tmp_path):
     cfg = make_config(tiny_config, max_iters=30, eval_interval=7, log_interval=3)
     straight, _, _ = run(cfg, run_dir=tmp_path / "straight")
     first, _, _ = run(make_config(cfg, max_iters=12), run_dir=tmp_path / "split")
-    resumed, events, result = run(None, resume=tmp_path / "split", resume_overrides={"max_iters": 30})
+    resumed, events, result = run(RunPlan.resume(tmp_path / "split", {"max_iters": 30}))
     assert result.step == 30 and resumed.start_step == 12
     for name, value in straight.raw_model.state_dict().items():
         assert torch.equal(value, resumed.raw_model.state_dict()[name]), name
@@ -72,7 +73,7 @@ def test_resume_refuses_shape_changes(tiny_config, tmp_path):
     from tui_trainer.engine.errors import ConfigError
 
     with pytest.raises(ConfigError, match="d_model = 64: cannot change when resuming"):
-        Trainer(None, resume=tmp_path / "r", resume_overrides={"d_model": 64})
+        Trainer(RunPlan.resume(tmp_path / "r", {"d_model": 64}))
 
 
 def test_nonfinite_loss_stops_before_the_update(tiny_config, monkeypatch):

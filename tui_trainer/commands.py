@@ -49,31 +49,18 @@ def stop_on_signals(control) -> SignalHandlers:
 
 def train(args: argparse.Namespace) -> int:
     from .console import ConsoleReporter
-    from .engine.checkpoint import read_resumption
     from .engine.control import TrainingControl
     from .engine.distributed import under_torchrun
     from .engine.events import RunFailed
     from .engine.trainer import Trainer
 
-    source = args.resume or args.fork
-    if args.resume and args.fork:
-        raise ConfigError(["--resume and --fork cannot be combined: --resume continues a run in its folder, "
-                           "--fork starts a new one from it"])
-    if source and args.config:
-        raise ConfigError([f"--config cannot be combined with --{'resume' if args.resume else 'fork'}: the "
-                           "checkpoint holds the config; change keys with --set"])
-    # The checkpoint is read once: its config decides on torchrun, then the trainer starts from it.
-    read = read_resumption(source, run_overrides(args), "resuming" if args.resume else "forking") if source else None
-    if read:  # the checkpoint never names a command: --set, or the user's settings file, may
-        read = replace(read, config=with_user_settings(read.config))
-    config = read.config if read else run_config(args)
+    plan = run_plan(args)
+    config = plan.config  # a resume or fork reads its checkpoint here, once: its config decides on torchrun
     if config.processes > 1 and not under_torchrun():
-        return _train_with_torchrun(args, config)
+        return _train_with_torchrun(plan, config)
     reporter = ConsoleReporter()
     control = TrainingControl()
-    trainer = Trainer(None if read else config, reporter, control, run_dir=args.out,
-                      resume=read if args.resume else None, fork=read if args.fork else None,
-                      progress=reporter.tokenizing)
+    trainer = Trainer(plan, reporter, control, progress=reporter.tokenizing)
     with stop_on_signals(control) as signals:
         result = trainer.run()
     reporter.close()
@@ -82,19 +69,29 @@ def train(args: argparse.Namespace) -> int:
     return signals.exit_code or 0
 
 
-def _train_with_torchrun(args: argparse.Namespace, config: TrainConfig) -> int:
+def run_plan(args: argparse.Namespace):
+    """A new run (--config, --data, --set), or --resume / --fork with --set as its overrides."""
+    from .engine.run_plan import RunPlan
+
+    if args.resume and args.fork:
+        raise ConfigError(["--resume and --fork cannot be combined: --resume continues a run in its folder, "
+                           "--fork starts a new one from it"])
+    if (args.resume or args.fork) and args.config:
+        raise ConfigError([f"--config cannot be combined with --{'resume' if args.resume else 'fork'}: the "
+                           "checkpoint holds the config; change keys with --set"])
+    if args.resume:
+        return RunPlan.resume(args.resume, run_overrides(args))
+    if args.fork:
+        return RunPlan.fork(args.fork, run_overrides(args), args.out)
+    return RunPlan.new(run_config(args), args.out)
+
+
+def _train_with_torchrun(plan, config: TrainConfig) -> int:
     """``processes`` > 1: run the same training under torchrun on this machine, sharing this
     terminal (rank 0 draws the progress). A signal sent to this process alone is passed on."""
-    from pathlib import Path
+    from .engine.launch import launch_job
 
-    from .engine.launch import fork_args, launch_job, prepare_run_dir, resume_args
-    from .engine.rundir import new_run_dir
-
-    if args.resume:
-        train_args = resume_args(args.resume, run_overrides(args))
-    else:
-        run_dir = Path(args.out) if args.out else new_run_dir(config)
-        train_args = fork_args(args.fork, run_overrides(args), run_dir) if args.fork else prepare_run_dir(config, run_dir)
+    train_args = plan.torchrun_args(plan.job_dir(config))
     print(f"starting torchrun with {config.processes} processes (batch_size {config.batch_size} per process)",
           flush=True)
     job = launch_job(config.processes, train_args)

@@ -32,11 +32,12 @@ def prepare_run_dir(config: TrainConfig, run_dir: Path) -> list[str]:
             *_set_args({key: getattr(config, key) for key in INVOCATION_KEYS if getattr(config, key)})]
 
 
-def resume_args(run_dir: str | Path, overrides: dict[str, Any]) -> list[str]:
-    """The train arguments that resume ``run_dir`` with ``overrides`` (config keys) applied;
-    refused at once while another process writes it (torchrun's rank 0 would be refused later)."""
+def resume_args(source: Path, run_dir: Path, overrides: dict[str, Any]) -> list[str]:
+    """The train arguments that resume ``source`` (``run_dir`` or a checkpoint in it) with
+    ``overrides`` (config keys) applied; refused at once while another process writes the run
+    (torchrun's rank 0 would be refused later)."""
     RunLock.refuse_if_held(run_dir)
-    return ["--resume", str(run_dir), *_set_args(overrides)]
+    return ["--resume", str(source), *_set_args(overrides)]
 
 
 def fork_args(source: str | Path, overrides: dict[str, Any], run_dir: Path) -> list[str]:

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from .checkpoint import FORMAT_VERSION, Resumption, h_params, model_config, read_resumption, write_checkpoint
+from .checkpoint import FORMAT_VERSION, h_params, model_config, write_checkpoint
 from .boundary import StepBoundary
 from .clock import TrainingClock
 from .config import TrainConfig, stored, with_overrides
@@ -41,6 +41,7 @@ from .model import GPT
 from .optimizer import Updater
 from .recorder import RunRecorder
 from .rng import RankRandom
+from .run_plan import RunPlan
 from .rundir import RunDir, compared_checkpoints, new_run_dir, refuse_existing_run
 from .runlock import RunLock
 from .sampling import generate, generate_from_checkpoint
@@ -50,33 +51,24 @@ from .tokenizer import VocabMap, get_tokenizer
 
 
 class Trainer:
-    def __init__(self, config: TrainConfig | None, on_event: EventCallback | None = None,
+    def __init__(self, plan: RunPlan | TrainConfig, on_event: EventCallback | None = None,
                  control: TrainingControl | None = None, run_dir: str | Path | None = None,
-                 resume: str | Path | Resumption | None = None, resume_overrides: dict[str, Any] | None = None,
-                 progress: Progress | None = None, fork: str | Path | Resumption | None = None):
+                 progress: Progress | None = None):
         """Build everything a run needs. Bad input raises a GptTuiError before any file is written.
 
-        ``resume`` (a checkpoint or run directory) takes the config from the checkpoint, with
-        ``resume_overrides`` applied, and continues in the checkpoint's run directory. A
-        :class:`Resumption` the caller has read already is used as it is. ``fork`` starts a new
-        run directory from a checkpoint (weights, optimizer, RNG and step), with
-        ``resume_overrides`` changing any key that still loads the weights.
+        ``plan`` says how the run starts (a config alone is a new run, in ``run_dir`` if named).
+        A resume continues in its checkpoint's run directory; a fork starts a new one from the
+        checkpoint (weights, optimizer, RNG and step).
 
         Under torchrun each process builds its own Trainer; rank 0 alone reports events and
         writes the run directory, the other ranks are silent.
         """
+        if isinstance(plan, TrainConfig):
+            plan = RunPlan.new(plan, run_dir)
         self.control = control or TrainingControl()
         self._emitting = threading.RLock()
-        ckpt, self.parent = None, None
-        if resume is not None or fork is not None:
-            source = resume if resume is not None else fork
-            if not isinstance(source, Resumption):
-                source = read_resumption(source, resume_overrides, "resuming" if resume is not None else "forking")
-            config, ckpt = source.config, source.checkpoint
-            if fork is not None:
-                self.parent = source.path.parent  # the run forked from; this one gets a directory of its own
-            else:
-                run_dir = run_dir or source.path.parent
+        config, self.parent = plan.config, plan.parent
+        ckpt = plan.resumption.checkpoint if plan.resumption else None
         self.dist = init_distributed(config.device)
         self.device = self.dist.device(config.device)
         self.dtype = resolve_dtype(config.dtype, self.device)
@@ -91,7 +83,7 @@ class Trainer:
         self._training = False  # inside the loop: a broken state rolls back or fails the run
         self._unsaveable = ""  # why the weights in memory must never be saved (a run failed non-finite)
         self._saved_step = self.step if ckpt and self.parent is None else -1  # a fork saves its own at the end
-        self.run_dir = Path(run_dir) if run_dir else new_run_dir(config)
+        self.run_dir = plan.run_dir or new_run_dir(config)
         self._open_record(on_event, new=ckpt is None or self.parent is not None)
         self.boundary = StepBoundary(
             self.control, self.file_requests, self.dist, self.device, self._emit,

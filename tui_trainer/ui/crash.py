@@ -34,8 +34,9 @@ def report_crash(app) -> tuple[int, str]:
     """Write the traceback where the user will look for it; return (exit code, the one line)."""
     error = app.crash
     what = f"the dashboard failed ({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})"
-    result = app.run_result
-    followed = app.watching
+    session = app.dashboard.session
+    result = session.result if session else None
+    followed = session.run_dir if session and not session.in_this_process else None
     if followed is not None:  # another process's run, or the torchrun job: it goes on untouched
         log = _write_log([Path(followed), Path(tempfile.gettempdir())], "watch-error.log", app.crash_traceback)
         outcome = f"the run goes on; follow it again with: gpt-tui watch {followed}"
@@ -48,7 +49,7 @@ def report_crash(app) -> tuple[int, str]:
         else:
             outcome = f"the run ended at step {result.step}: {getattr(result, 'message', result.status)}"
     else:
-        out_dir = Path((app.form_config or app.config).out_dir).expanduser()
+        out_dir = Path((app.dashboard.form_config or app.config).out_dir).expanduser()
         log = _write_log([out_dir, Path(tempfile.gettempdir())], "gpt-tui-error.log", app.crash_traceback)
         outcome = "no run was going on"
     where = f"traceback in {log}" if log else "the traceback could not be written anywhere"

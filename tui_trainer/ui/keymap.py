@@ -49,10 +49,12 @@ def _flat(table: dict, prefix: str = "") -> dict:
 
 def load_keymap(app) -> None:
     """Apply the user's keymap to ``app``; problems show as a notification, never a traceback."""
+    from .dashboard import DashboardScreen
     from .runs_screen import RunsScreen
     from .widgets.sample_view import SampleView
 
-    known = {b.id for b in (*app.BINDINGS, *RunsScreen.BINDINGS, *SampleView.BINDINGS) if b.id}
+    known = {b.id for b in (*app.BINDINGS, *DashboardScreen.BINDINGS, *RunsScreen.BINDINGS, *SampleView.BINDINGS)
+             if b.id}
     keymap, problems = read_keymap(keymap_path(), known)
     if keymap:
         app.set_keymap(keymap)

@@ -20,14 +20,6 @@ class EngineEvents(Message):
 
 
 @dataclass
-class RunReady(Message):
-    """The worker built its run: what the dashboard shows of it (commands go through the control)."""
-
-    device: str
-    run_name: str
-
-
-@dataclass
 class CorpusInfo(Message):
     """Token count and vocabulary of the corpus the form names (or why it cannot be read)."""
 

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from textual.widgets import Static
 
+from ...engine.events import Event, RunStarted
+
 
 class DevicePanel(Static):
     def __init__(self, **kwargs) -> None:
@@ -16,6 +18,10 @@ class DevicePanel(Static):
 
     def on_show(self) -> None:
         self.poll()
+
+    def add_event(self, event: Event) -> None:
+        if isinstance(event, RunStarted):
+            self.device = event.device
 
     def show_recorded(self, status: dict | None) -> None:
         """Show the device a watched run recorded (None: back to this machine's live figures)."""

@@ -14,10 +14,18 @@ from textual.widgets import Button, Input, Label, Select, Static, Switch
 
 from ...engine.config import (FIELDS, GROUPS, TrainConfig, config_from_dict, field_type, find_problems, parse_value,
                               stored)
-from ...engine.errors import ConfigError
+from ...engine.errors import ConfigError, GptTuiError
+from ...engine.events import Event, HparamsChanged
 from ...engine.live import LIVE_KEYS
 from ...engine.model import count_params, estimate_train_memory
+from ...engine.presets import list_presets, preset_target, save_preset
 from ...formats import fmt_count
+from ..messages import CorpusInfo
+from ..screens import ChoiceScreen
+from ..tokenize_progress import tokenize_progress
+from .corpus_figures import corpus_key, read_figures
+
+CORPUS_PAUSE = 0.8  # seconds of no typing before the corpus figures are read
 
 
 
@@ -35,17 +43,15 @@ class HyperparamForm(VerticalScroll):
 
         changes: dict[str, Any]
 
-    @dataclass
-    class PresetSaveRequested(Message):
-        """Save preset: the form's values under ``name``."""
-
-        name: str
-        config: TrainConfig
-
-    def __init__(self, config: TrainConfig, presets: list[tuple[str, Path]], **kwargs) -> None:
+    def __init__(self, config: TrainConfig, corpus_figures: tuple[int, int] | None = None, **kwargs) -> None:
+        """``corpus_figures``: (tokens, vocab size) of the config's corpus, when the caller read it already."""
         super().__init__(**kwargs)
         self._initial = config
-        self._presets = presets
+        self._presets = list_presets()
+        self._initial_figures = corpus_figures
+        self._corpus_key: tuple | None = corpus_key(config) if corpus_figures else None
+        self._corpus_timer = None  # the pending read of the corpus, while typing goes on
+        self._corpus_confirmed: set[tuple] = set()  # large corpora the user asked to read (Enter)
         self._problems: dict[str, str] = {}
         self._shown: dict[str, object] = {}  # widget values at the last validation
         self._corpus: tuple[int | None, int | None, str | None] = (None, None, None)
@@ -97,6 +103,8 @@ class HyperparamForm(VerticalScroll):
         return repr(value) if isinstance(value, float) else str(value)  # exact: it round-trips
 
     def on_mount(self) -> None:
+        if self._initial_figures:
+            self.set_corpus_info(*self._initial_figures, None)
         self.validate()
 
     # ---- reading and writing values ----------------------------------------------------------
@@ -155,7 +163,41 @@ class HyperparamForm(VerticalScroll):
         config = None if problems else config_from_dict(values)
         self._update_derived(values)
         self.post_message(self.Changed(config, problems))
+        if config is not None and corpus_key(config) != self._corpus_key:
+            self._read_corpus_later(corpus_key(config))
         return config
+
+    # ---- the corpus figures -------------------------------------------------------------------
+    def _read_corpus_later(self, key: tuple) -> None:
+        """Read once typing pauses, not at every prefix of a path ("." is a whole folder)."""
+        self._corpus_key = key
+        self.workers.cancel_group(self, "corpus")
+        if self._corpus_timer is not None:
+            self._corpus_timer.stop()
+        self._corpus_timer = self.set_timer(CORPUS_PAUSE, lambda: self._read_corpus(key))
+
+    def _read_corpus(self, key: tuple) -> None:
+        progress = tokenize_progress(self)
+        self.run_worker(lambda: self.post_message(read_figures(key, key in self._corpus_confirmed, progress)),
+                        thread=True, exclusive=True, group="corpus", exit_on_error=False)
+
+    @on(CorpusInfo)
+    def _corpus_info(self, event: CorpusInfo) -> None:
+        event.stop()
+        if event.key == self._corpus_key and self.is_attached:  # a read that ends as the app closes: no form left
+            self.set_corpus_info(event.tokens, event.vocab_size, event.error)
+
+    @on(Input.Submitted, "#f-data")
+    def _read_large_corpus(self, event: Input.Submitted) -> None:
+        """Enter in the data field: read that corpus, however large."""
+        values, problems = self.raw_values()
+        if "data" not in problems and not self._problems:
+            if self._corpus_timer is not None:
+                self._corpus_timer.stop()  # read now, once, rather than again when typing's pause ends
+            key = corpus_key(config_from_dict(values))
+            self._corpus_confirmed.add(key)
+            self._corpus_key = key
+            self._read_corpus(key)
 
     @property
     def problems(self) -> dict[str, str]:
@@ -210,6 +252,10 @@ class HyperparamForm(VerticalScroll):
                 widget.tooltip = help_text
         self.query_one("#preset").disabled = running
         self._mark_pending(self.raw_values()[0])
+
+    def add_event(self, event: Event) -> None:
+        if isinstance(event, HparamsChanged):
+            self.applied(event.changes)
 
     def applied(self, changes: dict[str, list]) -> None:
         """A live change took effect (from here, another watcher or the command line): the
@@ -278,8 +324,31 @@ class HyperparamForm(VerticalScroll):
 
     @on(Button.Pressed, "#save-preset")
     def _save_preset(self, event: Button.Pressed) -> None:
+        """Saved among the user's presets; a shipped one is never written, an existing one of the
+        user's only after a yes."""
         event.stop()
         name = self.query_one("#preset-name", Input).value.strip()
         config = self.validate()
-        if config is not None:
-            self.post_message(self.PresetSaveRequested(name, config))
+        if config is None:
+            return
+        try:
+            path = preset_target(name)
+        except GptTuiError as exc:
+            self.app.notify(str(exc), severity="error", title="Preset")
+            return
+
+        def write(answer: str | None = "overwrite") -> None:
+            if answer != "overwrite":
+                return
+            try:
+                save_preset(config, path)
+            except OSError as exc:
+                self.app.notify(f"could not write {path}: {exc.strerror or exc}", severity="error", title="Preset")
+                return
+            self.set_presets(list_presets())
+            self.app.notify(f"saved preset {path}", title="Preset")
+        if path.exists():
+            self.app.push_screen(ChoiceScreen(f"Your preset {name!r} exists ({path}). Overwrite it?",
+                                              [("overwrite", "o", "Overwrite")]), write)
+        else:
+            write()

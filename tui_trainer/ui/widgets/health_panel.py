@@ -14,7 +14,7 @@ from rich.text import Text
 from textual.renderables.sparkline import Sparkline
 from textual.widget import Widget
 
-from ...engine.events import RolledBack, SpikeDetected, StepMetrics
+from ...engine.events import Event, RolledBack, SpikeDetected, StepMetrics
 from ...event_text import event_line, grad_text
 from ...formats import fmt_norm
 
@@ -29,6 +29,12 @@ class HealthPanel(Widget):
         self.grads: dict[str, deque[float]] = {}
         self.ratios: dict[str, deque[float]] = {}
         self.last_spike: str = ""
+
+    def add_event(self, event: Event) -> None:
+        if isinstance(event, StepMetrics):
+            self.add(event)
+        elif isinstance(event, (SpikeDetected, RolledBack)):
+            self.note(event)
 
     def add(self, metrics: StepMetrics) -> None:
         if not metrics.health:

@@ -7,6 +7,9 @@ from collections import deque
 from rich.text import Text
 from textual.widgets import RichLog
 
+from ...engine.events import Event, LogMessage, RolledBack, RunFailed, SampleText, SpikeDetected, StepMetrics
+from ...event_text import event_line
+
 STYLES = {"info": "", "warning": "yellow", "error": "bold red"}
 MAX_LINES = 2000
 
@@ -15,6 +18,16 @@ class LogPanel(RichLog):
     def __init__(self, **kwargs) -> None:
         super().__init__(wrap=True, markup=False, max_lines=MAX_LINES, **kwargs)
         self.messages: deque[tuple[str, str]] = deque(maxlen=MAX_LINES)  # (level, text), unwrapped
+
+    def add_event(self, event: Event) -> None:
+        """The event's line; steps show in the progress line and the plot, samples in their tab."""
+        line = None if isinstance(event, (StepMetrics, SampleText)) else event_line(event)
+        if line is None:
+            return
+        if isinstance(event, RunFailed) and event.kind == "interrupted":
+            line = f"{line}; or press F2 and resume it from the Runs screen"
+        self.add(line, event.level if isinstance(event, LogMessage) else "error" if isinstance(event, RunFailed)
+                 else "warning" if isinstance(event, (SpikeDetected, RolledBack)) else "info")
 
     def add(self, text: str, level: str = "info") -> None:
         self.messages.append((level, text))

@@ -5,7 +5,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import ProgressBar, Static
 
-from ...engine.events import EvalResult, StepMetrics
+from ...engine.events import EvalResult, Event, HparamsChanged, RunStarted, StepMetrics
 from ...event_text import grad_text
 from ...formats import fmt_duration, fmt_loss, fmt_mfu
 from .entry_wrap import GAP, wrap_entries
@@ -32,6 +32,16 @@ class ProgressPanel(Horizontal):
         yield self._state_label
         yield self._bar
         yield self._figures
+
+    def add_event(self, event: Event) -> None:
+        if isinstance(event, StepMetrics):
+            self.step, self.metrics = event.step, event
+        elif isinstance(event, EvalResult):
+            self.eval = event
+        elif isinstance(event, RunStarted):
+            self.start(event.step, event.max_iters)
+        elif isinstance(event, HparamsChanged) and "max_iters" in event.changes:
+            self.set_max_iters(event.changes["max_iters"][1])
 
     def start(self, start_step: int, max_iters: int) -> None:
         self.step, self.max_iters = start_step, max_iters

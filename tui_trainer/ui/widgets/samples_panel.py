@@ -11,7 +11,7 @@ from textual.widgets import Button, Input, Static
 
 from ...engine.config import quoted
 from ...engine.control import SampleRequest
-from ...engine.events import SampleText
+from ...engine.events import Event, SampleText
 from ...engine.sampling import sample_problems
 from .sample_view import SampleView
 
@@ -92,5 +92,6 @@ class SamplesPanel(Vertical):
         event.stop()
         self._ask(compare=True)
 
-    def add(self, event: SampleText) -> None:
-        self.query_one(SampleView).add(event)
+    def add_event(self, event: Event) -> None:
+        if isinstance(event, SampleText):
+            self.query_one(SampleView).add(event)
