@@ -19,8 +19,9 @@ def idle_app():
 
 async def corpus_figures_shown(pilot) -> None:
     """The derived figures come from a worker: wait until they are on screen."""
-    for _ in range(400):
-        if "tokens, vocab" in str(pilot.app.query_one("#derived").render()):
+    for _ in range(400):  # app.run() may hand over before the dashboard has composed
+        derived = pilot.app.dashboard.query("#derived")
+        if derived and "tokens, vocab" in str(derived.first().render()):
             break
         await pilot.pause(0.05)
     pilot.app.query_one("#f-d_model").focus()

@@ -14,7 +14,6 @@ import warnings
 from pathlib import Path
 
 from textual.app import App, SystemCommand
-from textual.binding import Binding
 
 from ..engine.config import TrainConfig
 from ..engine.events import Event, LogMessage
@@ -35,10 +34,7 @@ EXIT_GRACE = 5.0  # seconds a signalled app may take to leave once its run is on
 class GptTuiApp(App[int]):
     CSS_PATH = "app.tcss"
     TITLE = "gpt-tui"
-    BINDINGS = [
-        Binding("ctrl+q", "request_quit", "Quit", tooltip="Quit: asks to save first during a run", priority=True,
-                id="quit"),
-    ]
+    BINDINGS = [binding for binding in DashboardScreen.BINDINGS if binding.id == "quit"]  # on every screen
 
     def __init__(self, config: TrainConfig, run_dir: str | Path | None = None, start: bool = False,
                  stderr: NativeStderr | None = None, corpus_figures: tuple[int, int] | None = None,
@@ -92,13 +88,12 @@ class GptTuiApp(App[int]):
     def get_system_commands(self, screen):
         """Textual's own commands, then each binding allowed now on ``screen``, in the words of its tooltip."""
         yield from super().get_system_commands(screen)
-        owners = [(self, self.BINDINGS)] + ([(screen, screen.BINDINGS)] if screen is self.dashboard else [])
-        for owner, bindings in owners:
-            for binding in bindings:
-                if owner.check_action(binding.action, ()) is True:
-                    title, _, help_text = binding.tooltip.partition(": ")
-                    key = self.get_key_display(binding)
-                    yield SystemCommand(title, f"{help_text} ({key})", getattr(owner, f"action_{binding.action}"))
+        owner = screen if screen is self.dashboard else self
+        for binding in owner.BINDINGS:
+            if owner.check_action(binding.action, ()) is True:
+                title, _, help_text = binding.tooltip.partition(": ")
+                key = self.get_key_display(binding)
+                yield SystemCommand(title, f"{help_text} ({key})", getattr(owner, f"action_{binding.action}"))
 
     def _show_warning(self, message, category, filename, lineno, file=None, line=None) -> None:
         # Warnings may come from the training thread: post, never touch widgets directly.

@@ -51,8 +51,11 @@ REPEAT_GUARD = 1.5  # seconds after F7 during which F5 is taken as a mashed key
 class DashboardScreen(Screen):
     # Each binding's words are written here once: the footer shows the description, the
     # command palette the tooltip ("title: help"). The ids let users remap keys (keymap.py).
-    # Screen bindings: under the Runs screen or a dialog, none of them is live.
+    # Screen bindings: under the Runs screen or a dialog, none of them is live. Quit is the
+    # app's (it works on every screen), named here too so that the footer shows it first.
     BINDINGS = [
+        Binding("ctrl+q", "request_quit", "Quit", tooltip="Quit: asks to save first during a run", priority=True,
+                id="quit"),
         Binding("f5", "start", "Start", tooltip="Start training: a run with the form's values", id="start"),
         Binding("f6", "toggle_pause", "Pause", tooltip="Pause or resume training: at the next step", id="pause"),
         Binding("f7", "stop", "Stop", tooltip="Stop training: at the next step; the model stays in memory to "
@@ -200,6 +203,9 @@ class DashboardScreen(Screen):
                 self.plot_legend.show(self.plot.legend())
 
     # ---- actions -------------------------------------------------------------------------------
+    def action_request_quit(self) -> None:
+        self.app.action_request_quit()
+
     def action_start(self) -> None:
         if self.check_action("start", ()) is not True:
             if self.form_config is None:
