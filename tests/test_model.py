@@ -38,8 +38,8 @@ def test_positions_are_a_fixed_buffer_outside_the_state_dict():
 
 def test_generate_crops_context_and_extends():
     model = small()
-    out = model.generate(torch.zeros((1, 20), dtype=torch.long), max_new_tokens=5, top_k=3, top_p=0.9)
-    assert out.shape == (1, 25)
+    steps = list(model.generate_steps(torch.zeros((1, 20), dtype=torch.long), max_new_tokens=5, top_k=3, top_p=0.9))
+    assert len(steps) == 5 and all(next_id.shape == (1, 1) for next_id, _ in steps)
 
 
 def test_top_k_and_top_p_filtering():

@@ -83,7 +83,7 @@ class HealthMeter:
         return losses, norms, health
 
     def discard(self) -> None:
-        """Forget an interval that was rolled back."""
+        """Start the next interval afresh (each read does, once it has the interval's figures)."""
         self.losses, self.grad_norms, self._before = [], [], []
         self._grads = self._ratios = self._weights = None
 

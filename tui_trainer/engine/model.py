@@ -139,15 +139,6 @@ class GPT(nn.Module):
             loss = cross_entropy(logits.reshape(B * T, -1), targets.reshape(B * T))
         return logits, loss
 
-    @torch.no_grad()
-    def generate(self, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0,
-                 top_k: int | None = None, top_p: float | None = None,
-                 generator: torch.Generator | None = None) -> torch.Tensor:
-        """``idx`` (B, T) followed by ``max_new_tokens`` sampled tokens: (B, T + max_new_tokens)."""
-        new = [next_id for next_id, _ in self.generate_steps(idx, max_new_tokens, temperature, top_k, top_p,
-                                                              generator)]
-        return torch.cat([idx, *new], dim=1)
-
     @torch.inference_mode()
     def generate_steps(self, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0,
                        top_k: int | None = None, top_p: float | None = None,

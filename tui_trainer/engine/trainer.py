@@ -93,7 +93,8 @@ class Trainer:
         self.flops_per_token = model_flops_per_token(self.raw_model)
         # FLOP/s one device can do, set when the loop first starts (see _prepare_model)
         self.peak_flops: float | None = None
-        # On an accelerator, reading a value forces a sync: only read losses at the log interval.
+        # On CUDA, reading a value forces a sync: losses are read at the log interval only. Elsewhere
+        # (CPU, and MPS too) the loss is checked at every step, to fail at once on a NaN.
         self._sync_each_step = self.device.type != "cuda"
 
     def _load_data(self, config: TrainConfig, ckpt: dict[str, Any] | None, progress: Progress | None) -> TrainConfig:

@@ -1,4 +1,4 @@
-"""The Runs screen: every run under out_dir, to resume, watch, or overlay in the plot."""
+"""The Runs screen: every run under out_dir, to resume, fork, watch, or overlay in the plot."""
 from __future__ import annotations
 
 from pathlib import Path

@@ -35,7 +35,6 @@ class HyperparamForm(VerticalScroll):
         """The form's values changed: ``config`` is None while anything is invalid."""
 
         config: TrainConfig | None
-        problems: dict[str, str]
 
     @dataclass
     class LiveChangeSubmitted(Message):
@@ -162,7 +161,7 @@ class HyperparamForm(VerticalScroll):
         self._mark_pending(values)
         config = None if problems else config_from_dict(values)
         self._update_derived(values)
-        self.post_message(self.Changed(config, problems))
+        self.post_message(self.Changed(config))
         if config is not None and corpus_key(config) != self._corpus_key:
             self._read_corpus_later(corpus_key(config))
         return config

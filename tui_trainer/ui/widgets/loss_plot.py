@@ -111,10 +111,6 @@ class LossPlot(PlotextPlot):
         self.refresh()
         return self.log_y
 
-    @property
-    def point_count(self) -> int:
-        return self.raw.total + self.eval_val.total
-
     def render_lines(self, crop):
         started = time.perf_counter()
         lines = super().render_lines(crop)
