@@ -5,7 +5,7 @@ under torchrun the ranks agree on them at log intervals, where a sync happens an
 from __future__ import annotations
 
 import os
-from typing import Callable
+from typing import Protocol
 
 import torch
 
@@ -15,21 +15,30 @@ from .distributed import Distributed
 from .events import Detached, EventCallback, LogMessage, StateChanged
 
 
+class BoundaryWork(Protocol):
+    """What the trainer does for the boundary, when asked (trainer.py)."""
+
+    step: int
+
+    def save_now(self) -> None: ...
+    def sample_now(self, request: SampleRequest) -> None: ...
+    def change(self, changes: dict, source: str, request: str) -> bool: ...
+
+
 class StepBoundary:
     def __init__(self, control: TrainingControl, requests: FileRequests | None, dist: Distributed,
-                 device: torch.device, emit: EventCallback, save: Callable[[], None],
-                 sample: Callable[[SampleRequest], None], change: Callable[[dict, str, str], None],
-                 step: Callable[[], int]):
+                 device: torch.device, emit: EventCallback, work: BoundaryWork):
         self.control = control
         self.requests = requests
         self.dist = dist
         self.device = device
         self.emit = emit
-        self.save, self.sample, self.change, self.step = save, sample, change, step
+        self.work = work
 
-    def cross(self, step: int, log_interval: int, clock: TrainingClock) -> bool:
+    def cross(self, log_interval: int, clock: TrainingClock) -> bool:
         """Apply what arrived during the last step; wait here while paused (the clock leaves the
         pause out). Returns True when the run must stop."""
+        step = self.work.step
         self.serve()
         if self.dist.active and step % log_interval:
             return False
@@ -51,12 +60,12 @@ class StepBoundary:
                 self.emit(LogMessage("warning", f"request {refusal.name!r} in {REQUESTS_DIR}/ refused: "
                                                 f"{refusal.reason}; the run goes on"))
         if self.control.take_detach():
-            self.emit(Detached(self.step(), os.getpid()))
+            self.emit(Detached(self.work.step, os.getpid()))
         if self.control.take_save():
-            self.save()
+            self.work.save_now()
         request = self.control.take_sample()
         if request:
-            self.sample(request)
+            self.work.sample_now(request)
 
     def serve_after_run(self) -> None:
         """After the run the model stays in memory: serve saves and samples until the control
@@ -70,7 +79,7 @@ class StepBoundary:
         stop, pause, changes = self.dist.agree(self.control.stop_reason is not None, self.control.paused,
                                                self.control.take_changes(), self.device)
         for change in changes:
-            self.change(*change)
+            self.work.change(*change)
         if stop and self.control.stop_reason is None:
             self.control.stop("stopped on another rank")
         return stop, pause
