@@ -45,3 +45,9 @@ def tiny_config(corpus, tmp_path) -> TrainConfig:
 
 def make_config(base: TrainConfig, **changes) -> TrainConfig:
     return config_from_dict({**base.to_dict(), **changes})
+
+
+@pytest.fixture
+def app_config(tiny_config) -> TrainConfig:
+    """A run the app trains in a few seconds."""
+    return make_config(tiny_config, max_iters=40, checkpoint_interval=0)

@@ -5,7 +5,6 @@ import asyncio
 import json
 from pathlib import Path
 
-import pytest
 import torch
 from rich.text import Span
 from textual import events
@@ -43,11 +42,6 @@ async def press(pilot, *keys: str) -> None:
 
 def log_text(app) -> str:
     return "\n".join(text for _, text in app.query_one(LogPanel).messages)
-
-
-@pytest.fixture
-def app_config(tiny_config):
-    return make_config(tiny_config, max_iters=40, checkpoint_interval=0)
 
 
 async def test_invalid_form_shows_rule_and_disables_start(app_config):

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from tui_trainer.cli import main
-from tui_trainer.engine.control import SampleRequest, TrainingControl
+from tui_trainer.engine.control import TrainingControl
 from tui_trainer.engine.events import (ChangeRefused, CheckpointSaved, LogMessage, RolledBack, RunFailed,
                                        RunFinished, SpikeDetected, StepMetrics)
 from tui_trainer.engine.trainer import Trainer

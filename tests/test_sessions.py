@@ -12,7 +12,7 @@ from tui_trainer.ui.messages import EngineEvents
 from tui_trainer.ui.runs_screen import RunsScreen
 from tui_trainer.ui.sessions.session import RunSession
 
-from .test_app import SIZE, app_config, log_text, press, wait_for  # noqa: F401 - app_config is a fixture
+from .test_app import SIZE, log_text, press, wait_for
 
 
 class RecordingControl:

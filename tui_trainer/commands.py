@@ -6,7 +6,6 @@ import json
 import secrets
 import signal
 import sys
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
