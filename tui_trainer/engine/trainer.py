@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from .checkpoint import FORMAT_VERSION, h_params, model_config, write_checkpoint
+from .checkpoint import FORMAT_VERSION, h_params, model_config
 from .boundary import StepBoundary
 from .clock import TrainingClock
 from .config import TrainConfig, stored, with_overrides
@@ -31,7 +31,7 @@ from .evaluate import estimate_loss
 from .failures import describe_failure, is_out_of_memory
 from .live import check_live_change
 from .memory import change_problem
-from .events import (ChangeRefused, CheckpointSaved, EvalResult, Event, EventCallback, HparamsChanged, LogMessage,
+from .events import (ChangeRefused, EvalResult, Event, EventCallback, HparamsChanged, LogMessage,
                      RolledBack, RunFailed, RunFinished, RunStarted, SampleText, SpikeDetected, StateChanged,
                      StepMetrics)
 from .health import HealthMeter
@@ -41,6 +41,7 @@ from .model import GPT
 from .optimizer import Updater
 from .recorder import RunRecorder
 from .rng import RankRandom
+from .run_checkpoints import RunCheckpoints, finite_state
 from .run_plan import RunPlan
 from .rundir import RunDir, compared_checkpoints, new_run_dir, refuse_existing_run
 from .runlock import RunLock
@@ -81,10 +82,10 @@ class Trainer:
         self.start_step = self.step
         self._compares = itertools.count(1)  # ids that group the samples of one comparison
         self._training = False  # inside the loop: a broken state rolls back or fails the run
-        self._unsaveable = ""  # why the weights in memory must never be saved (a run failed non-finite)
-        self._saved_step = self.step if ckpt and self.parent is None else -1  # a fork saves its own at the end
         self.run_dir = plan.run_dir or new_run_dir(config)
         self._open_record(on_event, new=ckpt is None or self.parent is not None)
+        # A resume's model.ckpt holds its start; a fork saves its own at the end.
+        self.checkpoints = RunCheckpoints(self.rundir, self._emit, self.step if ckpt and self.parent is None else -1)
         self.boundary = StepBoundary(self.control, self.file_requests, self.dist, self.device, self._emit, self)
         self.flops_per_token = model_flops_per_token(self.raw_model)
         # FLOP/s one device can do, set when the loop first starts (see _prepare_model)
@@ -126,7 +127,7 @@ class Trainer:
             self._training = False
             return self._failed(exc)
         self._training = False
-        if self._saved_step != self.step and (reason is None or self.control.save_on_stop):
+        if self.checkpoints.saved_step != self.step and (reason is None or self.control.save_on_stop):
             self.save_checkpoint("latest")
         finished = RunFinished(self.step, "stopped" if reason else "finished", reason or "", self.best_val_loss,
                                str(self.run_dir))
@@ -140,13 +141,13 @@ class Trainer:
             self.updater.zero_grad()
             if self.device.type == "cuda":
                 torch.cuda.empty_cache()
-            if self._saved_step != self.step:
+            if self.checkpoints.saved_step != self.step:
                 self._side_action("saving the checkpoint after running out of memory", self.save_checkpoint,
                                   "latest")
         elif isinstance(exc, NonFiniteLoss):
-            self._unsaveable = f"the run failed at step {exc.step} with a NaN or inf, so its weights are broken"
+            self.checkpoints.refusal = f"the run failed at step {exc.step} with a NaN or inf, so its weights are broken"
         kind, message = describe_failure(exc, self.step, self.device, self.config, self.run_dir,
-                                         self.checkpoint_note())
+                                         self.checkpoints.note())
         if kind == "error" and not self.dist.is_main:
             raise exc  # torchrun reports a failed rank with its traceback; rank 0 alone writes files
         failed = RunFailed(self.step, kind, message, str(self.run_dir),
@@ -162,7 +163,7 @@ class Trainer:
             try:
                 self.lock = RunLock.acquire(self.run_dir)
             except GptTuiError as exc:
-                self._unsaveable = str(exc)
+                self.checkpoints.refusal = str(exc)
         try:
             self.boundary.serve_after_run()
         finally:
@@ -388,45 +389,12 @@ class Trainer:
 
     # ---- checkpoints and samples -----------------------------------------------------------------
     def save_checkpoint(self, kind: str = "latest") -> Path | None:
-        """Write model.ckpt ("latest") or best.ckpt atomically; a failed write keeps the old file.
-        Only rank 0 writes: the weights are the same on every rank."""
-        if self.rundir is None:
-            self._saved_step = self.step
-            return None
-        path = self.rundir.latest if kind == "latest" else self.rundir.best
-        finite = self._finite_state()
+        """Write model.ckpt ("latest") or best.ckpt (see run_checkpoints.py). Broken weights at a
+        save point while training under spike_action = "rollback" roll the run back instead."""
+        finite = self.rundir is None or finite_state(self.raw_model, self.updater.optimizer)
         if not finite and self._training and self.config.spike_action == "rollback":
-            raise NonFiniteLoss(self.step, "weights")  # a save point: the loop rolls back, as for a spike
-        refusal = self._unsaveable or ("" if finite else "some weights are NaN or inf")
-        if refusal:
-            self._emit(LogMessage("error", f"{path.name} not saved at step {self.step}: {refusal}; "
-                                           f"{self.checkpoint_note()}"))
-            return None
-        try:
-            write_checkpoint(path, self.checkpoint_dict())
-            if kind == "latest" and self.config.keep_checkpoints:
-                self.rundir.keep(self.step, self.config.keep_checkpoints)
-        except OSError as exc:
-            self._emit(LogMessage("error", f"could not save {path} ({exc.strerror or exc}); the previous "
-                                           "checkpoint is intact and training goes on"))
-            return None
-        if kind == "latest":
-            self._saved_step = self.step
-        self._emit(CheckpointSaved(self.step, str(path), kind))
-        return path
-
-    def _finite_state(self) -> bool:
-        """Whether every weight and optimizer moment is finite (one device sync: saves are rare)."""
-        tensors = [p.detach() for p in self.raw_model.parameters()]
-        tensors += [t for state in self.updater.optimizer.state.values() for t in state.values()
-                    if isinstance(t, torch.Tensor) and t.is_floating_point()]
-        return bool(torch.stack([torch.isfinite(t).all() for t in tensors]).all())
-
-    def checkpoint_note(self) -> str:
-        """What model.ckpt holds now, for the messages of failures and refused saves."""
-        if self.rundir is None or self._saved_step < 0 or not self.rundir.latest.is_file():
-            return "no model.ckpt of this run was saved yet"
-        return f"model.ckpt keeps step {self._saved_step}, the last good save"
+            raise NonFiniteLoss(self.step, "weights")
+        return self.checkpoints.save(kind, self.step, self.checkpoint_dict, finite, self.config.keep_checkpoints)
 
     def checkpoint_dict(self) -> dict[str, Any]:
         return {
