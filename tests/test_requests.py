@@ -6,11 +6,12 @@ import json
 import os
 import string
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tui_trainer.engine.config import FIELDS, TrainConfig
-from tui_trainer.engine.control import (FILE_COMMANDS, MAX_REQUEST_BYTES, REQUESTS_DIR, FileRequests,
+from tui_trainer.engine.control import (FILE_COMMANDS, MAX_REQUEST_BYTES, REQUESTS_DIR, FileRequests, RunDirControl,
                                         TrainingControl)
 from tui_trainer.engine.errors import ConfigError
 from tui_trainer.engine.events import ChangeRefused, HparamsChanged, LogMessage, RunFinished, StepMetrics
@@ -118,3 +119,19 @@ def test_a_run_refuses_bad_requests_with_a_line_and_trains_on(tiny_config, tmp_p
     answered = [e for e in seen if isinstance(e, HparamsChanged)]
     assert [(e.request, e.changes) for e in answered] == [("r-2", {})]  # in force already: answered all the same
     assert json.loads((run_dir / "run.json").read_text())["status"] == "finished"
+
+
+@pytest.mark.parametrize("save", [True, False])
+def test_a_stop_request_from_another_process_saves_only_when_asked(tiny_config, tmp_path, save):
+    """The app's "Quit without saving" on a torchrun job (RunDirControl.stop(save=False))."""
+    run_dir = tmp_path / "run"
+
+    def on_event(event):
+        if isinstance(event, StepMetrics) and event.step == 5:
+            RunDirControl(run_dir).stop("quit", save=save)
+    trainer = Trainer(make_config(tiny_config, max_iters=1000, log_interval=5, checkpoint_interval=0),
+                      on_event=on_event, run_dir=run_dir)
+    trainer.file_requests.interval = 0
+    result = trainer.run()
+    assert isinstance(result, RunFinished) and result.status == "stopped" and result.step < 1000
+    assert (run_dir / "model.ckpt").exists() == save
