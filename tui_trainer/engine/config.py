@@ -144,7 +144,7 @@ def quoted(value: Any, limit: int = 40) -> str:
     return text if len(text) <= limit else f"{text[:limit]}… ({type(value).__name__})"
 
 
-def _check_value(name: str, value: Any) -> str | None:
+def value_problem(name: str, value: Any) -> str | None:
     """The problem with one value on its own, or None."""
     tp = field_type(name)
     meta = FIELDS[name].metadata
@@ -185,7 +185,7 @@ def find_problems(values: dict[str, Any]) -> dict[str, str]:
             hint = f" (did you mean {close[0]}?)" if close else f"; known keys: {', '.join(FIELDS)}"
             problems[name] = f"unknown key {quoted(name)}{hint}"
             continue
-        problem = _check_value(name, value)
+        problem = value_problem(name, value)
         if problem:
             problems[name] = problem
     merged = {**TrainConfig().to_dict(), **values}

@@ -71,12 +71,43 @@ def read_events(run_dir: str | Path) -> list[Event]:
     return MetricsFollower(run_dir).poll()
 
 
+# run.json's fields as the recorder writes them (recorder.py, rundir.py), and the types each
+# may have. A field of another type (a hand edit, a torn write, another version) is left out,
+# so every reader may trust what it gets.
+NUMBER, TEXT, COUNT = (int, float), (str,), (int,)
+STATUS_FIELDS: dict[str, tuple[type, ...]] = {
+    "status": TEXT, "pid": COUNT, "host": TEXT, "device": TEXT, "num_params": COUNT, "started": NUMBER,
+    "resumed": NUMBER, "ended": NUMBER, "run_name": TEXT, "max_iters": COUNT, "processes": COUNT,
+    "detached": (bool,), "last_step": COUNT, "best_val_loss": NUMBER, "reason": TEXT, "error": TEXT,
+    "wandb_id": TEXT, "parent": (dict,),
+}
+PARENT_FIELDS: dict[str, tuple[type, ...]] = {"run_dir": TEXT, "step": COUNT}
+
+
 def read_status(run_dir: str | Path) -> dict[str, Any]:
-    """run.json, or {} while it does not exist yet (or is being replaced)."""
+    """run.json's fields that have their types, or {} while it does not exist yet (or is
+    being replaced, or is not a JSON object at all)."""
     try:
-        return json.loads((Path(run_dir) / "run.json").read_text(encoding="utf-8"))
+        raw = json.loads((Path(run_dir) / "run.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
+    status = _typed(raw, STATUS_FIELDS)
+    if "parent" in status:
+        parent = _typed(status["parent"], PARENT_FIELDS)
+        if set(parent) == set(PARENT_FIELDS):
+            status["parent"] = parent
+        else:
+            del status["parent"]
+    return status
+
+
+def _typed(raw: Any, types: dict[str, tuple[type, ...]]) -> dict[str, Any]:
+    """The entries of ``raw`` (if it is a JSON object) whose values have their field's types
+    (a bool is no count); unknown keys stay, as a later version may have written them."""
+    if not isinstance(raw, dict):
+        return {}
+    return {key: value for key, value in raw.items() if key not in types or (
+        isinstance(value, types[key]) and not (isinstance(value, bool) and bool not in types[key]))}
 
 
 def on_other_host(status: dict[str, Any]) -> bool:

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import read_toml, stored
+from .config import FIELDS, read_toml, stored, value_problem
 from .errors import ConfigError, RunDirError
 from .events import EvalResult
 from .follow import effective_status, on_other_host, read_events, read_status
@@ -48,12 +48,14 @@ def check_run_dir(path: str | Path) -> Path:
 
 
 def read_run_config(path: Path) -> dict[str, Any]:
-    """A run's config.toml as raw values, or {} when it is missing or unreadable: a listing
-    or a comparison shows what it can rather than failing on one odd run."""
+    """The keys of a run's config.toml whose values have their key's type, or {} when it is
+    missing or unreadable: a listing or a comparison shows what it can rather than failing on
+    one odd run (a hand edit, another version)."""
     try:
-        return stored(read_toml(path / "config.toml"))
+        raw = stored(read_toml(path / "config.toml"))
     except (ConfigError, OSError):
         return {}
+    return {key: value for key, value in raw.items() if key in FIELDS and value_problem(key, value) is None}
 
 
 def summarize(path: Path) -> RunSummary:
@@ -65,16 +67,14 @@ def summarize(path: Path) -> RunSummary:
     elif state in ("running", "paused") and status.get("detached"):
         state = f"{state}, detached"
     return RunSummary(path=path, status=state, started=status.get("started"),
-                      last_step=int(status.get("last_step") or 0), max_iters=status.get("max_iters"),
+                      last_step=status.get("last_step", 0), max_iters=status.get("max_iters"),
                       best_val_loss=math.inf if best is None else float(best), num_params=status.get("num_params"),
                       device=status.get("device", "?"), config=read_run_config(path), parent=_parent(status))
 
 
 def _parent(status: dict[str, Any]) -> str:
     parent = status.get("parent")
-    if not isinstance(parent, dict):
-        return ""
-    return f"{Path(str(parent.get('run_dir', '?'))).name}@{parent.get('step', '?')}"
+    return f"{Path(parent['run_dir']).name}@{parent['step']}" if parent else ""
 
 
 def list_runs(out_dir: str | Path) -> list[RunSummary]:
@@ -91,9 +91,9 @@ def val_curve(path: Path) -> tuple[list[int], list[float]]:
     its parent's last eval there, so an overlay of parent and children branches at that point."""
     evals = [e for e in read_events(path) if isinstance(e, EvalResult) and math.isfinite(e.val_loss)]
     parent = read_status(path).get("parent")
-    if isinstance(parent, dict) and Path(str(parent.get("run_dir", ""))).is_dir():
+    if parent and Path(parent["run_dir"]).is_dir():
         before = [e for e in read_events(Path(parent["run_dir"])) if isinstance(e, EvalResult)
-                  and math.isfinite(e.val_loss) and e.step <= int(parent.get("step", 0))]
+                  and math.isfinite(e.val_loss) and e.step <= parent["step"]]
         evals = before[-1:] + evals
     return [e.step for e in evals], [e.val_loss for e in evals]
 
