@@ -287,7 +287,9 @@ async def test_presets_never_overwrite_shipped_ones_ask_before_mine_and_load_inv
         picker.value = str(tmp_path / "presets" / "broken.toml")
         await pilot.pause()
         assert set(app.dashboard.form.problems) == {"d_model", "learning_rate"} and app.dashboard.form_config is None
-        assert app.is_running
+        picker.clear()  # back to the blank "Load preset…": nothing loads, nothing breaks
+        await pilot.pause()
+        assert set(app.dashboard.form.problems) == {"d_model", "learning_rate"} and app.is_running
     assert {name: path.read_bytes() for name, path in shipped_presets().items()} == shipped
 
 

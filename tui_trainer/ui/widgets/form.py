@@ -305,7 +305,7 @@ class HyperparamForm(VerticalScroll):
     @on(Select.Changed, "#preset")
     def _preset_chosen(self, event: Select.Changed) -> None:
         event.stop()
-        if event.value is Select.BLANK:
+        if not isinstance(event.value, str):  # the blank "Load preset…" entry (Select.NULL): nothing to load
             return
         from ...engine.config import read_toml
 
