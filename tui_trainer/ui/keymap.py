@@ -1,18 +1,49 @@
 """Keys the user remaps: ``$GPT_TUI_KEYMAP`` or ``~/.config/gpt-tui/keymap.toml`` maps binding
-ids to keys, e.g. ``start = "f4"`` or ``save = "ctrl+s,ctrl+w"`` (Textual's keymap)."""
+ids to keys, e.g. ``start = "f4"`` or ``save = "ctrl+s,ctrl+w"`` (Textual's keymap).
+
+An entry is refused, with a line naming it, when its id is unknown, when a key is not one a
+terminal can send, or when it would give a key two actions where both are live (``start =
+"ctrl+q"`` would take Quit away). Refused entries leave their defaults as they were."""
 from __future__ import annotations
 
 import os
+import unicodedata
 from pathlib import Path
+
+from textual.binding import Binding
+from textual.keys import KEY_ALIASES, Keys
 
 from ..engine.config import tomllib
 from ..engine.settings import config_home
+
+MODIFIERS = {"ctrl", "shift", "alt", "meta", "super", "hyper"}
+KEY_NAMES = {key.value.split("+")[-1] for key in Keys} | set(KEY_ALIASES) | {"space", "enter", "tab", "backspace"}
 
 
 def keymap_path() -> Path:
     if os.environ.get("GPT_TUI_KEYMAP"):
         return Path(os.environ["GPT_TUI_KEYMAP"]).expanduser()
     return config_home() / "keymap.toml"
+
+
+def key_problem(keys: str) -> str | None:
+    """Why ``keys`` (comma-separated, e.g. "ctrl+s,f4") is not a list of keys, or None."""
+    for key in keys.split(","):
+        *modifiers, name = key.strip().split("+")
+        if not name or (name not in KEY_NAMES and not (len(name) == 1 and name.isprintable())
+                        and not _character_name(name)):
+            return f"{key.strip()!r} is not a key (keys look like f4, ctrl+s, shift+tab, x)"
+        if set(modifiers) - MODIFIERS:
+            return f"{key.strip()!r} has an unknown modifier (the modifiers are {', '.join(sorted(MODIFIERS))})"
+    return None
+
+
+def _character_name(name: str) -> bool:
+    """Textual names a character key by its Unicode name: "left_square_bracket" is "[". """
+    try:
+        return len(unicodedata.lookup(name.replace("_", " "))) == 1
+    except KeyError:
+        return False
 
 
 def read_keymap(path: Path, known: set[str]) -> tuple[dict[str, str], list[str]]:
@@ -31,9 +62,29 @@ def read_keymap(path: Path, known: set[str]) -> tuple[dict[str, str], list[str]]
             problems.append(f"keymap {path}: {key!r} is not a binding id; the ids are {', '.join(sorted(known))}")
         elif not isinstance(value, str) or not value.strip():
             problems.append(f"keymap {path}: {key} = {value!r} must be keys in quotes, e.g. {key} = \"f4\"")
+        elif key_problem(value):
+            problems.append(f"keymap {path}: {key} = {value!r}: {key_problem(value)}; its default stays")
         else:
             keymap[key] = value
     return keymap, problems
+
+
+def clashes(keymap: dict[str, str], scopes: list[list[Binding]], path: Path) -> tuple[dict[str, str], list[str]]:
+    """``keymap`` less the entries that give a key two actions within one scope (the bindings
+    live at once: a screen's, its widgets' and the app's), with a line for each."""
+    refused: dict[str, str] = {}
+    for scope in scopes:
+        owner: dict[str, str] = {}  # key -> binding id, after the keymap
+        for binding in scope:
+            if not binding.id:
+                continue
+            for key in keymap.get(binding.id, binding.key).split(","):
+                other = owner.setdefault(key.strip(), binding.id)
+                if other != binding.id:
+                    mine = binding.id if binding.id in keymap else other
+                    refused[mine] = f"keymap {path}: {mine} = {keymap[mine]!r} gives {key.strip()!r} two actions " \
+                                    f"({other} and {binding.id}); its default stays"
+    return {k: v for k, v in keymap.items() if k not in refused}, list(refused.values())
 
 
 def _flat(table: dict, prefix: str = "") -> dict:
@@ -53,10 +104,12 @@ def load_keymap(app) -> None:
     from .runs_screen import RunsScreen
     from .widgets.sample_view import SampleView
 
-    known = {b.id for b in (*app.BINDINGS, *DashboardScreen.BINDINGS, *RunsScreen.BINDINGS, *SampleView.BINDINGS)
-             if b.id}
-    keymap, problems = read_keymap(keymap_path(), known)
+    scopes = [[*DashboardScreen.BINDINGS, *SampleView.BINDINGS, *app.BINDINGS], [*RunsScreen.BINDINGS, *app.BINDINGS]]
+    known = {b.id for scope in scopes for b in scope if b.id}
+    path = keymap_path()
+    keymap, problems = read_keymap(path, known)
+    keymap, clashing = clashes(keymap, scopes, path)
     if keymap:
         app.set_keymap(keymap)
-    for problem in problems:
+    for problem in problems + clashing:
         app.notify(problem, severity="warning", title="Keymap", timeout=10)
