@@ -105,3 +105,19 @@ def test_a_held_step_reaches_the_app_without_a_later_event():
     batches(held)  # within the interval: held, until the timer fires
     assert arrived.wait(timeout=10), "the held step was never posted"
     assert posted == [[first], [held]]
+
+
+async def test_a_key_that_cannot_act_now_says_why(app_config, tmp_path):
+    app = create_app(app_config)
+    async with app.run_test(size=SIZE) as pilot:
+        board = app.dashboard
+        await press(pilot, "ctrl+s", "f8")
+        board.show(ListedRun(board, tmp_path / "listed"))
+        await wait_for(pilot, lambda: board.state == "running")
+        await press(pilot, "f2", "f10", "f5")
+        await pilot.pause()
+        said = [(note.title, note.message) for note in app._notifications]
+    assert said == [("Save ckpt", "no model yet: start a run first"), ("Sample", "no model yet: start a run first"),
+                    ("Runs", "a run is going on: the Runs screen opens once it has stopped (F7)"),
+                    ("Detach", "only a run this app trains itself, while it trains, can be detached"),
+                    ("Start", "a run is going on: F7 stops it first")]

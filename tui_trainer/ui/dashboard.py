@@ -12,7 +12,7 @@ import os
 import time
 from pathlib import Path
 
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -191,6 +191,35 @@ class DashboardScreen(Screen):
             return True
         return True if ok else None
 
+    def on_key(self, event: events.Key) -> None:
+        """A run key pressed when its action is not allowed says why, rather than nothing."""
+        active = self.active_bindings.get(event.key)
+        if active is not None and not active.enabled and active.node is self:
+            event.stop()
+            self.app.notify(self.why_not(active.binding.action), severity="warning", title=active.binding.description)
+
+    def why_not(self, action: str) -> str:
+        """Why ``action`` is not allowed now, and what would allow it."""
+        state, session = self.state, self.session
+        if state in (AppState.STARTING, AppState.STOPPING):
+            return f"the run is {state.value}: wait a moment"
+        if action == "start":
+            return "a run is going on: F7 stops it first" if allowed(state).in_run else \
+                "fix the highlighted fields first"
+        if action == "runs":
+            return "a run is going on: the Runs screen opens once it has stopped (F7)"
+        if action in ("toggle_pause", "stop"):
+            return "no run is training"
+        if session is None or (not session.in_this_process and action in ("save", "sample")
+                               and not allowed(state).in_run):
+            return "no model yet: start a run first" if session is None else \
+                f"{session.run_dir.name} has ended; its process saved what it had"
+        if action == "sample" and not session.in_this_process:
+            return f"the model is in another process: sample its checkpoint with gpt-tui sample {session.run_dir}"
+        if action == "detach":
+            return "only a run this app trains itself, while it trains, can be detached"
+        return "not now"
+
     def _tick(self) -> None:
         if self._dirty:
             self.progress.redraw()
@@ -208,8 +237,6 @@ class DashboardScreen(Screen):
 
     def action_start(self) -> None:
         if self.check_action("start", ()) is not True:
-            if self.form_config is None:
-                self.app.notify("fix the highlighted fields first", severity="error", title="Cannot start")
             return
         if time.monotonic() - self._stop_pressed_at < REPEAT_GUARD:
             return  # keys mashed through a stop must not chain new runs
@@ -232,7 +259,6 @@ class DashboardScreen(Screen):
 
     def action_save(self) -> None:
         if self.check_action("save", ()) is not True:
-            self.app.notify("no model yet: start a run first", severity="warning", title="Save checkpoint")
             return
         self._save_requested = True
         self.session.control.save_now()
@@ -250,20 +276,18 @@ class DashboardScreen(Screen):
 
     def _sample(self, request: SampleRequest) -> None:
         if self.check_action("sample", ()) is not True:
-            self.app.notify("no model yet: start a run first", severity="warning", title="Sample")
+            self.app.notify(self.why_not("sample"), severity="warning", title="Sample")
         else:
             self.session.sample(request)
         self.tabs.active = "tab-samples"
 
     def action_runs(self) -> None:
         if self.check_action("runs", ()) is not True:
-            self.app.notify("stop the current run first", severity="warning", title="Runs")
             return
         self.choices.open_runs_screen()
 
     def action_detach(self) -> None:
         if self.check_action("detach", ()) is not True:
-            self.app.notify("no run of this app's own is training", severity="warning", title="Detach")
             return
         self.app.detach(f"gpt-tui: detached: {self.run_dir} trains on in process {os.getpid()}; its output goes to "
                         f"{self.run_dir / 'detached.log'}; come back with: gpt-tui watch {self.run_dir}")
