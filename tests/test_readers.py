@@ -158,3 +158,14 @@ def test_a_resume_rewrites_an_odd_run_json_and_trains_on(tiny_config, tmp_path, 
         assert main(["train", "--resume", str(run), f"--set=max_iters={6 + 2 * i}"]) == 0
         assert read_status(run)["status"] == "finished" and read_status(run)["last_step"] == 6 + 2 * i
     capsys.readouterr()
+
+
+def test_a_finished_run_whose_metrics_were_cut_short_is_followed_to_its_end(tmp_path):
+    from tui_trainer.engine.events import LogMessage, RunFinished
+
+    run = make_run(tmp_path, "cut", json.dumps({"status": "stopped", "last_step": 12, "reason": "quit"}).encode(),
+                   metrics=VALID_METRICS[:VALID_METRICS.index(b'{"event": "end"')])
+    watcher = RunWatcher(run)
+    events = watcher.poll()
+    assert watcher.done and isinstance(events[-1], RunFinished) and events[-1].status == "stopped"
+    assert events[-1].step == 12 and any(isinstance(e, LogMessage) and "ends before" in e.text for e in events)

@@ -87,8 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _fail(message: str) -> int:
+    from .engine.safe_text import visible  # messages quote paths and values: never a terminal code
+
     if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 speaks for all
-        print(f"gpt-tui: error: {message}", file=sys.stderr)
+        print(f"gpt-tui: error: {visible(message)}", file=sys.stderr)
     return EXIT_USAGE
 
 

@@ -323,6 +323,7 @@ def runs(args: argparse.Namespace) -> int:
 
     from .engine.errors import RunDirError
     from .engine.runs import list_runs
+    from .engine.safe_text import visible
     from .runs_table import COLUMNS, run_cells
 
     if not Path(args.out_dir).is_dir():
@@ -331,7 +332,7 @@ def runs(args: argparse.Namespace) -> int:
     found = list_runs(args.out_dir)
     if args.sort == "best":
         found.sort(key=lambda run: run.best_val_loss)
-    rows = [(str(run.path), *run_cells(run)) for run in found]  # the path, to paste into watch or --resume
+    rows = [(visible(str(run.path)), *run_cells(run)) for run in found]  # the path, to paste into watch or --resume
     if not found:
         print(f"no runs in {args.out_dir}/ yet")
     elif sys.stdout.isatty():

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from .engine.events import (ChangeRefused, CheckpointSaved, Detached, EvalResult, Event, HparamsChanged, LogMessage, RolledBack,
                             RunFailed, RunFinished, RunStarted, SampleText, SpikeDetected, StateChanged, StepMetrics)
+from .engine.safe_text import visible
 from .formats import fmt_duration, fmt_loss, fmt_mfu, fmt_norm, fmt_value
 
 
@@ -13,8 +14,14 @@ def grad_text(event: StepMetrics) -> str:
 
 
 def event_line(event: Event) -> str | None:
-    """The event as one line of text (data, never markup), or None for an event with nothing
-    to say (a best.ckpt save, a state other than compiling)."""
+    """The event as one line of text (data, never markup, its control characters shown as
+    ‹1b›: paths, prompts and messages come from users and files), or None for an event with
+    nothing to say (a best.ckpt save, a state other than compiling)."""
+    line = _line(event)
+    return None if line is None else visible(line)
+
+
+def _line(event: Event) -> str | None:
     if isinstance(event, StepMetrics):
         grad = f" {grad_text(event)}" if event.grad_norm is not None else ""
         return (f"step {event.step} loss {event.loss:.4f} lr {event.lr:.2e}{grad} {event.tokens_per_sec:,.0f} tok/s "

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from .engine.runs import RunSummary
+from .engine.safe_text import visible
 from .formats import fmt_count, fmt_date, fmt_loss
 
 COLUMNS = ("run", "started", "status", "steps", "best val", "params", "device", "parent")
@@ -10,5 +11,6 @@ COLUMNS = ("run", "started", "status", "steps", "best val", "params", "device", 
 def run_cells(run: RunSummary) -> tuple[str, ...]:
     """The cells after the "run" column, which each front end fills (a name, or a path to paste)."""
     steps = f"{run.last_step:,}" + (f"/{run.max_iters:,}" if run.max_iters else "")
-    return (fmt_date(run.started), run.status, steps, fmt_loss(run.best_val_loss),
-            fmt_count(run.num_params) if run.num_params else "-", str(run.device), run.parent or "-")
+    return tuple(map(visible, (fmt_date(run.started), run.status, steps, fmt_loss(run.best_val_loss),
+                               fmt_count(run.num_params) if run.num_params else "-", str(run.device),
+                               run.parent or "-")))

@@ -22,6 +22,7 @@ else:  # Python 3.10 (Ubuntu 22.04): the same parser, from PyPI
 
 from .atomic import write_text_atomic
 from .errors import ConfigError
+from .safe_text import visible
 
 GROUPS = ("Model", "Training", "Evaluation", "Data", "System")
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
@@ -166,6 +167,8 @@ def value_problem(name: str, value: Any) -> str | None:
         return f"{name} = {quoted(value)}: must be in [{lo:g}, {hi:g})" if meta["max_exclusive"] else f"{name} = {quoted(value)}: must be <= {hi:g}"
     if meta["choices"] and value not in meta["choices"]:
         return f"{name} = {quoted(value)}: must be one of {', '.join(meta['choices'])}"
+    if tp is str and visible(value) != value:  # a prompt or a path that would drive the terminal when shown
+        return f"{name} = {quoted(value)}: holds control characters ({visible(value)[:40]}); remove them"
     if name == "device" and not DEVICE_PATTERN.match(value):
         return f"device = {quoted(value)}: must be auto, cpu, cuda, cuda:N or mps"
     if name == "run_name" and (not value or "/" in value or value in (".", "..")):

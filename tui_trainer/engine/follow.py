@@ -175,5 +175,20 @@ class RunWatcher:
         elif current in ("running", "paused") and current != self.state and not self.follower.ended:
             events.append(StateChanged(current, self.follower.step))
             self.state = current
+        elif current in ("finished", "stopped", "failed") and not self.follower.ended:
+            events += self.follower.poll()  # the end line is written before run.json says so
+            if not self.follower.ended:
+                events += self._ended_by_status(status, current)
         self.done = any(isinstance(e, (RunFinished, RunFailed)) for e in events)
         return events
+
+    def _ended_by_status(self, status: dict[str, Any], current: str) -> list[Event]:
+        """run.json says the run ended, but metrics.jsonl has no end line (cut short, or edited):
+        its end as run.json tells it."""
+        step = status.get("last_step", self.follower.step)
+        note = LogMessage("warning", f"{self.follower.path} ends before the run's end line; run.json says {current} "
+                                     f"at step {step}")
+        if current == "failed":
+            return [note, RunFailed(step, "recorded", status.get("error", "the run failed"), str(self.run_dir))]
+        return [note, RunFinished(step, current, status.get("reason", ""),
+                                  status.get("best_val_loss", self.follower.best_val_loss), str(self.run_dir))]

@@ -18,6 +18,7 @@ from textual.app import App, SystemCommand
 from ..engine.config import TrainConfig
 from ..engine.events import Event, LogMessage
 from ..engine.notify import notification
+from ..engine.safe_text import visible
 from ..signals import SIGNAL_EXIT_CODES, SignalHandlers
 from .dashboard import DashboardScreen
 from .detach import start_detach
@@ -82,8 +83,9 @@ class GptTuiApp(App[int]):
 
     def notify(self, message: str, *, title: str = "", severity="information", timeout: float | None = None,
                markup: bool = False) -> None:
-        """Notifications carry paths, run names and engine messages: plain text, never markup."""
-        super().notify(message, title=title, severity=severity, timeout=timeout, markup=False)
+        """Notifications carry paths, run names and engine messages: plain text, never markup,
+        and never a terminal code."""
+        super().notify(visible(message), title=visible(title), severity=severity, timeout=timeout, markup=False)
 
     def get_system_commands(self, screen):
         """Textual's own commands, then each binding allowed now on ``screen``, in the words of its tooltip."""

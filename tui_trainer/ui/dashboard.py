@@ -26,6 +26,7 @@ from ..engine.errors import GptTuiError
 from ..engine.events import (CheckpointSaved, Event, HparamsChanged, LogMessage, RolledBack, RunFailed, RunFinished,
                              RunStarted, SpikeDetected, StateChanged)
 from ..engine.notify import notable
+from ..engine.safe_text import visible
 from ..event_text import event_line
 from .messages import EngineEvents, FollowedEvents, TokenizeProgress
 from .run_choices import RunChoices
@@ -102,6 +103,9 @@ class DashboardScreen(Screen):
         # Every engine event goes to each of these, in order.
         self.panels = (self.plot, self.progress, self.log_panel, self.health_panel, self.samples, self.form,
                        self.device_panel)
+
+    def validate_sub_title(self, text: str | None) -> str | None:
+        return None if text is None else visible(text)  # run names and paths: never a terminal code in the header
 
     @property
     def run_dir(self) -> Path | None:

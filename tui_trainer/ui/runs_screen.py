@@ -11,6 +11,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from ..engine.runs import RunSummary, list_runs
+from ..engine.safe_text import visible
 from ..runs_table import COLUMNS, run_cells
 
 MARK = "●"
@@ -42,7 +43,7 @@ class RunsScreen(Screen[tuple[str, list[Path]] | None]):
         self.table = DataTable(cursor_type="row", zebra_stripes=True, id="runs-table")
 
     def compose(self) -> ComposeResult:
-        yield Static(f"Runs in {self.out_dir}/", id="runs-title", markup=False)
+        yield Static(visible(f"Runs in {self.out_dir}/"), id="runs-title", markup=False)
         yield self.table
         yield Static("", id="runs-empty", markup=False)
         yield Footer()
@@ -54,9 +55,9 @@ class RunsScreen(Screen[tuple[str, list[Path]] | None]):
             table.add_column(label, key=label)
         for run in self.runs:
             # DataTable parses str cells as markup: run names, statuses and devices come from files
-            table.add_row("", *map(Text, (run.name, *run_cells(run))), key=str(run.path))
+            table.add_row("", *map(Text, (visible(run.name), *run_cells(run))), key=str(run.path))
         empty = self.query_one("#runs-empty", Static)
-        empty.update(f"No runs in {self.out_dir}/ yet: press escape, then F5 to start one.")
+        empty.update(visible(f"No runs in {self.out_dir}/ yet: press escape, then F5 to start one."))
         empty.display = not self.runs
         table.focus()
 

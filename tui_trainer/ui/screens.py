@@ -7,6 +7,8 @@ from textual.containers import Grid
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label
 
+from ..engine.safe_text import visible
+
 
 class ChoiceScreen(ModalScreen[str]):
     """Dismissed with the id of the answer chosen (its button, or its key), or "cancel" on escape.
@@ -20,7 +22,7 @@ class ChoiceScreen(ModalScreen[str]):
 
     def compose(self) -> ComposeResult:
         with Grid(classes="choice-dialog"):
-            yield Label(self.question, classes="choice-question", markup=False)
+            yield Label(visible(self.question), classes="choice-question", markup=False)
             for answer, key, label in self.answers:
                 yield Button(f"{label} ({key})", id=answer, variant="primary" if answer == self.answers[0][0]
                              else "default")

@@ -4,6 +4,7 @@ from __future__ import annotations
 from textual.widgets import Static
 
 from ...engine.events import Event, RunStarted
+from ...engine.safe_text import visible
 
 
 class DevicePanel(Static):
@@ -33,7 +34,7 @@ class DevicePanel(Static):
         lines = [f"recorded by the run: {where}"]
         if status.get("num_params"):
             lines.append(f"{status['num_params']:,} parameters")
-        self.update("\n".join(lines), layout=False)
+        self.update(visible("\n".join(lines)), layout=False)  # run.json's host and device are data
 
     def poll(self) -> None:
         if self.recorded is not None:

@@ -24,6 +24,7 @@ from ..messages import CorpusInfo
 from ..screens import ChoiceScreen
 from ..tokenize_progress import tokenize_progress
 from .corpus_figures import corpus_key, read_figures
+from .text_input import TextInput
 
 CORPUS_PAUSE = 0.8  # seconds of no typing before the corpus figures are read
 
@@ -73,7 +74,7 @@ class HyperparamForm(VerticalScroll):
                     yield Static("", classes="field-error", id=f"error-{name}", markup=False)
         yield Static("", id="derived", markup=False)  # may name the corpus path
         with Horizontal(id="preset-save"):
-            yield Input(placeholder="preset name", id="preset-name")
+            yield TextInput(placeholder="preset name", id="preset-name")
             yield Button("Save preset", id="save-preset")
 
     @staticmethod
@@ -93,7 +94,7 @@ class HyperparamForm(VerticalScroll):
         elif field_type(name) is bool:
             widget = Switch(value=value, id=f"f-{name}")
         else:
-            widget = Input(value=self._text(value), id=f"f-{name}", placeholder=meta["help"][:40])
+            widget = TextInput(value=self._text(value), id=f"f-{name}", placeholder=meta["help"][:40])
         widget.tooltip = tooltip
         return widget
 

@@ -8,6 +8,7 @@ from rich.text import Text
 from textual.widgets import RichLog
 
 from ...engine.events import Event, LogMessage, RolledBack, RunFailed, SampleText, SpikeDetected, StepMetrics
+from ...engine.safe_text import visible
 from ...event_text import event_line
 
 STYLES = {"info": "", "warning": "yellow", "error": "bold red"}
@@ -30,6 +31,7 @@ class LogPanel(RichLog):
                  else "warning" if isinstance(event, (SpikeDetected, RolledBack)) else "info")
 
     def add(self, text: str, level: str = "info") -> None:
+        text = visible(text)  # paths and messages come from users and files: never terminal codes
         self.messages.append((level, text))
         line = Text(time.strftime("%H:%M:%S "), style="dim")
         line.append(text, style=STYLES.get(level, ""))

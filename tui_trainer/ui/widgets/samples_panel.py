@@ -14,6 +14,7 @@ from ...engine.control import SampleRequest
 from ...engine.events import Event, SampleText
 from ...engine.sampling import sample_problems
 from .sample_view import SampleView
+from .text_input import TextInput
 
 
 class SamplesPanel(Vertical):
@@ -29,10 +30,10 @@ class SamplesPanel(Vertical):
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="sample-controls"):
-            yield Input(placeholder="prompt", id="sample-prompt")
-            yield Input("1.0", placeholder="temperature", id="sample-temperature")
-            yield Input("", placeholder="top_k", id="sample-top-k")
-            yield Input("", placeholder="top_p", id="sample-top-p")
+            yield TextInput(placeholder="prompt", id="sample-prompt")
+            yield TextInput("1.0", placeholder="temperature", id="sample-temperature")
+            yield TextInput("", placeholder="top_k", id="sample-top-k")
+            yield TextInput("", placeholder="top_p", id="sample-top-p")
             yield Button("Sample", id="sample-button")
             yield Button("Compare", id="compare-button")
         yield Static("", id="sample-problem", markup=False)
