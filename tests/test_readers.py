@@ -169,3 +169,33 @@ def test_a_finished_run_whose_metrics_were_cut_short_is_followed_to_its_end(tmp_
     events = watcher.poll()
     assert watcher.done and isinstance(events[-1], RunFinished) and events[-1].status == "stopped"
     assert events[-1].step == 12 and any(isinstance(e, LogMessage) and "ends before" in e.text for e in events)
+
+
+def test_a_resume_after_a_torn_last_line_starts_on_a_line_of_its_own(tiny_config, tmp_path):
+    from tui_trainer.engine.run_plan import RunPlan
+    from tui_trainer.engine.trainer import Trainer
+
+    from .conftest import make_config
+
+    run = tmp_path / "run"
+    Trainer(make_config(tiny_config, max_iters=4, eval_interval=4), run_dir=run).run()
+    with open(run / "metrics.jsonl", "ab") as handle:
+        handle.write(b'{"event": "step", "st')  # a crash mid-line
+    Trainer(RunPlan.resume(run, {"max_iters": 6})).run()
+    lines = (run / "metrics.jsonl").read_bytes().splitlines()
+    assert lines.count(b'{"event": "step", "st') == 1
+    assert [e.step for e in read_events(run) if type(e).__name__ == "RunFinished"] == [4, 6]
+
+
+def test_a_resume_or_fork_with_nothing_to_train_is_refused_by_name(tiny_config, tmp_path, capsys):
+    from tui_trainer.engine.trainer import Trainer
+
+    from .conftest import make_config
+
+    run = tmp_path / "run"
+    Trainer(make_config(tiny_config, max_iters=4, eval_interval=4), run_dir=run).run()
+    for argv in (["--resume", str(run)], ["--fork", str(run), "--set", "max_iters=3"]):
+        assert main(["train", *argv]) == 2
+        err = capsys.readouterr().err
+        assert "max_iters" in err and "the checkpoint is at step 4 already" in err
+    assert json.loads((run / "run.json").read_text())["last_step"] == 4 and not (tmp_path / "runs").exists()

@@ -63,7 +63,7 @@ def test_every_writer_refuses_a_held_run_and_changes_nothing(trained, tiny_confi
     before, before_fresh = folder_state(trained), folder_state(fresh)
     writers = {
         "train --resume": ["train", "--resume", str(trained), "--set", "max_iters=20"],
-        "train --fork --out": ["train", "--fork", str(trained), "--out", str(fresh)],
+        "train --fork --out": ["train", "--fork", str(trained), "--out", str(fresh), "--set", "max_iters=20"],
         "train --out": ["train", "--data", tiny_config.data, "--config", str(trained / "config.toml"),
                         "--out", str(fresh)],
     }
@@ -80,7 +80,7 @@ def test_every_writer_refuses_a_held_run_and_changes_nothing(trained, tiny_confi
     with pytest.raises(RunDirError, match=f"process {holder.pid}"):
         Trainer(RunPlan.resume(trained, {"max_iters": 20}))
     with pytest.raises(RunDirError, match=f"process {holder.pid}"):
-        Trainer(RunPlan.fork(trained, run_dir=fresh))
+        Trainer(RunPlan.fork(trained, {"max_iters": 20}, run_dir=fresh))
     assert folder_state(trained) == before and folder_state(fresh) == before_fresh
 
 
@@ -109,7 +109,9 @@ async def test_the_app_shows_who_holds_the_run_and_keeps_working(trained, tiny_c
     before = folder_state(trained)
     app = create_app(tiny_config)
     async with app.run_test(size=(120, 40)) as pilot:
-        app.dashboard.choices.resume_run(trained)  # the Runs screen's Resume
+        app.dashboard.choices.resume_run(trained)  # the Runs screen's Resume: it ended, so raise max_iters
+        app.dashboard.form.query_one("#f-max_iters").value = "20"
+        await pilot.pause()
         await press(pilot, "f5")
         await wait_for(pilot, lambda: any(f"process {holder.pid}" in text for _, text in app.dashboard.log_panel.messages))
         assert app.dashboard.state == "idle"

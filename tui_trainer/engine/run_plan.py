@@ -14,6 +14,7 @@ from typing import Any
 
 from .checkpoint import Resumption, read_resumption
 from .config import TrainConfig
+from .errors import ConfigError
 from .settings import with_user_settings
 
 
@@ -53,7 +54,13 @@ class RunPlan:
         """The source's checkpoint with the overrides applied, read once (None for a new run)."""
         if self.source is None:
             return None
-        return read_resumption(self.source, self.overrides, "resuming" if self.kind == "resume" else "forking")
+        doing = "resuming" if self.kind == "resume" else "forking"
+        read = read_resumption(self.source, self.overrides, doing)
+        step = int(read.checkpoint["step"])
+        if read.config.max_iters <= step:  # else it would "finish" at once, having trained nothing
+            raise ConfigError([f"max_iters = {read.config.max_iters}: the checkpoint is at step {step} already; "
+                               f"{doing} trains on to a larger max_iters, e.g. --set max_iters={2 * step}"])
+        return read
 
     @cached_property
     def config(self) -> TrainConfig:

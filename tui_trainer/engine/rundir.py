@@ -115,8 +115,15 @@ class RunDir:
         The file opens on the first line and again after :meth:`close`."""
         if self._metrics is None:
             self._metrics = open(self.metrics_path, "a", encoding="utf-8")
+            if self._metrics.tell() and not self._ends_in_newline():  # a crash cut the last line short
+                self._metrics.write("\n")
         self._metrics.write(json.dumps(record, ensure_ascii=False) + "\n")
         self._metrics.flush()
+
+    def _ends_in_newline(self) -> bool:
+        with open(self.metrics_path, "rb") as handle:
+            handle.seek(-1, os.SEEK_END)
+            return handle.read(1) == b"\n"
 
     def append_sample(self, step: int, text: str) -> None:
         with open(self.path / "samples.txt", "a", encoding="utf-8") as handle:
