@@ -146,10 +146,14 @@ async def test_live_learning_rate_change(app_config):
         await press(pilot, "enter")
         await wait_for(pilot, lambda: "learning_rate 0.003 → 0.0005 (set in the app)" in log_text(app))
         assert not app.query_one("#field-learning_rate").has_class("pending")  # applied: in force now
+        app.query_one("#f-max_iters", Input).value = "1"  # below the step reached: said as typed
+        await pilot.pause()
+        await wait_for(pilot, lambda: "the run is at step" in app.dashboard.form.problems.get("max_iters", ""), timeout=5)
         await press(pilot, "f7")
         await wait_for(pilot, lambda: app.dashboard.state == "ended")
         lines = [json.loads(l) for l in (Path(app.dashboard.run_dir) / "metrics.jsonl").read_text().splitlines()]
         assert [l["lr"] for l in lines if l["event"] == "step"][-1] == 0.0005
+        assert "max_iters" not in app.dashboard.form.problems  # the run has ended: 1 is a valid max_iters again
 
 
 async def test_command_palette_offers_the_training_actions(app_config):

@@ -81,7 +81,9 @@ class DashboardScreen(Screen):
         self.state = AppState.IDLE
         self.choices = RunChoices(self, run_dir)
         self.notify_level = config.notify  # which events of the run shown ring and notify (its live "notify")
-        self._save_requested = False  # ctrl+s was pressed and its checkpoint has not been reported yet
+        # The step shown when ctrl+s was pressed, until its checkpoint is reported (None: not asked).
+        # A watched run's events come late: a periodic save read after the press may predate it.
+        self._save_asked_at: int | None = None
         self._stop_pressed_at = -REPEAT_GUARD  # F7 then: an F5 just after it is a mashed key, not a new run
         self._dirty = False
         self._plotted_at = 0.0  # when the plot last redrew (monotonic)
@@ -264,7 +266,7 @@ class DashboardScreen(Screen):
     def action_save(self) -> None:
         if self.check_action("save", ()) is not True:
             return
-        self._save_requested = True
+        self._save_asked_at = self.progress.step
         self.session.control.save_now()
         if self.state != AppState.ENDED:
             self.log_line("checkpoint requested: it is written at the next step boundary")
@@ -377,8 +379,9 @@ class DashboardScreen(Screen):
             return event_line(event), {"title": "Hyperparameters"}
         if isinstance(event, (SpikeDetected, RolledBack)):
             return event_line(event), {"severity": "warning", "title": "Loss spike"}
-        if isinstance(event, CheckpointSaved) and event.kind == "latest" and self._save_requested:
-            self._save_requested = False  # the user's ctrl+s; periodic saves show in the log
+        if (isinstance(event, CheckpointSaved) and event.kind == "latest" and self._save_asked_at is not None
+                and event.step >= self._save_asked_at):
+            self._save_asked_at = None  # the user's ctrl+s; periodic saves show in the log
             return f"{event.path} at step {event.step}", {"title": "Checkpoint saved"}
         if isinstance(event, LogMessage) and event.level == "error":
             return event.text, {"severity": "error", "title": "Error"}

@@ -15,8 +15,8 @@ from textual.widgets import Button, Input, Label, Select, Static, Switch
 from ...engine.config import (FIELDS, GROUPS, TrainConfig, config_from_dict, field_type, find_problems, parse_value,
                               stored)
 from ...engine.errors import ConfigError, GptTuiError
-from ...engine.events import Event, HparamsChanged
-from ...engine.live import LIVE_KEYS
+from ...engine.events import Event, HparamsChanged, RunStarted, StepMetrics
+from ...engine.live import LIVE_KEYS, below_step
 from ...engine.model import count_params, estimate_train_memory
 from ...engine.presets import list_presets, preset_target, save_preset
 from ...formats import fmt_count
@@ -57,6 +57,7 @@ class HyperparamForm(VerticalScroll):
         self._corpus: tuple[int | None, int | None, str | None] = (None, None, None)
         self._loading = False
         self._in_force: dict[str, Any] | None = None  # during a run: the values it trains with
+        self._step = 0  # the step the run shown has reached
 
     def compose(self) -> ComposeResult:
         yield Select(self._preset_options(self._presets), prompt="Load preset…", id="preset", allow_blank=True,
@@ -151,6 +152,8 @@ class HyperparamForm(VerticalScroll):
         values, problems = self.raw_values()
         problems.update({k: v for k, v in find_problems({k: v for k, v in values.items() if k not in problems}).items()
                          if k not in problems})
+        if self._in_force is not None and "max_iters" not in problems and below_step(values, self._step):
+            problems["max_iters"] = below_step(values, self._step)  # said as typed, not only at Enter
         for name in FIELDS:
             if problems.get(name) != self._problems.get(name) or not self._shown:
                 error = self.query_one(f"#error-{name}", Static)
@@ -238,8 +241,10 @@ class HyperparamForm(VerticalScroll):
         is applied."""
         if running and self._in_force is None:
             self._in_force = self.raw_values()[0]
-        elif not running:
+        elif not running and self._in_force is not None:
             self._in_force = None
+            if "max_iters" in self._problems:
+                self.validate()  # "the run is at step N already" no longer holds once it has ended
         for name in FIELDS:
             widget = self.query_one(f"#f-{name}")
             widget.disabled = running and name not in LIVE_KEYS
@@ -256,6 +261,8 @@ class HyperparamForm(VerticalScroll):
     def add_event(self, event: Event) -> None:
         if isinstance(event, HparamsChanged):
             self.applied(event.changes)
+        elif isinstance(event, (StepMetrics, RunStarted)):
+            self._step = event.step
 
     def applied(self, changes: dict[str, list]) -> None:
         """A live change took effect (from here, another watcher or the command line): the
