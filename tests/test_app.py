@@ -239,6 +239,22 @@ async def test_legend_line_names_what_the_plot_draws(app_config):
         assert all(len(line) <= app.dashboard.plot_legend.content_size.width for line in shown.plain.splitlines())
 
 
+async def test_close_markers_keep_their_lines_and_never_overlap_labels(app_config):
+    from tui_trainer.engine.events import HparamsChanged, StepMetrics
+
+    app = create_app(app_config)
+    async with app.run_test(size=(80, 24)) as pilot:
+        plot = app.dashboard.plot
+        for step in range(1, 400, 10):
+            plot.add_event(StepMetrics(step, 4 - step / 200, 1e-3, 1.0, 1.0, 1.0))
+            if step in (101, 131, 161):  # three columns apart: their labels would run into each other
+                plot.add_event(HparamsChanged(step, {"learning_rate": [1e-3, 5e-4]}, "app"))
+        plot.refresh()
+        await pilot.pause()
+        drawn = "\n".join(line.text for line in plot.render_lines(plot.region.reset_offset))
+        assert drawn.count("learning_rate") == 1 and drawn.count("lea") == 1 and len(plot.markers) == 3
+
+
 async def test_typing_a_data_path_reads_only_the_path_typed_once_typing_pauses(app_config, monkeypatch):
     """Every prefix used to be read: "." and "./" each tokenized the whole working folder."""
     import tui_trainer.engine.data as data

@@ -303,6 +303,8 @@ class DashboardScreen(Screen):
         self.tabs.active = panes[(panes.index(self.tabs.active) + 1) % len(panes)]
         if self.tabs.active == "tab-samples":  # its keys (tokens, pages, compare) work at once
             self.samples.query_one("#sample-view").focus()
+        elif self.tabs.active == "tab-health":  # arrows and page keys scroll its rows
+            self.health_panel.parent.focus()
 
     def action_toggle_log_y(self) -> None:
         log_y = self.plot.toggle_log_y()
@@ -361,6 +363,8 @@ class DashboardScreen(Screen):
         if toast:
             text, how = toast
             self.app.notify(text, **how)
+        if self.session is None:  # a warning posted before any run: the log has it
+            return
         if isinstance(event, RunStarted):
             self.sub_title = self.session.title
             self.choices.started(event)

@@ -19,6 +19,7 @@ from .entry_wrap import GAP, wrap_entries
 EMA_ALPHA = 0.1
 PARENT_COLOR = "gray"  # dimmed: the parent run's curve behind a fork's own
 MAX_MARKERS = 32  # live changes and spikes marked on the plot: the latest ones
+AXIS_COLUMNS = 8  # the y axis and its figures, left of the plot area
 MARKER_KINDS = {"hparams": ("hyperparameters changed", "yellow"), "spike": ("loss spike", "red")}
 COMPARE_COLORS = ("orange", "blue+", "yellow", "green+", "red+", "cyan+")
 # plotext's colour names as Rich spells them, for the legend line
@@ -151,13 +152,23 @@ class LossPlot(PlotextPlot):
         return super().render()
 
     def _draw_markers(self, plt) -> None:
-        """A vertical line at each live change or spike, labelled at the top (the keys changed)."""
+        """A vertical line at each live change or spike, labelled at the top (the keys changed).
+        A label that would run into the one before it is left out; its line stays."""
+        if not self.markers:
+            return
         ys = [y for series in (self.raw, self.eval_val) for y in series.ys]
         top = max(ys) if ys else 1.0
+        xs = [x for series in (self.raw, self.eval_val) for x in series.xs] + [m[0] for m in self.markers]
+        low, span = min(xs), (max(xs) - min(xs)) or 1
+        columns = max(1, self.size.width - AXIS_COLUMNS)
+        free_from = -1.0  # the first column after the last label drawn
         for step, label, kind in self.markers:
             color = MARKER_KINDS[kind][1]
             plt.vline(step, color=color)
-            plt.text(label[:24], step, top, color=color)
+            column = (step - low) / span * columns
+            if column >= free_from:
+                plt.text(label[:24], step, top, color=color)
+                free_from = column + len(label[:24]) + 1
 
     def legend(self) -> list[tuple[str, str, str]]:
         """(mark, name, plotext colour) of each thing drawn."""
