@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import psutil
 import pytest
 from hypothesis import settings
 
@@ -27,6 +28,49 @@ def _token_cache(tmp_path_factory) -> None:
     os.environ["GPT_TUI_PRESETS"] = str(tmp_path_factory.mktemp("presets"))  # never the user's own
     os.environ["GPT_TUI_KEYMAP"] = str(tmp_path_factory.mktemp("keys") / "keymap.toml")
     os.environ["GPT_TUI_SETTINGS"] = str(tmp_path_factory.mktemp("settings") / "settings.toml")
+
+
+def processes_under(path: Path) -> list[psutil.Process]:
+    """The live processes whose command line names ``path`` or a path below it: the runs, apps
+    and terminals a test started there (every test's files live under its own tmp_path)."""
+    found = []
+    for process in psutil.process_iter(["cmdline", "status"]):
+        try:
+            if process.pid != os.getpid() and process.info["status"] != psutil.STATUS_ZOMBIE and any(
+                    str(path) in arg for arg in process.info["cmdline"] or []):
+                found.append(process)
+        except psutil.Error:
+            continue
+    return found
+
+
+def end_processes_under(path: Path, grace: float = 5.0) -> list[str]:
+    """End what a test left running under ``path`` (SIGTERM, then SIGKILL); the command lines
+    of those that had to be ended."""
+    left = processes_under(path)
+    said = []
+    for process in left:
+        try:
+            said.append(" ".join(process.cmdline())[:200])
+            process.terminate()
+        except psutil.Error:
+            continue
+    _, alive = psutil.wait_procs(left, timeout=grace)
+    for process in alive:
+        try:
+            process.kill()
+        except psutil.Error:
+            continue
+    return said
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _nothing_left_running(tmp_path_factory):
+    """The suite fails if a process it started outlives it (each is ended here either way)."""
+    yield
+    left = end_processes_under(tmp_path_factory.getbasetemp(), grace=10)
+    if left:
+        pytest.fail("processes the tests started were still running at the end:\n  " + "\n  ".join(left))
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,10 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+from textual.widgets import Input
+
 from tui_trainer.engine.events import RunFinished, RunStarted, StateChanged, StepMetrics
+from tui_trainer.engine.follow import read_events, read_status
 from tui_trainer.ui.app import create_app
 from tui_trainer.ui.event_batches import EventBatches
 from tui_trainer.ui.messages import EngineEvents
@@ -121,3 +124,25 @@ async def test_a_key_that_cannot_act_now_says_why(app_config, tmp_path):
                     ("Runs", "a run is going on: the Runs screen opens once it has stopped (F7)"),
                     ("Detach", "only a run this app trains itself, while it trains, can be detached"),
                     ("Start", "a run is going on: F7 stops it first")]
+
+
+async def test_f5_after_a_watched_run_ended_offers_to_resume_it(app_config, tmp_path):
+    from tui_trainer.engine.trainer import Trainer
+    from tui_trainer.ui.screens import ChoiceScreen
+
+    from .conftest import make_config
+
+    run = Path(app_config.out_dir) / "watched"
+    Trainer(make_config(app_config, max_iters=4, eval_interval=4), run_dir=run).run()
+    app = create_app(app_config, watch=run)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.dashboard.state == "ended")
+        await press(pilot, "f5")
+        assert isinstance(app.screen, ChoiceScreen) and "watched has ended" in app.screen.question
+        await press(pilot, "r")  # it reached its max_iters: the form waits for a larger one
+        assert app.dashboard.choices.chosen == ("resume", run) and app.dashboard.state == "ended"
+        app.dashboard.form.query_one("#f-max_iters", Input).value = "8"
+        await pilot.pause()
+        await press(pilot, "f5")
+        await wait_for(pilot, lambda: app.dashboard.state == "ended" and app.dashboard.progress.step == 8)
+    assert read_status(run)["last_step"] == 8 and [e.step for e in read_events(run) if isinstance(e, RunStarted)] == [0, 4]

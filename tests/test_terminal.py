@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from .conftest import TINY
+from .conftest import TINY, end_processes_under
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 
@@ -35,7 +35,9 @@ class Tmux:
              f"env {env} {shlex.join(command)}{keep_rc}; sleep 30")
 
     def screen(self) -> str:
-        return self("capture-pane", "-p", "-t", self.session)
+        """The screen's text with wrapped lines joined (-J): a line reads as printed, whatever
+        the terminal's width, the temp path's length or the pid's digits."""
+        return self("capture-pane", "-p", "-J", "-t", self.session)
 
     def keys(self, *keys: str) -> None:
         self("send-keys", "-t", self.session, *keys)
@@ -73,6 +75,7 @@ def tmux(tmp_path):
     session = Tmux(tmp_path)
     yield session
     session.kill()
+    end_processes_under(tmp_path)  # a detached app outlives its terminal: never the suite
 
 
 def app_command(corpus: Path, run_dir: Path) -> list[str]:
@@ -223,7 +226,7 @@ def test_f10_detaches_and_a_watcher_comes_back_to_the_run(tmux, corpus, tmp_path
     tmux.start(app_command(corpus, run_dir), 120, 40)
     wait_until(lambda: last_step(run_dir) >= 10)
     tmux.keys("F10")
-    wait_until(lambda: f"come back with: gpt-tui watch {run_dir}" in tmux.screen().replace("\n", ""))
+    wait_until(lambda: f"come back with: gpt-tui watch {run_dir}" in tmux.screen())
     tmux("kill-session", "-t", tmux.session)  # then log off: the hang-up that follows is ignored
     trains_on_detached(run_dir)
     assert '"event": "detached"' in (run_dir / "metrics.jsonl").read_text()  # part of the run's record

@@ -41,10 +41,16 @@ class RunChoices:
         return free_path(self.root / new_run_dir(config).name) if self.root else new_run_dir(config)
 
     # ---- F5 ------------------------------------------------------------------------------------
-    def start(self, config: TrainConfig) -> None:
-        """A run with the form's values: the chosen resume or fork, else a new run."""
+    def start(self, config: TrainConfig, new: bool = False) -> None:
+        """A run with the form's values: the chosen resume or fork, else a new run (``new``:
+        the user said so, after F5 in an ended watcher offered to resume what it watched)."""
         if self.out is not None and self.chosen is None and holds_run(self.out):
             self._ask_about_existing_run(self.out)
+            return
+        session = self.dashboard.session
+        if (not new and self.chosen is None and session is not None and not session.in_this_process
+                and session.result is not None):
+            self._ask_about_watched_run(session.run_dir, config)
             return
         kind, source = self.chosen or ("new", None)
         run_dir = None if kind == "resume" else self._new_dir(config)
@@ -78,6 +84,20 @@ class RunChoices:
         self.chosen, self.out = None, None
         if event.parent:
             self._show_parent(Path(event.parent), event.step)
+
+    def _ask_about_watched_run(self, path: Path, config: TrainConfig) -> None:
+        """F5 after a watched run (or a torchrun job) ended: continue it here, or a new run?"""
+        if isinstance(self.dashboard.app.screen, ChoiceScreen):
+            return
+
+        def chosen(answer: str | None) -> None:
+            if answer == "resume":
+                self.resume_run(path)
+            elif answer == "new":
+                self.start(config, new=True)
+        self.dashboard.app.push_screen(ChoiceScreen(
+            f"{path.name} has ended. Continue it here from its checkpoint (a larger max_iters), or start a new "
+            "run with the form's values?", [("resume", "r", "Resume it"), ("new", "n", "New run")]), chosen)
 
     def _ask_about_existing_run(self, path: Path) -> None:
         """--out named a folder that holds a run: nothing of it changes unless the user says so."""
