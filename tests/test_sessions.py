@@ -146,3 +146,36 @@ async def test_f5_after_a_watched_run_ended_offers_to_resume_it(app_config, tmp_
         await press(pilot, "f5")
         await wait_for(pilot, lambda: app.dashboard.state == "ended" and app.dashboard.progress.step == 8)
     assert read_status(run)["last_step"] == 8 and [e.step for e in read_events(run) if isinstance(e, RunStarted)] == [0, 4]
+
+
+RUN_KEYS = ("f5", "f6", "f7", "ctrl+s", "f8", "f2", "f9", "f10", "ctrl+t")
+
+
+async def test_no_run_key_acts_under_a_dialog(app_config, tmp_path):
+    """Under the quit question (a run of the app's own goes on) and the existing-run question,
+    every dashboard key is dead: the run trains on untouched, the question stays asked."""
+    from tui_trainer.ui.screens import ChoiceScreen, QuitScreen
+
+    app = create_app(app_config)
+    async with app.run_test(size=SIZE) as pilot:
+        board = app.dashboard
+        session = ListedRun(board, tmp_path / "listed")
+        board.show(session)
+        await wait_for(pilot, lambda: board.state == "running")
+        await press(pilot, "ctrl+q")
+        assert isinstance(app.screen, QuitScreen)
+        for key in RUN_KEYS:
+            await press(pilot, key)
+        assert isinstance(app.screen, QuitScreen) and session.control.sent == [] and board.state == "running"
+        await press(pilot, "escape")  # back: nothing was sent, the run goes on
+        assert app.screen is board and session.control.sent == []
+        board.post_message(EngineEvents([RunFinished(5, "stopped", "", 3.5, str(session.run_dir))]))
+        await wait_for(pilot, lambda: board.state == "ended")
+        (tmp_path / "listed").mkdir()
+        (tmp_path / "listed" / "run.json").write_text('{"status": "finished"}')
+        board.choices.out = tmp_path / "listed"  # as --out naming a folder that holds a run
+        await press(pilot, "f5")
+        assert isinstance(app.screen, ChoiceScreen)
+        for key in RUN_KEYS:
+            await press(pilot, key)
+        assert isinstance(app.screen, ChoiceScreen) and board.session is session and "loss axis" not in log_text(app)
