@@ -24,11 +24,22 @@ def positive_seconds(text: str) -> float:
     return seconds
 
 
-def _run_options(parser: argparse.ArgumentParser) -> None:
+def positive_count(text: str) -> int:
+    """A --steps: a whole number of at least 2."""
+    if not text.strip().isdigit() or int(text) < 2:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be a whole number of at least 2, e.g. 100")
+    return int(text)
+
+
+def _config_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="FILE", help="TOML config (default: configs/default.toml)")
     parser.add_argument("--data", metavar="PATH", help="text file, .jsonl file or folder to train on")
     parser.add_argument("--set", metavar="KEY=VALUE", action="append", default=[], dest="overrides",
                         help="override one config key; repeatable, e.g. --set max_iters=2000")
+
+
+def _run_options(parser: argparse.ArgumentParser) -> None:
+    _config_options(parser)
     parser.add_argument("--out", metavar="RUN_DIR", help="the run directory itself (default: runs/<run_name>-<time>)")
 
 
@@ -82,6 +93,16 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument("--timeout", type=positive_seconds, default=10.0, metavar="S",
                       help="seconds to wait for the run to apply them (default: 10)")
 
+    finder = commands.add_parser("lr-find", help="find a learning rate: a range test on a fresh model of the config "
+                                 "(or a run's checkpoint), growing lr from 1e-7 until the loss diverges")
+    _config_options(finder)
+    finder.add_argument("--fork", metavar="CKPT_OR_RUN_DIR", help="test from this run's checkpoint instead, for "
+                        "the learning rate of a continuation (--set may change keys that keep the weights' shapes)")
+    finder.add_argument("--steps", type=positive_count, default=100, metavar="N",
+                        help="learning rates tried, one step each (default: 100)")
+    finder.add_argument("--json", action="store_true",
+                        help="print one JSON object: suggestion, rule, why it stopped, and points [[lr, loss], ...]")
+
     commands.add_parser("info", help="print the device, torch and CUDA versions, GPU and threads")
     return parser
 
@@ -119,6 +140,10 @@ def main(argv: list[str] | None = None) -> int:
             from .commands import set_live
 
             return set_live(args)
+        if args.command == "lr-find":
+            from .commands import lr_find
+
+            return lr_find(args)
         if args.command == "info":
             from .commands import info
 

@@ -99,6 +99,30 @@ def _train_with_torchrun(plan, config: TrainConfig) -> int:
     return signals.exit_code or code
 
 
+def lr_find(args: argparse.Namespace) -> int:
+    """The learning-rate range test (engine/lr_finder.py): a suggestion, and the curve it came from."""
+    from .engine.lr_finder import RULE, find_lr
+    from .engine.run_plan import RunPlan
+
+    if args.fork and args.config:
+        raise ConfigError(["--config cannot be combined with --fork: the checkpoint holds the config; change keys "
+                           "with --set"])
+    plan = RunPlan.fork(args.fork, run_overrides(args)) if args.fork else RunPlan.new(run_config(args))
+    finding = find_lr(plan, steps=args.steps)
+    if args.json:
+        print(json.dumps(finding.to_json()))
+        return 0
+    shown = finding.points[::max(1, len(finding.points) // 12)]
+    print("\n".join(f"  lr {lr:9.3g}  loss {loss:.4f}" for lr, loss in shown))
+    print(f"{len(finding.points)} learning rates tried; {finding.stopped}")
+    if finding.suggestion is None:
+        print("no suggestion: the loss did not fall over enough steps; try more --steps or another config")
+        return 1
+    print(f"suggestion: learning_rate = {finding.suggestion:.3g} ({RULE})\n"
+          f"try it: gpt-tui train --set learning_rate={finding.suggestion:.3g}")
+    return 0
+
+
 def sample(args: argparse.Namespace) -> int:
     """Print samples as they are generated; Ctrl+C ends them with what was generated (exit 130)."""
     from rich.console import Console

@@ -54,18 +54,24 @@ class RunPlan:
         """The source's checkpoint with the overrides applied, read once (None for a new run)."""
         if self.source is None:
             return None
-        doing = "resuming" if self.kind == "resume" else "forking"
-        read = read_resumption(self.source, self.overrides, doing)
-        step = int(read.checkpoint["step"])
-        if read.config.max_iters <= step:  # else it would "finish" at once, having trained nothing
-            raise ConfigError([f"max_iters = {read.config.max_iters}: the checkpoint is at step {step} already; "
-                               f"{doing} trains on to a larger max_iters, e.g. --set max_iters={2 * step}"])
-        return read
+        return read_resumption(self.source, self.overrides, self.doing)
+
+    @property
+    def doing(self) -> str:
+        return "resuming" if self.kind == "resume" else "forking"
 
     @cached_property
     def config(self) -> TrainConfig:
-        """The run's config. A checkpoint never names a command: the user's settings file may."""
-        return self.new_config if self.resumption is None else with_user_settings(self.resumption.config)
+        """The run's config. A checkpoint never names a command: the user's settings file may.
+        A resume or fork must have steps to train, or it would "finish" at once, training nothing."""
+        read = self.resumption
+        if read is None:
+            return self.new_config
+        step = int(read.checkpoint["step"])
+        if read.config.max_iters <= step:
+            raise ConfigError([f"max_iters = {read.config.max_iters}: the checkpoint is at step {step} already; "
+                               f"{self.doing} trains on to a larger max_iters, e.g. --set max_iters={2 * step}"])
+        return with_user_settings(read.config)
 
     @property
     def source_dir(self) -> Path | None:
