@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -71,3 +72,49 @@ def test_lr_find_from_a_runs_checkpoint_leaves_the_run_as_it_was(tiny_config, tm
     assert main(["lr-find", "--fork", str(run), "--steps", "30"]) in (0, 1)
     assert "learning rates tried" in capsys.readouterr().out
     assert {path.name: path.read_bytes() for path in run.iterdir() if path.is_file()} == files
+
+
+async def test_f3_draws_the_range_test_and_apply_puts_its_suggestion_into_the_form(app_config):
+    from textual.widgets import Input
+
+    from tui_trainer.ui.app import create_app
+    from tui_trainer.ui.screens import ChoiceScreen
+
+    from .test_app import SIZE, press, wait_for
+
+    app = create_app(app_config)
+    async with app.run_test(size=SIZE) as pilot:
+        board = app.dashboard
+        before = board.form_config
+        await press(pilot, "f3")
+        await wait_for(pilot, lambda: isinstance(app.screen, ChoiceScreen))
+        points, suggestion = board.plot.lr_curve
+        assert len(points) > 10 and "Suggested learning_rate" in app.screen.question
+        assert board.plot.legend()[1][1].startswith("suggested lr") and board.form_config == before
+        await press(pilot, "a")
+        await pilot.pause()
+        assert float(board.query_one("#f-learning_rate", Input).value) == float(f"{suggestion:.3g}")
+        assert board.form_config.learning_rate == float(f"{suggestion:.3g}") and board.state == "idle"
+        assert board.check_action("start", ()) is True and not board.lr_find.running
+        await press(pilot, "f5")  # a run starts afresh: the plot is the run's again
+        await wait_for(pilot, lambda: board.state == "ended")
+        assert board.plot.lr_curve is None and board.plot.raw.total > 0
+    assert not list(Path(app_config.out_dir).glob("*/lr*"))  # the finder wrote nothing of its own
+
+
+async def test_f3_again_stops_the_range_test(app_config):
+    from tui_trainer.ui.app import create_app
+
+    from .test_app import SIZE, press, wait_for
+
+    # a model large enough that the test is still running a few points in
+    app = create_app(make_config(app_config, d_model=128, num_blocks=4, batch_size=32, context_length=64))
+    async with app.run_test(size=SIZE) as pilot:
+        board = app.dashboard
+        await press(pilot, "f3")
+        await wait_for(pilot, lambda: board.plot.lr_curve[0])  # a few points in
+        assert board.check_action("start", ()) is None and board.check_action("runs", ()) is None  # not meanwhile
+        await press(pilot, "f3")
+        await wait_for(pilot, lambda: not board.lr_find.running)
+        assert any("cancelled at lr" in text for _, text in board.log_panel.messages)
+        assert len(board.plot.lr_curve[0]) < 100 and board.check_action("start", ()) is True

@@ -28,6 +28,7 @@ from ..engine.events import (CheckpointSaved, Event, HparamsChanged, LogMessage,
 from ..engine.notify import notable
 from ..engine.safe_text import visible
 from ..event_text import event_line
+from .lr_find import LrFind, LrPoints
 from .messages import EngineEvents, FollowedEvents, TokenizeProgress
 from .run_choices import RunChoices
 from .sessions.session import RunSession
@@ -65,6 +66,8 @@ class DashboardScreen(Screen):
                 "boundary", priority=True, id="save"),
         Binding("f8", "sample", "Sample", tooltip="Generate a sample: from the current model", id="sample"),
         Binding("f2", "runs", "Runs", tooltip="Runs: resume, watch or compare past and running runs", id="runs"),
+        Binding("f3", "lr_find", "LR find", tooltip="Find a learning rate: a range test on a fresh model of the "
+                "form's values, its curve where the loss plot is; F3 again stops it", id="lr-find"),
         Binding("f9", "toggle_log_y", "Log y", tooltip="Toggle log-scale loss axis: for long runs", id="log-y"),
         Binding("ctrl+t", "next_tab", "Next tab", show=False, tooltip="Next tab: Log, Samples, Health, Device in "
                 "turn, without a mouse", id="next-tab"),
@@ -80,6 +83,7 @@ class DashboardScreen(Screen):
         self.session: RunSession | None = None  # the run shown, once there is one
         self.state = AppState.IDLE
         self.choices = RunChoices(self, run_dir)
+        self.lr_find = LrFind(self)
         self.notify_level = config.notify  # which events of the run shown ring and notify (its live "notify")
         # The step shown when ctrl+s was pressed, until its checkpoint is reported (None: not asked).
         # A watched run's events come late: a periodic save read after the press may predate it.
@@ -137,7 +141,7 @@ class DashboardScreen(Screen):
 
     def on_mount(self) -> None:
         self.set_interval(UI_TICK, self._tick)
-        self._sync_controls()
+        self.refresh_keys()
         self.progress.redraw()  # the idle line, drawn now rather than whenever the first tick has news
 
     def log_line(self, text: str, level: str = "info") -> None:
@@ -172,10 +176,10 @@ class DashboardScreen(Screen):
         self.state = state
         self.progress.set_state(state.value)
         self.form.set_running(allowed(state).in_run)
-        self._sync_controls()
+        self.refresh_keys()
         self._dirty = True
 
-    def _sync_controls(self) -> None:
+    def refresh_keys(self) -> None:
         for button_id, button in self.buttons.items():
             action = "toggle_pause" if button_id == "pause" else button_id
             button.disabled = self.check_action(action, ()) is not True
@@ -186,13 +190,15 @@ class DashboardScreen(Screen):
         """True: allowed now. None: shown dimmed in the footer, so every key stays discoverable."""
         rules = allowed(self.state)
         if action == "start":
-            ok = rules.start and self.form_config is not None
+            ok = rules.start and self.form_config is not None and not self.lr_find.running
+        elif action == "lr_find":  # between runs; pressed again while it runs, it stops it
+            ok = (rules.start and self.form_config is not None) or self.lr_find.running
         elif action in ("toggle_pause", "stop"):
             ok = rules.steer
         elif action in ("save", "sample", "detach"):
             ok = self.allows(action)
         elif action == "runs":
-            ok = rules.runs
+            ok = rules.runs and not self.lr_find.running
         else:
             return True
         return True if ok else None
@@ -209,7 +215,9 @@ class DashboardScreen(Screen):
         state, session = self.state, self.session
         if state in (AppState.STARTING, AppState.STOPPING):
             return f"the run is {state.value}: wait a moment"
-        if action == "start":
+        if self.lr_find.running:
+            return "the learning-rate finder is running: F3 stops it"
+        if action in ("start", "lr_find"):
             return "a run is going on: F7 stops it first" if allowed(state).in_run else \
                 "fix the highlighted fields first"
         if action == "runs":
@@ -247,6 +255,16 @@ class DashboardScreen(Screen):
         if time.monotonic() - self._stop_pressed_at < REPEAT_GUARD:
             return  # keys mashed through a stop must not chain new runs
         self.choices.start(self.form_config)
+
+    def action_lr_find(self) -> None:
+        if self.lr_find.running:
+            self.lr_find.stop()
+        elif self.check_action("lr_find", ()) is True:
+            self.lr_find.start(self.form_config)
+
+    @on(LrPoints)
+    def _lr_points(self, message: LrPoints) -> None:
+        self.lr_find.show(message)
 
     def action_toggle_pause(self) -> None:
         if not allowed(self.state).steer:
@@ -322,7 +340,7 @@ class DashboardScreen(Screen):
         was_valid = self.form_config is not None
         self.form_config = event.config
         if allowed(self.state).start and was_valid != (event.config is not None):
-            self._sync_controls()
+            self.refresh_keys()
 
     @on(HyperparamForm.LiveChangeSubmitted)
     def _live_change(self, event: HyperparamForm.LiveChangeSubmitted) -> None:
@@ -397,6 +415,8 @@ class DashboardScreen(Screen):
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """Errors from any worker land here: shown in the log and as a toast; the app stays up."""
+        if event.worker.group == "lr-find" and event.state in (WorkerState.ERROR, WorkerState.CANCELLED):
+            self.lr_find.ended()
         if event.state != WorkerState.ERROR or isinstance(event.worker.error, CorpusReadCancelled):
             return
         error = event.worker.error

@@ -19,6 +19,7 @@ from .entry_wrap import GAP, wrap_entries
 EMA_ALPHA = 0.1
 PARENT_COLOR = "gray"  # dimmed: the parent run's curve behind a fork's own
 MAX_MARKERS = 32  # live changes and spikes marked on the plot: the latest ones
+LR_CURVE, LR_SUGGESTION = ("smoothed loss", "cyan"), ("suggested lr", "green")  # (legend name, colour)
 AXIS_COLUMNS = 8  # the y axis and its figures, left of the plot area
 MARKER_KINDS = {"hparams": ("hyperparameters changed", "yellow"), "spike": ("loss spike", "red")}
 COMPARE_COLORS = ("orange", "blue+", "yellow", "green+", "red+", "cyan+")
@@ -50,6 +51,9 @@ class LossPlot(PlotextPlot):
         self.compare: list[tuple[str, Series]] = []
         self.markers: list[tuple[int, str, str]] = []  # (step, label, kind): live changes and spikes
         self.fork_parent: tuple[str, Series] | None = None  # a fork's parent run: its train loss up to the fork
+        # The learning-rate finder's curve, drawn instead of the run's until the next run starts:
+        # ((lr, smoothed loss) points, the suggested lr or None).
+        self.lr_curve: tuple[list[tuple[float, float]], float | None] | None = None
 
     def set_compare(self, curves: list[tuple[str, list[int], list[float]]]) -> None:
         """Overlay other runs' val curves, given as (label, steps, losses); [] removes them."""
@@ -69,9 +73,14 @@ class LossPlot(PlotextPlot):
         self.fork_parent = (name, series) if len(series) else None
         self.refresh()
 
+    def set_lr_curve(self, points: list[tuple[float, float]], suggestion: float | None) -> None:
+        self.lr_curve = (points, suggestion)
+        self.refresh()
+
     def reset(self) -> None:
         for series in (self.raw, self.ema, self.eval_train, self.eval_val):
             series.clear()
+        self.lr_curve = None
         self.best = None
         self._ema_value = None
         self.markers = []
@@ -122,6 +131,9 @@ class LossPlot(PlotextPlot):
         plt = self.plt
         plt.clear_data()
         plt.clear_figure()
+        if self.lr_curve is not None:
+            self._draw_lr_curve(plt, *self.lr_curve)
+            return super().render()
         plt.title("loss" + (" (log y)" if self.log_y else ""))
         plt.xlabel("step")
         plt.yscale("log" if self.log_y else "linear")
@@ -151,6 +163,22 @@ class LossPlot(PlotextPlot):
             plt.ylim(0, 1)
         return super().render()
 
+    def _draw_lr_curve(self, plt, points: list[tuple[float, float]], suggestion: float | None) -> None:
+        """The range test: smoothed loss against the learning rate, log x, the suggestion marked."""
+        plt.title("loss against learning rate (log x)")
+        plt.xlabel("learning rate")
+        plt.xscale("log")
+        if not points:
+            plt.text("finding a learning rate…", 0.5, 0.5, alignment="center")
+            plt.xlim(0, 1)
+            plt.ylim(0, 1)
+            return
+        xs, ys = zip(*points)
+        plt.plot(list(xs), list(ys), color=LR_CURVE[1], marker="braille")
+        if suggestion is not None:
+            plt.vline(suggestion, color=LR_SUGGESTION[1])
+            plt.text(f"{suggestion:.2g}", suggestion, max(ys), color=LR_SUGGESTION[1])
+
     def _draw_markers(self, plt) -> None:
         """A vertical line at each live change or spike, labelled at the top (the keys changed).
         A label that would run into the one before it is left out; its line stays."""
@@ -172,6 +200,10 @@ class LossPlot(PlotextPlot):
 
     def legend(self) -> list[tuple[str, str, str]]:
         """(mark, name, plotext colour) of each thing drawn."""
+        if self.lr_curve is not None:
+            suggestion = self.lr_curve[1]
+            return [("━", *LR_CURVE)] + ([("│", f"{LR_SUGGESTION[0]} {suggestion:.3g}", LR_SUGGESTION[1])]
+                                          if suggestion is not None else [])
         items = [("•" if marker == "dot" else "━", label, color) for attribute, label, color, marker in SERIES
                  if len(getattr(self, attribute))]
         if self.fork_parent:
