@@ -78,8 +78,8 @@ class LrFind:
             if answer == "apply":
                 board.form.query_one("#f-learning_rate", Input).value = repr(suggestion)
                 board.log_line(f"learning_rate {suggestion:g} is in the form: F5 trains with it")
-        board.app.push_screen(ChoiceScreen(f"Suggested learning_rate: {suggestion:g} ({RULE}). Put it into the form?",
-                                           [("apply", "a", "Apply")]), chosen)
+        board.app.push_screen(ChoiceScreen(f"Suggested learning_rate: {suggestion:g} (the log says why). Put it "
+                                           "into the form?", [("apply", "a", "Apply")]), chosen)
 
     def ended(self) -> None:
         """The test ended (its result shown, or its worker failed or was stopped)."""

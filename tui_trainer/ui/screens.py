@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from textual import events
 from textual.app import ComposeResult
-from textual.containers import Grid
+from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label
 
@@ -21,12 +21,13 @@ class ChoiceScreen(ModalScreen[str]):
         self.answers = answers
 
     def compose(self) -> ComposeResult:
-        with Grid(classes="choice-dialog"):
+        with Vertical(classes="choice-dialog"):
             yield Label(visible(self.question), classes="choice-question", markup=False)
-            for answer, key, label in self.answers:
-                yield Button(f"{label} ({key})", id=answer, variant="primary" if answer == self.answers[0][0]
-                             else "default")
-            yield Button("Cancel (esc)", id="cancel")
+            with Horizontal(classes="choice-buttons"):
+                for answer, key, label in self.answers:
+                    yield Button(f"{label} ({key})", id=answer, variant="primary" if answer == self.answers[0][0]
+                                 else "default")
+                yield Button("Cancel (esc)", id="cancel")
 
     def on_key(self, event: events.Key) -> None:
         keys = {key: answer for answer, key, _ in self.answers} | {"escape": "cancel"}
