@@ -166,12 +166,12 @@ async def test_command_palette_offers_the_training_actions(app_config):
 
 async def test_a_users_keymap_remaps_keys_by_binding_id(app_config, tmp_path, monkeypatch):
     keymap = tmp_path / "keymap.toml"
-    keymap.write_text('start = "f4"\nstrat = "f3"\nsamples.entropy = "x"\n'
+    keymap.write_text('start = "f12"\nstrat = "f3"\nsamples.entropy = "x"\n'
                       'stop = "ctrl+q"\npause = "not a key!!"\nruns.back = "f4"\n')
     monkeypatch.setenv("GPT_TUI_KEYMAP", str(keymap))
     app = create_app(make_config(app_config, max_iters=4))
     async with app.run_test(size=SIZE) as pilot:
-        await press(pilot, "f4")
+        await press(pilot, "f12")
         await wait_for(pilot, lambda: app.dashboard.state == "ended")
         notes = [note.message for note in app._notifications]
         assert any("'strat' is not a binding id" in note and str(keymap) in note for note in notes)
@@ -179,7 +179,7 @@ async def test_a_users_keymap_remaps_keys_by_binding_id(app_config, tmp_path, mo
         # a key with two actions at once, or no key at all, is refused by name; the defaults stay
         assert any("stop = 'ctrl+q' gives 'ctrl+q' two actions" in note for note in notes)
         assert any("pause = 'not a key!!'" in note for note in notes)
-        assert not any("runs.back = " in note for note in notes)  # f4 on the Runs screen: start is not live there
+        assert not any("runs.back = " in note for note in notes)  # f4 on the Runs screen: fit-batch is not live there
         assert "f7" in app.get_key_display(next(b for b in app.dashboard.BINDINGS if b.id == "stop")).lower()
         view = app.query_one("#sample-view")
         view.focus()

@@ -103,6 +103,14 @@ def build_parser() -> argparse.ArgumentParser:
     finder.add_argument("--json", action="store_true",
                         help="print one JSON object: suggestion, rule, why it stopped, and points [[lr, loss], ...]")
 
+    batch = commands.add_parser("fit-batch", help="find the micro-batch to train with: the largest that fits on a "
+                                "GPU, the fastest on a CPU; with --tokens-per-step, grad_accum_steps too")
+    _config_options(batch)
+    batch.add_argument("--tokens-per-step", type=positive_count, default=None, metavar="N",
+                       help="tokens per optimizer step wanted (per process): grad_accum_steps follows from it")
+    batch.add_argument("--json", action="store_true",
+                       help="print one JSON object: batch_size, grad_accum_steps, device, rule, and each size tried")
+
     commands.add_parser("info", help="print the device, torch and CUDA versions, GPU and threads")
     return parser
 
@@ -144,6 +152,10 @@ def main(argv: list[str] | None = None) -> int:
             from .commands import lr_find
 
             return lr_find(args)
+        if args.command == "fit-batch":
+            from .commands import fit_batch
+
+            return fit_batch(args)
         if args.command == "info":
             from .commands import info
 

@@ -18,14 +18,11 @@ from typing import Callable
 
 import torch
 
-from .checkpoint import model_config
 from .config import TrainConfig
-from .data import Batcher, Progress, build_corpus
-from .device import autocast, configure_torch, resolve_device, resolve_dtype
-from .model import GPT
-from .optimizer import Updater
+from .data import Batcher, Progress
+from .device import resolve_device
+from .probe import Probe, build_probe
 from .run_plan import RunPlan
-from .tokenizer import VocabMap, get_tokenizer
 
 LOW, HIGH, STEPS = 1e-7, 10.0, 100
 SMOOTHING = 0.98  # the loss's moving average (bias-corrected), as fastai's
@@ -73,42 +70,23 @@ def find_lr(plan: RunPlan | TrainConfig, steps: int = STEPS, low: float = LOW, h
     read = plan.resumption  # a fork's checkpoint as it is: the test trains no steps of the run
     config, ckpt = (read.config, read.checkpoint) if read else (plan.config, None)
     device = resolve_device(config.device)
-    devices = [device] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):  # the caller's streams are untouched
-        configure_torch(device, config.num_threads, 1)
-        dtype = resolve_dtype(config.dtype, device)
-        tokenizer = get_tokenizer(config.tokenizer)
-        corpus = build_corpus(config.data, tokenizer, config.vocab,
-                              VocabMap.from_state(ckpt["tokenizer"]) if ckpt else None, progress)
-        corpus.check_fits(config.context_length)
-        torch.manual_seed(config.TORCH_SEED)  # the weights a run of this config starts from
-        model = GPT(model_config(config, corpus.vocab.size)).to(device)
-        updater = Updater(model, config, device, dtype)
-        if ckpt:
-            model.load_state_dict(ckpt["model_state_dict"])
-            updater.load_state_dict(ckpt["optimizer_state_dict"])
-        batcher = Batcher(corpus, config.batch_size, config.context_length, device)
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):  # the caller's streams stay
+        probe = build_probe(config, ckpt, progress)
+        batcher = probe.batcher(config.batch_size)
         batches = torch.Generator().manual_seed(config.TORCH_SEED)
-        return _range_test(model, updater, batcher, batches, device, dtype, learning_rates(steps, low, high),
-                           on_point, cancelled)
+        return _range_test(probe, batcher, batches, learning_rates(steps, low, high), on_point, cancelled)
 
 
-def _range_test(model, updater: Updater, batcher: Batcher, batches: torch.Generator, device: torch.device,
-                dtype: torch.dtype, rates: list[float], on_point, cancelled) -> LrFinding:
+def _range_test(probe: Probe, batcher: Batcher, batches: torch.Generator, rates: list[float], on_point,
+                cancelled) -> LrFinding:
     points: list[tuple[float, float]] = []
     average, lowest, stopped = 0.0, math.inf, f"reached lr {rates[-1]:g}"
-    model.train()
     for i, lr in enumerate(rates):
         if cancelled():
             stopped = f"cancelled at lr {lr:.3g}"
             break
-        updater.set_lr(lr)
-        x, y = batcher.get("train", batches)
-        with autocast(device, dtype):
-            _, loss = model(x, y)
-        updater.backward(loss)
-        updater.step(None)
-        value = loss.item()
+        probe.updater.set_lr(lr)
+        value = probe.step(*batcher.get("train", batches)).item()
         if not math.isfinite(value):
             stopped = f"the loss was not finite at lr {lr:.3g}"
             break

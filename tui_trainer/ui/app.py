@@ -11,8 +11,10 @@ import signal
 import threading
 import traceback
 import warnings
+from functools import partial
 from pathlib import Path
 
+from textual.actions import parse as parse_action
 from textual.app import App, SystemCommand
 
 from ..engine.config import TrainConfig
@@ -92,10 +94,12 @@ class GptTuiApp(App[int]):
         yield from super().get_system_commands(screen)
         owner = screen if screen is self.dashboard else self
         for binding in owner.BINDINGS:
-            if owner.check_action(binding.action, ()) is True:
+            _, action, parameters = parse_action(binding.action)  # "find('lr_find')": find, ("lr_find",)
+            if owner.check_action(action, parameters) is True:
                 title, _, help_text = binding.tooltip.partition(": ")
                 key = self.get_key_display(binding)
-                yield SystemCommand(title, f"{help_text} ({key})", getattr(owner, f"action_{binding.action}"))
+                yield SystemCommand(title, f"{help_text} ({key})", partial(getattr(owner, f"action_{action}"),
+                                                                           *parameters))
 
     def _show_warning(self, message, category, filename, lineno, file=None, line=None) -> None:
         # Warnings may come from the training thread: post, never touch widgets directly.

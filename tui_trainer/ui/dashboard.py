@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from textual import events, on
+from textual.actions import parse as parse_action
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -28,6 +29,8 @@ from ..engine.events import (CheckpointSaved, Event, HparamsChanged, LogMessage,
 from ..engine.notify import notable
 from ..engine.safe_text import visible
 from ..event_text import event_line
+from .finder import FinderEnded, FormFinder
+from .fit_batch import BatchFound, FitBatch
 from .lr_find import LrFind, LrPoints
 from .messages import EngineEvents, FollowedEvents, TokenizeProgress
 from .run_choices import RunChoices
@@ -66,8 +69,10 @@ class DashboardScreen(Screen):
                 "boundary", priority=True, id="save"),
         Binding("f8", "sample", "Sample", tooltip="Generate a sample: from the current model", id="sample"),
         Binding("f2", "runs", "Runs", tooltip="Runs: resume, watch or compare past and running runs", id="runs"),
-        Binding("f3", "lr_find", "LR find", tooltip="Find a learning rate: a range test on a fresh model of the "
-                "form's values, its curve where the loss plot is; F3 again stops it", id="lr-find"),
+        Binding("f3", "find('lr_find')", "LR find", tooltip="Find a learning rate: a range test on a fresh model of "
+                "the form's values, its curve where the loss plot is; F3 again stops it", id="lr-find"),
+        Binding("f4", "find('fit_batch')", "Fit batch", tooltip="Find the batch size: the largest that fits on a GPU, "
+                "the fastest on a CPU, keeping the form's tokens per step; F4 again stops it", id="fit-batch"),
         Binding("f9", "toggle_log_y", "Log y", tooltip="Toggle log-scale loss axis: for long runs", id="log-y"),
         Binding("ctrl+t", "next_tab", "Next tab", show=False, tooltip="Next tab: Log, Samples, Health, Device in "
                 "turn, without a mouse", id="next-tab"),
@@ -83,7 +88,8 @@ class DashboardScreen(Screen):
         self.session: RunSession | None = None  # the run shown, once there is one
         self.state = AppState.IDLE
         self.choices = RunChoices(self, run_dir)
-        self.lr_find = LrFind(self)
+        self.lr_find, self.fit_batch = LrFind(self), FitBatch(self)
+        self.finders: dict[str, FormFinder] = {"lr_find": self.lr_find, "fit_batch": self.fit_batch}
         self.notify_level = config.notify  # which events of the run shown ring and notify (its live "notify")
         # The step shown when ctrl+s was pressed, until its checkpoint is reported (None: not asked).
         # A watched run's events come late: a periodic save read after the press may predate it.
@@ -189,16 +195,18 @@ class DashboardScreen(Screen):
     def check_action(self, action: str, parameters: tuple) -> bool | None:
         """True: allowed now. None: shown dimmed in the footer, so every key stays discoverable."""
         rules = allowed(self.state)
+        finding = self.finding
         if action == "start":
-            ok = rules.start and self.form_config is not None and not self.lr_find.running
-        elif action == "lr_find":  # between runs; pressed again while it runs, it stops it
-            ok = (rules.start and self.form_config is not None) or self.lr_find.running
+            ok = rules.start and self.form_config is not None and finding is None
+        elif action == "find":  # between runs, one at a time; pressed again while it runs, it stops it
+            finder = self.finders[parameters[0]]
+            ok = finder is finding or (rules.start and self.form_config is not None and finding is None)
         elif action in ("toggle_pause", "stop"):
             ok = rules.steer
         elif action in ("save", "sample", "detach"):
             ok = self.allows(action)
         elif action == "runs":
-            ok = rules.runs and not self.lr_find.running
+            ok = rules.runs and finding is None
         else:
             return True
         return True if ok else None
@@ -208,16 +216,17 @@ class DashboardScreen(Screen):
         active = self.active_bindings.get(event.key)
         if active is not None and not active.enabled and active.node is self:
             event.stop()
-            self.app.notify(self.why_not(active.binding.action), severity="warning", title=active.binding.description)
+            action = parse_action(active.binding.action)[1]
+            self.app.notify(self.why_not(action), severity="warning", title=active.binding.description)
 
     def why_not(self, action: str) -> str:
         """Why ``action`` is not allowed now, and what would allow it."""
         state, session = self.state, self.session
         if state in (AppState.STARTING, AppState.STOPPING):
             return f"the run is {state.value}: wait a moment"
-        if self.lr_find.running:
-            return "the learning-rate finder is running: F3 stops it"
-        if action in ("start", "lr_find"):
+        if self.finding is not None:
+            return f"the {self.finding.what} is running: its key again stops it"
+        if action in ("start", "find"):
             return "a run is going on: F7 stops it first" if allowed(state).in_run else \
                 "fix the highlighted fields first"
         if action == "runs":
@@ -256,15 +265,29 @@ class DashboardScreen(Screen):
             return  # keys mashed through a stop must not chain new runs
         self.choices.start(self.form_config)
 
-    def action_lr_find(self) -> None:
-        if self.lr_find.running:
-            self.lr_find.stop()
-        elif self.check_action("lr_find", ()) is True:
-            self.lr_find.start(self.form_config)
+    @property
+    def finding(self) -> FormFinder | None:
+        """The finder running now, if one is."""
+        return next((finder for finder in self.finders.values() if finder.running), None)
+
+    def action_find(self, name: str) -> None:
+        finder = self.finders[name]
+        if finder.running:
+            finder.stop()
+        elif self.check_action("find", (name,)) is True:
+            finder.start(self.form_config)
 
     @on(LrPoints)
     def _lr_points(self, message: LrPoints) -> None:
         self.lr_find.show(message)
+
+    @on(BatchFound)
+    def _batch_found(self, message: BatchFound) -> None:
+        self.fit_batch.show(message)
+
+    @on(FinderEnded)
+    def _finder_ended(self, message: FinderEnded) -> None:
+        next(f for f in self.finders.values() if f.group == message.group).finished(message)
 
     def action_toggle_pause(self) -> None:
         if not allowed(self.state).steer:
@@ -415,8 +438,6 @@ class DashboardScreen(Screen):
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """Errors from any worker land here: shown in the log and as a toast; the app stays up."""
-        if event.worker.group == "lr-find" and event.state in (WorkerState.ERROR, WorkerState.CANCELLED):
-            self.lr_find.ended()
         if event.state != WorkerState.ERROR or isinstance(event.worker.error, CorpusReadCancelled):
             return
         error = event.worker.error

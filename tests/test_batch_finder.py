@@ -1,0 +1,106 @@
+"""The micro-batch finder: the largest that fits (searched), the fastest on a CPU (timed)."""
+from __future__ import annotations
+
+import json
+import math
+from types import SimpleNamespace
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+import tui_trainer.engine.batch_finder as batch_finder
+from tui_trainer.cli import main
+from tui_trainer.engine.batch_finder import _largest_on_gpu, accumulation, fit_batch, largest
+from tui_trainer.engine.errors import ConfigError
+from tui_trainer.engine.probe import build_probe
+
+from .conftest import TINY
+
+
+@given(threshold=st.integers(0, 5000), limit=st.integers(1, 4096))
+def test_the_search_finds_the_largest_size_that_fits_in_few_tries(threshold, limit):
+    asked = []
+    found = largest(lambda size: asked.append(size) or size <= threshold, limit)
+    assert found == (None if threshold < 1 else min(threshold, limit))
+    assert len(asked) <= 2 * math.ceil(math.log2(limit + 1)) + 1 and max(asked) <= limit
+
+
+def test_grad_accum_steps_follow_a_target_of_tokens_per_step():
+    assert accumulation(16384, 32, 128, 1) == 4 and accumulation(1000, 32, 128, 1) == 1
+    assert accumulation(None, 32, 128, 3) == 3  # no target: the config's own
+
+
+def test_on_a_cpu_the_fastest_power_of_two_within_the_memory_budget_wins(tiny_config, monkeypatch):
+    found = fit_batch(tiny_config, tokens_per_step=4096)
+    sizes = [trial["batch_size"] for trial in found.tried]
+    assert sizes == [2 ** i for i in range(len(sizes))] and found.device == "cpu"
+    best = max(found.tried, key=lambda trial: trial["tokens_per_sec"])
+    assert found.batch_size == best["batch_size"] and found.grad_accum_steps == math.ceil(4096 / (found.batch_size * 32))
+    one = batch_finder.estimate_activation_memory(256, 32, 2, 32)  # batch 1's activations (byte vocabulary)
+    monkeypatch.setattr(batch_finder, "free_bytes", lambda device: int(one * 4.5 / batch_finder.CPU_SHARE))
+    assert max(trial["batch_size"] for trial in fit_batch(tiny_config).tried) == 4  # 8 would pass the budget
+    monkeypatch.setattr(batch_finder, "free_bytes", lambda device: 0)
+    with pytest.raises(ConfigError, match="not even batch_size 1 fits"):
+        fit_batch(tiny_config)
+
+
+def test_the_gpu_search_takes_out_of_memory_as_an_answer_and_frees_the_step(tiny_config, monkeypatch):
+    probe = build_probe(tiny_config)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda device: SimpleNamespace(total_memory=10**12))
+    for name in ("reset_peak_memory_stats", "synchronize", "empty_cache"):
+        monkeypatch.setattr(torch.cuda, name, lambda *args, **kwargs: None)
+    monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda device=None: 2**20)
+    real = probe.step
+
+    def step(x, y):
+        real(x, y)  # the gradients exist when the allocator gives up: they must not stay
+        probe.updater.backward(probe.model(x, y)[1])
+        if x.shape[0] > 24:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return torch.tensor(0.0)
+    probe.step = step
+    tried = []
+    size, _ = _largest_on_gpu(probe, torch.Generator().manual_seed(0), tried)
+    assert size == 24 and [t["batch_size"] for t in tried] == [1, 2, 4, 8, 16, 32, 24, 28, 26, 25]
+    assert [t["fits"] for t in tried if t["batch_size"] > 24] == [False] * 4
+    assert all(p.grad is None for p in probe.model.parameters())  # dropped after every step, fit or not
+
+    def broken(x, y):
+        raise RuntimeError("a bug, not memory")
+    probe.step = broken
+    with pytest.raises(RuntimeError, match="a bug"):
+        _largest_on_gpu(probe, torch.Generator(), [])
+
+
+def test_fit_batch_prints_one_json_object(corpus, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    sets = [f"--set={key}={value}" for key, value in {**TINY, "device": "cpu"}.items()]
+    assert main(["fit-batch", "--data", str(corpus), *sets, "--tokens-per-step", "2048", "--json"]) == 0
+    found = json.loads(capsys.readouterr().out)
+    assert found["grad_accum_steps"] == math.ceil(2048 / (found["batch_size"] * 32))
+    assert found["batch_size"] in [trial["batch_size"] for trial in found["tried"]] and list(tmp_path.iterdir()) == []
+
+
+async def test_f4_fills_the_form_keeping_its_tokens_per_step(app_config):
+    from textual.widgets import Input
+
+    from tui_trainer.ui.app import create_app
+    from tui_trainer.ui.screens import ChoiceScreen
+
+    from .conftest import make_config
+    from .test_app import SIZE, press, wait_for
+
+    app = create_app(make_config(app_config, batch_size=8, grad_accum_steps=4))  # 8 x 4 x 32 = 1,024 tokens
+    async with app.run_test(size=SIZE) as pilot:
+        board = app.dashboard
+        await press(pilot, "f4")
+        await wait_for(pilot, lambda: isinstance(app.screen, ChoiceScreen))
+        assert "tokens per optimizer step, as the form has now" in app.screen.question
+        await press(pilot, "a")
+        await wait_for(pilot, lambda: not board.fit_batch.running)
+        batch = int(board.query_one("#f-batch_size", Input).value)
+        accum = int(board.query_one("#f-grad_accum_steps", Input).value)
+        assert board.form_config.batch_size == batch and accum == math.ceil(1024 / (batch * 32))
+        assert board.check_action("start", ()) is True and board.state == "idle"

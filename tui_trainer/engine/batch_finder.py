@@ -1,0 +1,145 @@
+"""The micro-batch to train with: the largest that fits on a GPU, the fastest on a CPU
+(`gpt-tui fit-batch`, and F4 in the app).
+
+On a GPU the batch doubles until a step runs out of memory or passes MARGIN of the device's
+memory at its peak, then a binary search finds the largest that stays within it. A step that
+runs out leaves nothing behind: its gradients are dropped and the allocator's cache emptied.
+On a CPU, where memory runs out only by swapping, each doubling is timed and the one with the
+most tokens per second wins, among those whose activations take at most CPU_SHARE of the free
+memory. Steps are eager (no torch.compile) at the config's context length and dtype.
+
+With a target number of tokens per optimizer step, grad_accum_steps is derived from it and
+the batch found. Like the learning-rate finder it writes nothing and leaves the process's
+random streams as they were.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+from .config import TrainConfig
+from .data import Progress
+from .device import resolve_device
+from .errors import ConfigError
+from .failures import is_out_of_memory
+from .memory import free_bytes
+from .model import estimate_activation_memory
+from .probe import Probe, build_probe
+
+MARGIN = 0.9  # of a GPU's memory the step's peak may take
+CPU_SHARE = 0.5  # of the free memory a CPU batch's activations may take
+MAX_BATCH = 4096
+TIMED_STEPS = 3  # timed after one warm-up step, on a CPU
+
+
+@dataclass(frozen=True)
+class BatchFit:
+    batch_size: int
+    grad_accum_steps: int
+    device: str
+    rule: str
+    tried: list[dict] = field(default_factory=list)  # {"batch_size", "fits", "tokens_per_sec", "peak_mib"}
+
+    def to_json(self) -> dict:
+        return {"batch_size": self.batch_size, "grad_accum_steps": self.grad_accum_steps, "device": self.device,
+                "rule": self.rule, "tried": self.tried}
+
+
+def largest(fits: Callable[[int], bool], limit: int) -> int | None:
+    """The largest size up to ``limit`` that ``fits`` (which holds up to some size and no further):
+    doubling from 1, then a binary search between the last that fit and the first that did not."""
+    if not fits(1):
+        return None
+    good, bad = 1, None
+    while bad is None and good < limit:
+        size = min(good * 2, limit)
+        if fits(size):
+            good = size
+        else:
+            bad = size
+    while bad is not None and bad - good > 1:
+        middle = (good + bad) // 2
+        if fits(middle):
+            good = middle
+        else:
+            bad = middle
+    return good
+
+
+def accumulation(tokens_per_step: int | None, batch_size: int, context_length: int, default: int) -> int:
+    """Micro-batches per optimizer step for a target of ``tokens_per_step`` (one rank's)."""
+    if not tokens_per_step:
+        return default
+    return max(1, math.ceil(tokens_per_step / (batch_size * context_length)))
+
+
+def fit_batch(config: TrainConfig, tokens_per_step: int | None = None, progress: Progress | None = None) -> BatchFit:
+    device = resolve_device(config.device)
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        probe = build_probe(config, None, progress)
+        batches = torch.Generator().manual_seed(config.TORCH_SEED)
+        tried: list[dict] = []
+        if device.type == "cuda":
+            size, rule = _largest_on_gpu(probe, batches, tried)
+        else:
+            size, rule = _fastest_on_cpu(probe, batches, tried)
+    if size is None:
+        raise ConfigError([f"not even batch_size 1 fits on {device} at context_length {config.context_length}: "
+                           "lower context_length, d_model or num_blocks"])
+    return BatchFit(size, accumulation(tokens_per_step, size, config.context_length, config.grad_accum_steps),
+                    str(device), rule, tried)
+
+
+def _largest_on_gpu(probe: Probe, batches: torch.Generator, tried: list[dict]) -> tuple[int | None, str]:
+    device = probe.device
+    total = torch.cuda.get_device_properties(device).total_memory
+
+    def fits(size: int) -> bool:
+        torch.cuda.reset_peak_memory_stats(device)
+        peak = None
+        try:
+            probe.step(*probe.batcher(size).get("train", batches))
+            torch.cuda.synchronize(device)
+            peak = torch.cuda.max_memory_allocated(device)
+            ok = peak <= MARGIN * total
+        except Exception as exc:  # noqa: BLE001 - out of memory is the answer; anything else is raised
+            if not is_out_of_memory(exc):
+                raise
+            ok = False
+        finally:
+            probe.updater.zero_grad()
+            torch.cuda.empty_cache()
+        tried.append({"batch_size": size, "fits": ok, "tokens_per_sec": None,
+                      "peak_mib": None if peak is None else round(peak / 2**20, 1)})
+        return ok
+    return largest(fits, MAX_BATCH), f"the largest whose step peaks within {MARGIN:.0%} of {device}'s memory"
+
+
+def _fastest_on_cpu(probe: Probe, batches: torch.Generator, tried: list[dict]) -> tuple[int | None, str]:
+    config = probe.config
+    budget = CPU_SHARE * (free_bytes(probe.device) or 0)
+    best, best_rate, slower = None, 0.0, 0
+    size = 1
+    while size <= MAX_BATCH and slower < 2:
+        need = estimate_activation_memory(probe.corpus.vocab.size, config.d_model, config.num_blocks,
+                                          size * config.context_length)
+        if need > budget:
+            break
+        batcher = probe.batcher(size)
+        probe.step(*batcher.get("train", batches))  # warm-up: the first step of a size allocates
+        started = time.perf_counter()
+        for _ in range(TIMED_STEPS):
+            probe.step(*batcher.get("train", batches))
+        rate = TIMED_STEPS * size * config.context_length / (time.perf_counter() - started)
+        tried.append({"batch_size": size, "fits": True, "tokens_per_sec": round(rate, 1), "peak_mib": None})
+        if rate > best_rate:
+            best, best_rate, slower = size, rate, 0
+        else:
+            slower += 1
+        size *= 2
+    return best, (f"the most tokens/s on {probe.device} among powers of two whose activations take at most "
+                  f"{CPU_SHARE:.0%} of the free memory")
