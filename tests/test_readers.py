@@ -171,6 +171,32 @@ def test_a_finished_run_whose_metrics_were_cut_short_is_followed_to_its_end(tmp_
     assert events[-1].step == 12 and any(isinstance(e, LogMessage) and "ends before" in e.text for e in events)
 
 
+def test_a_stopped_and_resumed_run_is_followed_past_its_old_end(tmp_path):
+    """An end line in the history is not the end: the last record decides."""
+    history = VALID_METRICS + VALID_METRICS.replace(b'"event": "end"', b'"event": "log"').split(b"\n", 1)[0] + b"\n"
+    run = make_run(tmp_path, "again", json.dumps({"status": "running", "pid": 1, "host": "elsewhere"}).encode(),
+                   metrics=history)
+    watcher = RunWatcher(run)
+    watcher.poll()
+    watcher.poll()
+    assert not watcher.done
+
+
+def test_a_job_launched_onto_an_ended_run_is_followed_from_its_own_start(tmp_path):
+    run = make_run(tmp_path, "job", json.dumps({"status": "finished", "last_step": 20}).encode())
+    watcher = RunWatcher(run, from_now=True)  # the old history and run.json's old end are not the job's
+    assert watcher.poll() == [] and watcher.poll() == [] and not watcher.done
+    start, rest = VALID_METRICS.split(b"\n", 1)
+    with open(run / "metrics.jsonl", "ab") as handle:
+        handle.write(start + b"\n")  # the job's start line, a moment before it rewrites run.json
+    assert [type(e).__name__ for e in watcher.poll()] == ["RunStarted"] and not watcher.done
+    (run / "run.json").write_text(json.dumps({"status": "running", "host": "elsewhere"}))
+    with open(run / "metrics.jsonl", "ab") as handle:
+        handle.write(rest)
+    watcher.poll()
+    assert watcher.done and watcher.follower.ended
+
+
 def test_a_resume_after_a_torn_last_line_starts_on_a_line_of_its_own(tiny_config, tmp_path):
     from tui_trainer.engine.run_plan import RunPlan
     from tui_trainer.engine.trainer import Trainer

@@ -78,6 +78,9 @@ def run_plan(args: argparse.Namespace):
     if (args.resume or args.fork) and args.config:
         raise ConfigError([f"--config cannot be combined with --{'resume' if args.resume else 'fork'}: the "
                            "checkpoint holds the config; change keys with --set"])
+    if args.resume and args.out:
+        raise ConfigError([f"--out cannot be combined with --resume: a resume continues in its own folder; "
+                           f"for a new one from it, use --fork {args.resume} --out {args.out}"])
     if args.resume:
         return RunPlan.resume(args.resume, run_overrides(args))
     if args.fork:

@@ -1,5 +1,5 @@
 """The micro-batch to train with: the largest that fits on a GPU, the fastest on a CPU
-(`gpt-tui fit-batch`, and F4 in the app).
+(`gpt-tui fit-batch`, and its action in the app).
 
 On a GPU the batch doubles until a step runs out of memory or passes MARGIN of the device's
 memory at its peak, then a binary search finds the largest that stays within it. A step that

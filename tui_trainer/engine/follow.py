@@ -28,6 +28,10 @@ class MetricsFollower:
         self._offset = 0
         self._partial = b""
 
+    def skip_to_end(self) -> None:
+        """Read only what is written from now on."""
+        self._offset = self.path.stat().st_size
+
     def poll(self) -> list[Event]:
         try:
             with open(self.path, "rb") as handle:
@@ -150,25 +154,36 @@ class RunWatcher:
     the last one, plus a StateChanged when run.json says it paused or resumed, and a RunFailed
     ("interrupted") when its process is gone without an end line. ``done`` once it ended."""
 
-    def __init__(self, run_dir: str | Path):
+    def __init__(self, run_dir: str | Path, from_now: bool = False):
+        """``from_now``: follow only what is written from now on (a job this app just launched
+        onto a run's folder): its history, and run.json's word on it, are of an earlier run."""
         self.run_dir = Path(run_dir)
         self.follower = MetricsFollower(run_dir)
+        if from_now and self.follower.path.is_file():
+            self.follower.skip_to_end()
+        self.started = not from_now  # run.json speaks of the run followed (from_now: once it has started)
+        self.confirm = from_now  # an end that only run.json tells may be the last run's for a moment
         self.state: str | None = None
         self.done = False
         self._said_other_host = False
+        self._told = False  # the last poll found an end that only run.json tells
 
     def poll(self) -> list[Event]:
         events = self.follower.poll()
+        self.started = self.started or any(isinstance(e, RunStarted) for e in events)
+        if not self.started:
+            return events
         status = read_status(self.run_dir)
         if on_other_host(status) and not self._said_other_host and status.get("status") in ("running", "paused"):
             self._said_other_host = True
             events.append(LogMessage("warning", f"this run trains on {status.get('host')}: from here gpt-tui cannot "
                                                 "tell whether its process still lives; the dashboard follows its files"))
         current = effective_status(status)
+        told = []  # an end that run.json tells and metrics.jsonl does not
         if current == "interrupted" and not self.follower.ended:
             events += self.follower.poll()  # its last lines may have landed as the process left
             if not self.follower.ended:
-                events.append(RunFailed(self.follower.step, "interrupted", (
+                told.append(RunFailed(self.follower.step, "interrupted", (
                     f"the process training this run (pid {status.get('pid')}) is gone; its last checkpoint and "
                     f"metrics are in {self.run_dir}: resume it with gpt-tui train --resume {self.run_dir}"),
                     str(self.run_dir)))
@@ -178,9 +193,13 @@ class RunWatcher:
         elif current in ("finished", "stopped", "failed") and not self.follower.ended:
             events += self.follower.poll()  # the end line is written before run.json says so
             if not self.follower.ended:
-                events += self._ended_by_status(status, current)
-        self.done = any(isinstance(e, (RunFinished, RunFailed)) for e in events)
-        return events
+                told += self._ended_by_status(status, current)
+        if self.confirm:  # run.json is rewritten just after a start line: two polls must agree
+            told, self._told = (told if self._told else []), bool(told)
+        # Ended when its last record is an end, not at an old end in the history (a run stopped
+        # and resumed has one), or when run.json tells an end its metrics lack.
+        self.done = self.follower.ended or bool(told)
+        return events + told
 
     def _ended_by_status(self, status: dict[str, Any], current: str) -> list[Event]:
         """run.json says the run ended, but metrics.jsonl has no end line (cut short, or edited):

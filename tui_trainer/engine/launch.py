@@ -45,6 +45,10 @@ def fork_args(source: str | Path, overrides: dict[str, Any], run_dir: Path) -> l
     rank writes the same one), which must not hold a run yet."""
     RunLock.refuse_if_held(run_dir)
     refuse_existing_run(run_dir)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)  # torchrun's log goes there before rank 0 starts
+    except OSError as exc:
+        raise unwritable(run_dir, exc) from None
     return ["--fork", str(source), "--out", str(run_dir), *_set_args(overrides)]
 
 

@@ -2,8 +2,9 @@
 folder, or a fork of a run into a new one. The CLI and the app each build one :class:`RunPlan`;
 torchrun's arguments and the :class:`~.trainer.Trainer` both take it as it is.
 
-"Overrides" mean one thing everywhere: config keys whose values differ from the source run's
-(``--set`` on the CLI, the form's edits in the app). Keys that shape the weights cannot differ.
+"Overrides" mean one thing everywhere: config keys set on the source run's config (``--set``
+on the CLI; in the app, every key of the form, as it shows). Keys that shape the weights
+cannot differ from the checkpoint's.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from .checkpoint import Resumption, read_resumption
+from .checkpoint import Resumption, config_of, read_resumption
 from .config import TrainConfig
 from .errors import ConfigError
 from .settings import with_user_settings
@@ -41,13 +42,11 @@ class RunPlan:
 
     @classmethod
     def edited(cls, config: TrainConfig, source: Path, kind: str, run_dir: str | Path | None = None) -> RunPlan:
-        """A resume or fork of ``source`` with a whole config as edited (the app's form): the
-        keys that differ from the source run's config.toml are its overrides."""
-        from .runs import read_run_config
-
-        before = read_run_config(source if source.is_dir() else source.parent)  # config.toml: no checkpoint read
-        changed = {key: value for key, value in config.to_dict().items() if before.get(key) != value}
-        return cls.resume(source, changed) if kind == "resume" else cls.fork(source, changed, run_dir)
+        """A resume or fork of ``source`` with a whole config as edited (the app's form): every
+        key is set, so the run trains with what the form shows. (A diff against config.toml
+        would not do: a live change rewrites it, and the checkpoint may predate the change.)"""
+        values = config.to_dict()
+        return cls.resume(source, values) if kind == "resume" else cls.fork(source, values, run_dir)
 
     @cached_property
     def resumption(self) -> Resumption | None:
@@ -103,11 +102,15 @@ class RunPlan:
         process writes it, rather than by rank 0 later."""
         from .launch import fork_args, prepare_run_dir, resume_args
 
+        if self.kind == "new":
+            return prepare_run_dir(self.config, run_dir)
+        # Only the keys that change the checkpoint's config travel as --set arguments.
+        read = self.resumption
+        before = config_of(read.checkpoint, read.path).to_dict()
+        changed = {key: value for key, value in self.overrides.items() if before.get(key) != value}
         if self.kind == "resume":
-            return resume_args(self.source, self.source_dir, self.overrides)
-        if self.kind == "fork":
-            return fork_args(self.source, self.overrides, run_dir)
-        return prepare_run_dir(self.config, run_dir)
+            return resume_args(self.source, self.source_dir, changed)
+        return fork_args(self.source, changed, run_dir)
 
     def job_dir(self, config: TrainConfig) -> Path:
         """The run directory of this plan's torchrun job, chosen before any rank starts: a new

@@ -11,13 +11,21 @@ import unicodedata
 from pathlib import Path
 
 from textual.binding import Binding
-from textual.keys import KEY_ALIASES, Keys
+from textual.keys import KEY_ALIASES, KEY_NAME_REPLACEMENTS, Keys
 
 from ..engine.config import tomllib
 from ..engine.settings import config_home
 
 MODIFIERS = {"ctrl", "shift", "alt", "meta", "super", "hyper"}
-KEY_NAMES = {key.value.split("+")[-1] for key in Keys} | set(KEY_ALIASES) | {"space", "enter", "tab", "backspace"}
+
+def _character_key(character: str) -> str:
+    """Textual's name for a character's key: its Unicode name, lower case, "_" for " " and "-"."""
+    name = unicodedata.name(character, character).lower().replace("-", "_").replace(" ", "_")
+    return KEY_NAME_REPLACEMENTS.get(name, name)
+
+
+CHARACTER_KEYS = {_character_key(chr(code)) for code in range(32, 127)}  # "a", "minus", "space"...
+KEY_NAMES = {key.value.split("+")[-1] for key in Keys} | set(KEY_ALIASES) | {"enter", "tab", "backspace"} | CHARACTER_KEYS
 
 
 def keymap_path() -> Path:
@@ -30,20 +38,11 @@ def key_problem(keys: str) -> str | None:
     """Why ``keys`` (comma-separated, e.g. "ctrl+s,f4") is not a list of keys, or None."""
     for key in keys.split(","):
         *modifiers, name = key.strip().split("+")
-        if not name or (name not in KEY_NAMES and not (len(name) == 1 and name.isprintable())
-                        and not _character_name(name)):
+        if not name or (name not in KEY_NAMES and not (len(name) == 1 and name.isprintable())):
             return f"{key.strip()!r} is not a key (keys look like f4, ctrl+s, shift+tab, x)"
         if set(modifiers) - MODIFIERS:
             return f"{key.strip()!r} has an unknown modifier (the modifiers are {', '.join(sorted(MODIFIERS))})"
     return None
-
-
-def _character_name(name: str) -> bool:
-    """Textual names a character key by its Unicode name: "left_square_bracket" is "[". """
-    try:
-        return len(unicodedata.lookup(name.replace("_", " "))) == 1
-    except KeyError:
-        return False
 
 
 def read_keymap(path: Path, known: set[str]) -> tuple[dict[str, str], list[str]]:
@@ -67,6 +66,17 @@ def read_keymap(path: Path, known: set[str]) -> tuple[dict[str, str], list[str]]
         else:
             keymap[key] = value
     return keymap, problems
+
+
+def typed_keys(keymap: dict[str, str], bindings: list[Binding], path: Path) -> tuple[dict[str, str], list[str]]:
+    """``keymap`` less the priority bindings (ctrl+s, ctrl+q: live even in a text field) given a
+    plain character, which would then act at every letter typed into a field."""
+    priority = {binding.id for binding in bindings if binding.priority and binding.id}
+    refused = {key: value for key, value in keymap.items() if key in priority and any(
+        len(part.strip()) == 1 or part.strip() in CHARACTER_KEYS for part in value.split(","))}
+    return ({k: v for k, v in keymap.items() if k not in refused},
+            [f"keymap {path}: {key} = {value!r} would act on that key typed into any field; use ctrl+, alt+ or an "
+             f"F-key; its default stays" for key, value in refused.items()])
 
 
 def clashes(keymap: dict[str, str], scopes: list[list[Binding]], path: Path) -> tuple[dict[str, str], list[str]]:
@@ -108,8 +118,9 @@ def load_keymap(app) -> None:
     known = {b.id for scope in scopes for b in scope if b.id}
     path = keymap_path()
     keymap, problems = read_keymap(path, known)
+    keymap, typed = typed_keys(keymap, [b for scope in scopes for b in scope], path)
     keymap, clashing = clashes(keymap, scopes, path)
     if keymap:
         app.set_keymap(keymap)
-    for problem in problems + clashing:
+    for problem in problems + typed + clashing:
         app.notify(problem, severity="warning", title="Keymap", timeout=10)

@@ -36,8 +36,8 @@ class RunChoices:
         self.chosen: tuple[str, Path] | None = None  # ("resume" | "fork", run) that F5 starts, until it has
 
     def _new_dir(self, config: TrainConfig) -> Path:
-        if self.out is not None:
-            return self.out
+        if self.out is not None:  # beside it when it holds a run already (a fork chosen first)
+            return free_path(self.out) if holds_run(self.out) else self.out
         return free_path(self.root / new_run_dir(config).name) if self.root else new_run_dir(config)
 
     # ---- F5 ------------------------------------------------------------------------------------
@@ -58,7 +58,7 @@ class RunChoices:
         board = self.dashboard
         try:
             session = self._job(plan, config) if config.processes > 1 else LocalRun(board, plan, board.app.stderr)
-        except GptTuiError as exc:
+        except (GptTuiError, OSError) as exc:  # OSError: torchrun could not be started, or its log written
             board.app.notify(str(exc), severity="error", title="Cannot start", timeout=10)
             return
         board.show(session)

@@ -22,6 +22,7 @@ def last_line(path: Path) -> str:
 
 class JobRun(WatchedRun):
     owned = True
+    from_now = True  # a resumed job's folder holds the history (drawn already) and run.json of its last run
 
     def __init__(self, host, run_dir: Path, job: subprocess.Popen) -> None:
         super().__init__(host, run_dir)
