@@ -8,6 +8,7 @@ other file of the run directory is written by the recorder, from the events.
 from __future__ import annotations
 
 import contextlib
+import gc
 import itertools
 import math
 import threading
@@ -103,6 +104,9 @@ class Trainer:
             result = self._run()
             return result
         finally:
+            if self.dist.active:  # DDP's reducer holds the process group: let it go before the group
+                self.model = self.raw_model
+                gc.collect()
             self.dist.close(together=isinstance(result, RunFinished))
             if self.lock:
                 self.lock.release()
