@@ -11,7 +11,7 @@ from tui_trainer.engine import checkpoint as ckpt_mod
 from tui_trainer.engine.checkpoint import load_checkpoint, model_from_checkpoint
 from tui_trainer.engine.control import SampleRequest, TrainingControl
 from tui_trainer.engine.events import CheckpointSaved, EvalResult, RunFailed, RunFinished, StateChanged, StepMetrics
-from tui_trainer.engine.schedule import learning_rate_at
+from tui_trainer.engine.schedule import decay_start, learning_rate_at
 from tui_trainer.engine.run_plan import RunPlan
 from tui_trainer.engine.trainer import Trainer
 
@@ -202,3 +202,30 @@ def test_requests_from_another_process_save_pause_and_stop(tiny_config):
     assert json.loads((trainer.rundir.path / "run.json").read_text())["status"] == "stopped"
     assert load_checkpoint(trainer.rundir.latest)["step"] == trainer.step == step
     assert not list((trainer.rundir.path / "requests").iterdir())
+
+
+def test_wsd_warms_up_holds_then_decays_linearly_over_its_last_fraction(tiny_config):
+    cfg = make_config(tiny_config, lr_schedule="wsd", warmup_iters=10, max_iters=100, decay_fraction=0.2,
+                      learning_rate=1e-3, min_lr=1e-4)
+    lrs = [learning_rate_at(cfg, s) for s in range(101)]
+    assert decay_start(cfg) == 80 and lrs[0] < lrs[9] < 1e-3
+    assert all(lr == 1e-3 for lr in lrs[10:81])  # the stable phase, to the decay's start
+    assert math.isclose(lrs[90], 5.5e-4) and math.isclose(lrs[100], 1e-4)  # linear, to min_lr at max_iters
+    assert decay_start(make_config(cfg, max_iters=200)) == 160  # the decay moves with max_iters
+
+
+def test_a_wsd_run_extended_before_its_decay_ends_as_a_run_of_the_longer_length(tiny_config, tmp_path):
+    """WSD's point: fork a checkpoint of the stable phase with twice the max_iters, and the run
+    decays at the new end with no second warmup, exactly as one planned that long from the start."""
+    wsd = dict(lr_schedule="wsd", warmup_iters=4, decay_fraction=0.25, min_lr=1e-4, eval_interval=10,
+               checkpoint_interval=10, keep_checkpoints=8)
+    short = make_config(tiny_config, max_iters=40, **wsd)  # decays from step 30
+    Trainer(short, run_dir=tmp_path / "short").run()
+    checkpoint = tmp_path / "short" / "ckpt-00000020.ckpt"  # kept at step 20, before the decay
+    assert torch.load(checkpoint, weights_only=True)["step"] == 20
+    extended = Trainer(RunPlan.fork(checkpoint, {"max_iters": 80}, tmp_path / "extended"))
+    extended.run()
+    straight = Trainer(make_config(short, max_iters=80), run_dir=tmp_path / "straight")
+    straight.run()
+    for name, tensor in straight.raw_model.state_dict().items():
+        assert torch.equal(tensor, extended.raw_model.state_dict()[name]), name

@@ -48,9 +48,10 @@ class TrainConfig:
     batch_size: int = field(default=2, metadata=_key("Training", "Sequences per micro-batch (per process under torchrun).", min=1))
     max_iters: int = field(default=500, metadata=_key("Training", "Optimizer steps to train for.", min=1))
     learning_rate: float = field(default=1e-3, metadata=_key("Training", "Peak AdamW learning rate.", min=0.0, min_exclusive=True))
-    lr_schedule: str = field(default="constant", metadata=_key("Training", "'constant' (the chapter) or 'cosine' with warmup.", choices=("constant", "cosine")))
-    warmup_iters: int = field(default=0, metadata=_key("Training", "Linear warmup steps for the cosine schedule.", min=0))
-    min_lr: float = field(default=1e-4, metadata=_key("Training", "Final learning rate of the cosine schedule.", min=0.0))
+    lr_schedule: str = field(default="constant", metadata=_key("Training", "'constant' (the chapter), 'cosine' with warmup, or 'wsd': warmup, stable, then a linear decay over the last decay_fraction of max_iters.", choices=("constant", "cosine", "wsd")))
+    warmup_iters: int = field(default=0, metadata=_key("Training", "Linear warmup steps for the cosine and wsd schedules.", min=0))
+    min_lr: float = field(default=1e-4, metadata=_key("Training", "Final learning rate of the cosine and wsd schedules.", min=0.0))
+    decay_fraction: float = field(default=0.2, metadata=_key("Training", "wsd: the share of max_iters, at its end, over which the learning rate decays to min_lr.", min=0.0, min_exclusive=True, max=1.0))
     weight_decay: float = field(default=0.01, metadata=_key("Training", "AdamW weight decay (PyTorch's default).", min=0.0))
     grad_clip: float = field(default=0.0, metadata=_key("Training", "Clip the gradient norm to this; 0 = off.", min=0.0))
     grad_accum_steps: int = field(default=1, metadata=_key("Training", "Micro-batches summed per optimizer step.", min=1))
@@ -195,7 +196,7 @@ def find_problems(values: dict[str, Any]) -> dict[str, str]:
     if "d_model" not in problems and "num_heads" not in problems and merged["d_model"] % merged["num_heads"]:
         problems["d_model"] = (f"d_model {merged['d_model']} is not divisible by num_heads {merged['num_heads']}: "
                                "pick a multiple of num_heads")
-    if (merged["lr_schedule"] == "cosine" and "min_lr" not in problems and "learning_rate" not in problems
+    if (merged["lr_schedule"] in ("cosine", "wsd") and "min_lr" not in problems and "learning_rate" not in problems
             and merged["min_lr"] > merged["learning_rate"]):
         problems["min_lr"] = f"min_lr = {merged['min_lr']:g}: must be <= learning_rate {merged['learning_rate']:g}"
     return problems
