@@ -168,7 +168,7 @@ async def test_a_users_keymap_remaps_keys_by_binding_id(app_config, tmp_path, mo
     keymap = tmp_path / "keymap.toml"
     keymap.write_text('start = "f12"\nstrat = "f3"\nsamples.entropy = "x"\n'
                       'stop = "ctrl+q"\npause = "not a key!!"\nruns.back = "f4"\nsave = "s"\n'
-                      'log-y = "minus"\n')
+                      'log-y = "minus"\nquit = "enter"\n')
     monkeypatch.setenv("GPT_TUI_KEYMAP", str(keymap))
     app = create_app(make_config(app_config, max_iters=4))
     async with app.run_test(size=SIZE) as pilot:
@@ -181,6 +181,7 @@ async def test_a_users_keymap_remaps_keys_by_binding_id(app_config, tmp_path, mo
         assert any("stop = 'ctrl+q' gives 'ctrl+q' two actions" in note for note in notes)
         assert any("pause = 'not a key!!'" in note for note in notes)
         assert any("save = 's' would act on that key typed into any field" in note for note in notes)
+        assert any("quit = 'enter' would act on that key typed into any field" in note for note in notes)
         assert not any("log-y = " in note for note in notes)  # "minus" is Textual's name for the - key
         assert not any("runs.back = " in note for note in notes)  # f4 on the Runs screen: fit-batch is not live there
         assert "f7" in app.get_key_display(next(b for b in app.dashboard.BINDINGS if b.id == "stop")).lower()

@@ -44,6 +44,9 @@ def test_on_a_cpu_the_fastest_power_of_two_within_the_memory_budget_wins(tiny_co
     monkeypatch.setattr(batch_finder, "free_bytes", lambda device: 0)
     with pytest.raises(ConfigError, match="not even batch_size 1 fits"):
         fit_batch(tiny_config)
+    monkeypatch.setattr(batch_finder, "free_bytes", lambda device: None)  # MPS: unknown, so speed alone decides
+    assert fit_batch(tiny_config).batch_size >= 1
+    assert fit_batch(tiny_config, cancelled=lambda: True) is None  # stopped: no answer, no error
 
 
 def test_the_gpu_search_takes_out_of_memory_as_an_answer_and_frees_the_step(tiny_config, monkeypatch):

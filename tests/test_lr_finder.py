@@ -118,3 +118,19 @@ async def test_f3_again_stops_the_range_test(app_config):
         await wait_for(pilot, lambda: not board.lr_find.running)
         assert any("cancelled at lr" in text for _, text in board.log_panel.messages)
         assert len(board.plot.lr_curve[0]) < 100 and board.check_action("start", ()) is True
+
+
+async def test_a_finder_started_and_stopped_at_once_ends(app_config):
+    """Both presses handled before the worker's thread ran: it still runs, sees the stop, ends."""
+    from tui_trainer.ui.app import create_app
+
+    from .test_app import SIZE, wait_for
+
+    app = create_app(app_config)
+    async with app.run_test(size=SIZE) as pilot:
+        board = app.dashboard
+        for name in ("lr_find", "fit_batch"):
+            board.action_find(name)
+            board.action_find(name)
+            await wait_for(pilot, lambda: board.finding is None, timeout=30)
+        assert board.check_action("start", ()) is True and board.check_action("runs", ()) is True

@@ -184,7 +184,7 @@ def test_a_stopped_and_resumed_run_is_followed_past_its_old_end(tmp_path):
 
 def test_a_job_launched_onto_an_ended_run_is_followed_from_its_own_start(tmp_path):
     run = make_run(tmp_path, "job", json.dumps({"status": "finished", "last_step": 20}).encode())
-    watcher = RunWatcher(run, from_now=True)  # the old history and run.json's old end are not the job's
+    watcher = RunWatcher(run, (run / "metrics.jsonl").stat().st_size)  # the old history, run.json's old end: not the job's
     assert watcher.poll() == [] and watcher.poll() == [] and not watcher.done
     start, rest = VALID_METRICS.split(b"\n", 1)
     with open(run / "metrics.jsonl", "ab") as handle:

@@ -77,16 +77,25 @@ def accumulation(tokens_per_step: int | None, batch_size: int, context_length: i
     return max(1, math.ceil(tokens_per_step / (batch_size * context_length)))
 
 
-def fit_batch(config: TrainConfig, tokens_per_step: int | None = None, progress: Progress | None = None) -> BatchFit:
+def fit_batch(config: TrainConfig, tokens_per_step: int | None = None, progress: Progress | None = None,
+              cancelled: Callable[[], bool] = lambda: False) -> BatchFit | None:
+    """The batch to train ``config`` with; None when ``cancelled()`` stopped the search."""
     device = resolve_device(config.device)
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         probe = build_probe(config, None, progress)
-        batches = torch.Generator().manual_seed(config.TORCH_SEED)
-        tried: list[dict] = []
-        if device.type == "cuda":
-            size, rule = _largest_on_gpu(probe, batches, tried)
-        else:
-            size, rule = _fastest_on_cpu(probe, batches, tried)
+        try:
+            batches = torch.Generator().manual_seed(config.TORCH_SEED)
+            tried: list[dict] = []
+            if device.type == "cuda":
+                size, rule = _largest_on_gpu(probe, batches, tried, cancelled)
+            else:
+                size, rule = _fastest_on_cpu(probe, batches, tried, cancelled)
+        finally:
+            del probe  # its model and optimizer: nothing of the search stays on the device
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+    if cancelled():
+        return None
     if size is None:
         raise ConfigError([f"not even batch_size 1 fits on {device} at context_length {config.context_length}: "
                            "lower context_length, d_model or num_blocks"])
@@ -94,11 +103,14 @@ def fit_batch(config: TrainConfig, tokens_per_step: int | None = None, progress:
                     str(device), rule, tried)
 
 
-def _largest_on_gpu(probe: Probe, batches: torch.Generator, tried: list[dict]) -> tuple[int | None, str]:
+def _largest_on_gpu(probe: Probe, batches: torch.Generator, tried: list[dict],
+                    cancelled: Callable[[], bool] = lambda: False) -> tuple[int | None, str]:
     device = probe.device
     total = torch.cuda.get_device_properties(device).total_memory
 
     def fits(size: int) -> bool:
+        if cancelled():
+            return False  # the search winds down at once
         torch.cuda.reset_peak_memory_stats(device)
         peak = None
         try:
@@ -119,12 +131,15 @@ def _largest_on_gpu(probe: Probe, batches: torch.Generator, tried: list[dict]) -
     return largest(fits, MAX_BATCH), f"the largest whose step peaks within {MARGIN:.0%} of {device}'s memory"
 
 
-def _fastest_on_cpu(probe: Probe, batches: torch.Generator, tried: list[dict]) -> tuple[int | None, str]:
+def _fastest_on_cpu(probe: Probe, batches: torch.Generator, tried: list[dict],
+                    cancelled: Callable[[], bool] = lambda: False) -> tuple[int | None, str]:
+    """Also Apple's MPS, whose free memory cannot be read: there only the speed decides."""
     config = probe.config
-    budget = CPU_SHARE * (free_bytes(probe.device) or 0)
+    free = free_bytes(probe.device)
+    budget = math.inf if free is None else CPU_SHARE * free
     best, best_rate, slower = None, 0.0, 0
     size = 1
-    while size <= MAX_BATCH and slower < 2:
+    while size <= MAX_BATCH and slower < 2 and not cancelled():
         need = estimate_activation_memory(probe.corpus.vocab.size, config.d_model, config.num_blocks,
                                           size * config.context_length)
         if need > budget:

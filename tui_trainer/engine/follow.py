@@ -28,9 +28,9 @@ class MetricsFollower:
         self._offset = 0
         self._partial = b""
 
-    def skip_to_end(self) -> None:
-        """Read only what is written from now on."""
-        self._offset = self.path.stat().st_size
+    def skip_to(self, offset: int) -> None:
+        """Read from byte ``offset`` on (what was written before it belongs to an earlier run)."""
+        self._offset = offset
 
     def poll(self) -> list[Event]:
         try:
@@ -154,15 +154,15 @@ class RunWatcher:
     the last one, plus a StateChanged when run.json says it paused or resumed, and a RunFailed
     ("interrupted") when its process is gone without an end line. ``done`` once it ended."""
 
-    def __init__(self, run_dir: str | Path, from_now: bool = False):
-        """``from_now``: follow only what is written from now on (a job this app just launched
-        onto a run's folder): its history, and run.json's word on it, are of an earlier run."""
+    def __init__(self, run_dir: str | Path, from_offset: int | None = None):
+        """``from_offset``: follow metrics.jsonl from that byte on (its size as a job this app
+        launched onto a run's folder began): what is before it, and run.json's word until the
+        job has started, are of an earlier run."""
         self.run_dir = Path(run_dir)
         self.follower = MetricsFollower(run_dir)
-        if from_now and self.follower.path.is_file():
-            self.follower.skip_to_end()
-        self.started = not from_now  # run.json speaks of the run followed (from_now: once it has started)
-        self.confirm = from_now  # an end that only run.json tells may be the last run's for a moment
+        self.follower.skip_to(from_offset or 0)
+        self.started = from_offset is None  # run.json speaks of the run followed (a job's: once it has started)
+        self.confirm = from_offset is not None  # an end only run.json tells may be the last run's for a moment
         self.state: str | None = None
         self.done = False
         self._said_other_host = False

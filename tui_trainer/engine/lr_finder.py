@@ -72,9 +72,14 @@ def find_lr(plan: RunPlan | TrainConfig, steps: int = STEPS, low: float = LOW, h
     device = resolve_device(config.device)
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):  # the caller's streams stay
         probe = build_probe(config, ckpt, progress)
-        batcher = probe.batcher(config.batch_size)
-        batches = torch.Generator().manual_seed(config.TORCH_SEED)
-        return _range_test(probe, batcher, batches, learning_rates(steps, low, high), on_point, cancelled)
+        try:
+            batcher = probe.batcher(config.batch_size)
+            batches = torch.Generator().manual_seed(config.TORCH_SEED)
+            return _range_test(probe, batcher, batches, learning_rates(steps, low, high), on_point, cancelled)
+        finally:
+            del probe  # its model, optimizer and activations: nothing of the test stays on the device
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
 
 
 def _range_test(probe: Probe, batcher: Batcher, batches: torch.Generator, rates: list[float], on_point,

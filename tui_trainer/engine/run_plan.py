@@ -104,6 +104,7 @@ class RunPlan:
 
         if self.kind == "new":
             return prepare_run_dir(self.config, run_dir)
+        self.config  # noqa: B018 - its checks (nothing left to train) refuse the job before any rank starts
         # Only the keys that change the checkpoint's config travel as --set arguments.
         read = self.resumption
         before = config_of(read.checkpoint, read.path).to_dict()

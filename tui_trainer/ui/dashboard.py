@@ -226,6 +226,8 @@ class DashboardScreen(Screen):
             return f"the run is {state.value}: wait a moment"
         if self.finding is not None:
             return f"the {self.finding.what} is running: its key again stops it"
+        if allowed(state).in_run and session is not None and not session.owned and action in ("start", "find", "runs"):
+            return "another process trains the run shown: this app can start one once it has ended"
         if action in ("start", "find"):
             return "a run is going on: F7 stops it first" if allowed(state).in_run else \
                 "fix the highlighted fields first"

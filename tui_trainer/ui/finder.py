@@ -3,10 +3,12 @@ between runs, one at a time, in a worker of its own, and what it finds goes into
 when the user applies it. Nothing else changes: no run, no file, not the random streams."""
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
 from textual.message import Message
+from textual.worker import get_current_worker
 
 from ..engine.config import TrainConfig
 from .screens import ChoiceScreen
@@ -32,19 +34,24 @@ class FormFinder:
         self.running = False  # from start until the worker's last message: a stopped thread still runs a while
         self.stopped = False  # the user stopped it (its key again)
         self.token = 0  # which start a message is from: one from a stopped test is never shown
+        # Set to stop the test. Never Textual's cancel: a worker cancelled before its thread ran
+        # never runs at all, and then nothing would ever say it ended.
+        self._stop = threading.Event()
 
     def start(self, config: TrainConfig) -> None:
         self.running, self.stopped = True, False
         self.token += 1
-        token = self.token
+        token, stop = self.token, threading.Event()
+        self._stop = stop
         self.begin()
-        self.dashboard.run_worker(lambda: self._work(config, token), thread=True, exclusive=True, group=self.group,
+        self.dashboard.run_worker(lambda: self._work(config, token, stop.is_set), thread=True, group=self.group,
                                   exit_on_error=False)
         self.dashboard.refresh_keys()
 
-    def _work(self, config: TrainConfig, token: int) -> None:
+    def _work(self, config: TrainConfig, token: int, stopped: Callable[[], bool]) -> None:
+        worker = get_current_worker()  # Textual cancels it as the app closes
         try:
-            self.work(config, token)
+            self.work(config, token, lambda: stopped() or worker.is_cancelled)
         finally:  # after whatever it posted: messages from one thread arrive in order
             self.dashboard.post_message(FinderEnded(self.group, token))
 
@@ -55,13 +62,14 @@ class FormFinder:
     def begin(self) -> None:
         """On the app's thread, as the worker starts."""
 
-    def work(self, config: TrainConfig, token: int) -> None:
-        """On the worker's thread: find, posting what the dashboard shows with ``token``."""
+    def work(self, config: TrainConfig, token: int, stopped: Callable[[], bool]) -> None:
+        """On the worker's thread: find (until ``stopped()``), posting what the dashboard shows
+        with ``token``."""
         raise NotImplementedError
 
     def stop(self) -> None:
         self.stopped = True  # what it found so far is shown, but not offered
-        self.dashboard.workers.cancel_group(self.dashboard, self.group)
+        self._stop.set()
 
     def ended(self) -> None:
         """Its worker has returned: its answer shown, or it failed or was stopped."""

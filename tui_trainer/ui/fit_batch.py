@@ -18,6 +18,7 @@ from .tokenize_progress import tokenize_progress
 class BatchFound(Message):
     token: int
     fit: BatchFit
+    tokens: int  # per optimizer step, as the form had them when the search began
 
 
 class FitBatch(FormFinder):
@@ -27,11 +28,13 @@ class FitBatch(FormFinder):
         self.dashboard.log_line("finding the batch size: timing (CPU) or filling (GPU) a fresh model of the form's "
                                 "values (F4 again stops it)")
 
-    def work(self, config: TrainConfig, token: int) -> None:
+    def work(self, config: TrainConfig, token: int, stopped) -> None:
         from ..engine.batch_finder import fit_batch
 
         tokens = config.batch_size * config.grad_accum_steps * config.context_length  # the form's, kept
-        self.dashboard.post_message(BatchFound(token, fit_batch(config, tokens, tokenize_progress(self.dashboard))))
+        fit = fit_batch(config, tokens, tokenize_progress(self.dashboard), cancelled=stopped)
+        if fit is not None:
+            self.dashboard.post_message(BatchFound(token, fit, tokens))
 
     def show(self, message: BatchFound) -> None:
         board, fit = self.dashboard, message.fit
@@ -42,8 +45,7 @@ class FitBatch(FormFinder):
                 "fits" if trial["fits"] else "too large")
             board.log_line(f"batch_size {trial['batch_size']}: {figure}")
         board.log_line(f"batch_size {fit.batch_size} on {fit.device}: {fit.rule}")
-        context = board.form_config.context_length if board.form_config else 1
-        tokens = fit.batch_size * fit.grad_accum_steps * context
+        tokens = message.tokens
 
         def apply() -> None:
             board.form.query_one("#f-batch_size", Input).value = str(fit.batch_size)

@@ -19,9 +19,20 @@ from ..engine.settings import config_home
 MODIFIERS = {"ctrl", "shift", "alt", "meta", "super", "hyper"}
 
 def _character_key(character: str) -> str:
-    """Textual's name for a character's key: its Unicode name, lower case, "_" for " " and "-"."""
+    """Textual's name for a character's key: the letter or digit itself, else its Unicode name
+    in lower case with "_" for " " and "-" ("[" is left_square_bracket)."""
+    if character.isalnum():
+        return character
     name = unicodedata.name(character, character).lower().replace("-", "_").replace(" ", "_")
     return KEY_NAME_REPLACEMENTS.get(name, name)
+
+
+def canonical(key: str) -> str:
+    """One spelling of a key: "ctrl+[" and "ctrl+left_square_bracket" are the same key."""
+    *modifiers, name = key.strip().split("+")
+    if len(name) == 1:
+        name = _character_key(name)
+    return "+".join([*modifiers, name])
 
 
 CHARACTER_KEYS = {_character_key(chr(code)) for code in range(32, 127)}  # "a", "minus", "space"...
@@ -68,12 +79,19 @@ def read_keymap(path: Path, known: set[str]) -> tuple[dict[str, str], list[str]]
     return keymap, problems
 
 
+def _typed_in_fields(key: str) -> bool:
+    """A key a text field takes for itself: no ctrl, alt, meta, super or hyper, and no F-key."""
+    *modifiers, name = canonical(key).split("+")
+    return not set(modifiers) - {"shift"} and not (name.startswith("f") and name[1:].isdigit())
+
+
 def typed_keys(keymap: dict[str, str], bindings: list[Binding], path: Path) -> tuple[dict[str, str], list[str]]:
     """``keymap`` less the priority bindings (ctrl+s, ctrl+q: live even in a text field) given a
-    plain character, which would then act at every letter typed into a field."""
+    key that fields use (a character, enter, tab, an arrow), which would then act at every
+    press of it in a field."""
     priority = {binding.id for binding in bindings if binding.priority and binding.id}
-    refused = {key: value for key, value in keymap.items() if key in priority and any(
-        len(part.strip()) == 1 or part.strip() in CHARACTER_KEYS for part in value.split(","))}
+    refused = {key: value for key, value in keymap.items()
+               if key in priority and any(_typed_in_fields(part) for part in value.split(","))}
     return ({k: v for k, v in keymap.items() if k not in refused},
             [f"keymap {path}: {key} = {value!r} would act on that key typed into any field; use ctrl+, alt+ or an "
              f"F-key; its default stays" for key, value in refused.items()])
@@ -89,7 +107,7 @@ def clashes(keymap: dict[str, str], scopes: list[list[Binding]], path: Path) -> 
             if not binding.id:
                 continue
             for key in keymap.get(binding.id, binding.key).split(","):
-                other = owner.setdefault(key.strip(), binding.id)
+                other = owner.setdefault(canonical(key), binding.id)
                 if other != binding.id:
                     mine = binding.id if binding.id in keymap else other
                     refused[mine] = f"keymap {path}: {mine} = {keymap[mine]!r} gives {key.strip()!r} two actions " \

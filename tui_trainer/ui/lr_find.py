@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from textual.message import Message
 from textual.widgets import Input
-from textual.worker import get_current_worker
 
 from ..engine.config import TrainConfig
 from ..engine.lr_finder import RULE, LrFinding
@@ -32,17 +31,17 @@ class LrFind(FormFinder):
         self.dashboard.log_line("finding a learning rate: a range test on a fresh model of the form's values "
                                 "(F3 again stops it)")
 
-    def work(self, config: TrainConfig, token: int) -> None:
+    def work(self, config: TrainConfig, token: int, stopped) -> None:
         from ..engine.lr_finder import find_lr
 
-        worker, points = get_current_worker(), []
+        points = []
 
         def on_point(lr: float, loss: float) -> None:
             points.append((lr, loss))
             if len(points) % POST_EVERY == 0:
                 self.dashboard.post_message(LrPoints(token, list(points)))
         finding = find_lr(config, on_point=on_point, progress=tokenize_progress(self.dashboard),
-                          cancelled=lambda: worker.is_cancelled)
+                          cancelled=stopped)
         self.dashboard.post_message(LrPoints(token, finding.points, finding))
 
     def show(self, message: LrPoints) -> None:

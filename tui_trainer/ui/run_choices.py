@@ -74,10 +74,12 @@ class RunChoices:
 
         run_dir = plan.job_dir(config)
         train_args = plan.torchrun_args(run_dir)
+        metrics = run_dir / "metrics.jsonl"
+        start_offset = metrics.stat().st_size if metrics.is_file() else 0  # before any rank can write
         job = launch_job(config.processes, train_args, log=run_dir / "torchrun.log")
         self.dashboard.log_line(f"torchrun: {config.processes} processes, batch_size {config.batch_size} per "
                                 f"process (output in {run_dir / 'torchrun.log'})")
-        return JobRun(self.dashboard, run_dir, job)
+        return JobRun(self.dashboard, run_dir, job, start_offset)
 
     def started(self, event: RunStarted) -> None:
         """The run chosen has started: F5 from now on starts another (a refused one stays chosen)."""

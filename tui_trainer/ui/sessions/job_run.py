@@ -22,11 +22,13 @@ def last_line(path: Path) -> str:
 
 class JobRun(WatchedRun):
     owned = True
-    from_now = True  # a resumed job's folder holds the history (drawn already) and run.json of its last run
 
-    def __init__(self, host, run_dir: Path, job: subprocess.Popen) -> None:
+    def __init__(self, host, run_dir: Path, job: subprocess.Popen, start_offset: int) -> None:
+        """``start_offset``: metrics.jsonl's size before the job was launched. A resumed job's
+        folder holds the history (drawn already) and the run.json of its last run."""
         super().__init__(host, run_dir)
         self.job = job
+        self.start_offset = start_offset
 
     @property
     def title(self) -> str:

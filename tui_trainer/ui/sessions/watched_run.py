@@ -18,7 +18,7 @@ FOLLOW_INTERVAL = 0.5  # seconds between reads of a followed run's files
 
 
 class WatchedRun(RunSession):
-    from_now = False  # follow only what is written after following began (its history is another run's)
+    start_offset: int | None = None  # where its metrics.jsonl starts being this run's (None: from the top)
     def __init__(self, host, run_dir: Path) -> None:
         super().__init__(host, RunDirControl(run_dir), run_dir)
         self.run_dir: Path
@@ -40,7 +40,7 @@ class WatchedRun(RunSession):
     def _follow(self) -> None:
         """Read the run's new metrics lines every FOLLOW_INTERVAL until it ends or vanishes; the
         first batch is the history already on disk (replayed: it raises no notifications)."""
-        worker, watcher, replay = get_current_worker(), RunWatcher(self.run_dir, self.from_now), True
+        worker, watcher, replay = get_current_worker(), RunWatcher(self.run_dir, self.start_offset), True
         while not worker.is_cancelled and not watcher.done:
             exited = self.exited()  # asked before reading: an end line written just before the exit is read
             events = watcher.poll()
