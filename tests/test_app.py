@@ -375,3 +375,16 @@ async def test_ctrl_s_then_f5_after_a_run_keeps_the_save(app_config):
         await wait_for(pilot, lambda: app.dashboard.state == "ended" and app.dashboard.run_dir != first)
         assert "Error" not in log_text(app) and "AttributeError" not in log_text(app)
     assert torch.load(first / "model.ckpt", weights_only=True)["step"] == 40
+
+
+async def test_a_wsd_run_marks_where_its_decay_starts(app_config):
+    app = create_app(make_config(app_config, lr_schedule="wsd", max_iters=40, decay_fraction=0.25, min_lr=1e-4))
+    async with app.run_test(size=SIZE) as pilot:
+        await press(pilot, "f5")
+        await wait_for(pilot, lambda: app.dashboard.state == "ended")
+        plot = app.dashboard.plot
+        assert plot.decay_start == 30 and ("┊", "decay from step 30", "green") in plot.legend()
+        app.dashboard.form.load(make_config(app_config))  # a constant schedule: nothing to mark
+        await press(pilot, "f5")
+        await wait_for(pilot, lambda: app.dashboard.state == "ended" and app.dashboard.plot.raw.total > 0)
+        assert plot.decay_start is None and not any(name.startswith("decay") for _, name, _ in plot.legend())

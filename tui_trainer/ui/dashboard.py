@@ -27,6 +27,7 @@ from ..engine.errors import GptTuiError
 from ..engine.events import (CheckpointSaved, Event, HparamsChanged, LogMessage, RolledBack, RunFailed, RunFinished,
                              RunStarted, SpikeDetected, StateChanged)
 from ..engine.notify import notable
+from ..engine.schedule import decay_start
 from ..engine.safe_text import visible
 from ..event_text import event_line
 from .finder import FinderEnded, FormFinder
@@ -400,6 +401,9 @@ class DashboardScreen(Screen):
             self.session.saw(event)
         for panel in self.panels:
             panel.add_event(event)
+        if isinstance(event, (RunStarted, HparamsChanged)):  # the form holds the config in force by now
+            config = self.form.in_force()
+            self.plot.set_decay_start(decay_start(config) if config else None)
         if not replay and notable(event, self.notify_level):
             self.app.notify_terminal(event, self.run_dir)
         toast = None if replay else self._toast(event)

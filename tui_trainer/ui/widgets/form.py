@@ -258,6 +258,15 @@ class HyperparamForm(VerticalScroll):
         self.query_one("#preset").disabled = running
         self._mark_pending(self.raw_values()[0])
 
+    def in_force(self) -> TrainConfig | None:
+        """The config the run shown trains with (None between runs)."""
+        if self._in_force is None:
+            return None
+        try:
+            return config_from_dict(self._in_force)
+        except ConfigError:  # a watched run's hand-edited config.toml
+            return None
+
     def add_event(self, event: Event) -> None:
         if isinstance(event, HparamsChanged):
             self.applied(event.changes)

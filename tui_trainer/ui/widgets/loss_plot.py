@@ -20,6 +20,7 @@ EMA_ALPHA = 0.1
 PARENT_COLOR = "gray"  # dimmed: the parent run's curve behind a fork's own
 MAX_MARKERS = 32  # live changes and spikes marked on the plot: the latest ones
 LR_CURVE, LR_SUGGESTION = ("smoothed loss", "cyan"), ("suggested lr", "green")  # (legend name, colour)
+DECAY = ("decay from step", "green")
 AXIS_COLUMNS = 8  # the y axis and its figures, left of the plot area
 MARKER_KINDS = {"hparams": ("hyperparameters changed", "yellow"), "spike": ("loss spike", "red")}
 COMPARE_COLORS = ("orange", "blue+", "yellow", "green+", "red+", "cyan+")
@@ -54,6 +55,7 @@ class LossPlot(PlotextPlot):
         # The learning-rate finder's curve, drawn instead of the run's until the next run starts:
         # ((lr, smoothed loss) points, the suggested lr or None).
         self.lr_curve: tuple[list[tuple[float, float]], float | None] | None = None
+        self.decay_start: int | None = None  # where a wsd schedule's decay begins (schedule.decay_start)
 
     def set_compare(self, curves: list[tuple[str, list[int], list[float]]]) -> None:
         """Overlay other runs' val curves, given as (label, steps, losses); [] removes them."""
@@ -73,6 +75,10 @@ class LossPlot(PlotextPlot):
         self.fork_parent = (name, series) if len(series) else None
         self.refresh()
 
+    def set_decay_start(self, step: int | None) -> None:
+        self.decay_start = step
+        self.refresh()
+
     def set_lr_curve(self, points: list[tuple[float, float]], suggestion: float | None) -> None:
         self.lr_curve = (points, suggestion)
         self.refresh()
@@ -81,6 +87,7 @@ class LossPlot(PlotextPlot):
         for series in (self.raw, self.ema, self.eval_train, self.eval_val):
             series.clear()
         self.lr_curve = None
+        self.decay_start = None
         self.best = None
         self._ema_value = None
         self.markers = []
@@ -157,6 +164,8 @@ class LossPlot(PlotextPlot):
             plt.scatter([self.best[0]], [self.best[1]], color="red", marker="x")
         if drawn:
             self._draw_markers(plt)
+            if self.decay_start is not None and self.raw.xs and self.decay_start <= self.raw.xs[-1]:
+                plt.vline(self.decay_start, color=DECAY[1])  # once reached: ahead, it would squeeze the curve
         else:
             plt.text("press F5 to start training", 0.5, 0.5, alignment="center")
             plt.xlim(0, 1)
@@ -212,6 +221,8 @@ class LossPlot(PlotextPlot):
             items.append(("×", f"best {self.best[1]:.3f}", "red"))
         items += [("━", label, color) for (label, series), color in zip(self.compare, COMPARE_COLORS * 4)
                   if len(series)]
+        if self.decay_start is not None:
+            items.append(("┊", f"{DECAY[0]} {self.decay_start:,}", DECAY[1]))
         kinds = {kind for _, _, kind in self.markers}
         items += [("│", name, color) for kind, (name, color) in MARKER_KINDS.items() if kind in kinds]
         return items
