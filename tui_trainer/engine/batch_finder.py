@@ -23,12 +23,11 @@ import torch
 
 from .config import TrainConfig
 from .data import Progress
-from .device import resolve_device
 from .errors import ConfigError
 from .failures import is_out_of_memory
 from .memory import free_bytes
 from .model import estimate_activation_memory
-from .probe import Probe, build_probe
+from .probe import Probe, probing
 
 MARGIN = 0.9  # of a GPU's memory the step's peak may take
 CPU_SHARE = 0.5  # of the free memory a CPU batch's activations may take
@@ -47,6 +46,14 @@ class BatchFit:
     def to_json(self) -> dict:
         return {"batch_size": self.batch_size, "grad_accum_steps": self.grad_accum_steps, "device": self.device,
                 "rule": self.rule, "tried": self.tried}
+
+
+def describe_trial(trial: dict) -> str:
+    """One size tried, as the CLI and the app's log say it."""
+    figure = (f", {trial['tokens_per_sec']:,.0f} tok/s" if trial["tokens_per_sec"] is not None else
+              f", peak {trial['peak_mib']:,.0f} MiB" if trial["peak_mib"] is not None else
+              "" if trial["fits"] else " (out of memory)")
+    return f"batch_size {trial['batch_size']}: {'fits' if trial['fits'] else 'too large'}{figure}"
 
 
 def largest(fits: Callable[[int], bool], limit: int) -> int | None:
@@ -80,20 +87,11 @@ def accumulation(tokens_per_step: int | None, batch_size: int, context_length: i
 def fit_batch(config: TrainConfig, tokens_per_step: int | None = None, progress: Progress | None = None,
               cancelled: Callable[[], bool] = lambda: False) -> BatchFit | None:
     """The batch to train ``config`` with; None when ``cancelled()`` stopped the search."""
-    device = resolve_device(config.device)
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        probe = build_probe(config, None, progress)
-        try:
-            batches = torch.Generator().manual_seed(config.TORCH_SEED)
-            tried: list[dict] = []
-            if device.type == "cuda":
-                size, rule = _largest_on_gpu(probe, batches, tried, cancelled)
-            else:
-                size, rule = _fastest_on_cpu(probe, batches, tried, cancelled)
-        finally:
-            del probe  # its model and optimizer: nothing of the search stays on the device
-            if device.type == "cuda":
-                torch.cuda.empty_cache()
+    tried: list[dict] = []
+    with probing(config, None, progress) as probe:
+        device, batches = probe.device, torch.Generator().manual_seed(config.TORCH_SEED)
+        search = _largest_on_gpu if device.type == "cuda" else _fastest_on_cpu
+        size, rule = search(probe, batches, tried, cancelled)
     if cancelled():
         return None
     if size is None:

@@ -20,8 +20,7 @@ import torch
 
 from .config import TrainConfig
 from .data import Batcher, Progress
-from .device import resolve_device
-from .probe import Probe, build_probe
+from .probe import Probe, probing
 from .run_plan import RunPlan
 
 LOW, HIGH, STEPS = 1e-7, 10.0, 100
@@ -69,17 +68,10 @@ def find_lr(plan: RunPlan | TrainConfig, steps: int = STEPS, low: float = LOW, h
     plan = RunPlan.new(plan) if isinstance(plan, TrainConfig) else plan
     read = plan.resumption  # a fork's checkpoint as it is: the test trains no steps of the run
     config, ckpt = (read.config, read.checkpoint) if read else (plan.config, None)
-    device = resolve_device(config.device)
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):  # the caller's streams stay
-        probe = build_probe(config, ckpt, progress)
-        try:
-            batcher = probe.batcher(config.batch_size)
-            batches = torch.Generator().manual_seed(config.TORCH_SEED)
-            return _range_test(probe, batcher, batches, learning_rates(steps, low, high), on_point, cancelled)
-        finally:
-            del probe  # its model, optimizer and activations: nothing of the test stays on the device
-            if device.type == "cuda":
-                torch.cuda.empty_cache()
+    with probing(config, ckpt, progress) as probe:
+        batches = torch.Generator().manual_seed(config.TORCH_SEED)
+        return _range_test(probe, probe.batcher(config.batch_size), batches, learning_rates(steps, low, high),
+                           on_point, cancelled)
 
 
 def _range_test(probe: Probe, batcher: Batcher, batches: torch.Generator, rates: list[float], on_point,

@@ -3,8 +3,9 @@ to train a few steps on, without a run directory: the tokenizer and corpus, the 
 the config's seed (or a checkpoint's), its optimizer and a batch source."""
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 
@@ -38,9 +39,26 @@ class Probe:
         return loss.detach()
 
 
+@contextlib.contextmanager
+def probing(config: TrainConfig, checkpoint: dict[str, Any] | None = None,
+            progress: Progress | None = None) -> Iterator[Probe]:
+    """A probe for the block. The process's random streams are as they were after it, and
+    nothing of the probe (weights, optimizer state, cached blocks) stays on the device."""
+    device = resolve_device(config.device)
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        probe = build_probe(config, checkpoint, progress)
+        try:
+            yield probe
+        finally:
+            del probe.model, probe.updater  # the caller may still hold the probe itself
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+
+
 def build_probe(config: TrainConfig, checkpoint: dict[str, Any] | None = None,
                 progress: Progress | None = None) -> Probe:
-    """Call inside ``torch.random.fork_rng``: the weights are seeded as a run's are."""
+    """Call inside ``torch.random.fork_rng`` (or use :func:`probing`): the weights are seeded as
+    a run's are."""
     device = resolve_device(config.device)
     configure_torch(device, config.num_threads, 1)
     dtype = resolve_dtype(config.dtype, device)
