@@ -128,17 +128,14 @@ def lr_find(args: argparse.Namespace) -> int:
 
 def fit_batch(args: argparse.Namespace) -> int:
     """The micro-batch to train with (engine/batch_finder.py), and the --set line that uses it."""
-    from .engine.batch_finder import fit_batch as find
+    from .engine.batch_finder import describe_trial, fit_batch as find
 
     config = run_config(args)
     found = find(config, args.tokens_per_step)
     if args.json:
         print(json.dumps(found.to_json()))
         return 0
-    for trial in found.tried:
-        figure = (f"{trial['tokens_per_sec']:,.0f} tok/s" if trial["tokens_per_sec"] is not None else
-                  f"peak {trial['peak_mib']:,.0f} MiB" if trial["peak_mib"] is not None else "out of memory")
-        print(f"  batch_size {trial['batch_size']:>5}  {'fits' if trial['fits'] else 'too large':9}  {figure}")
+    print("\n".join(f"  {describe_trial(trial)}" for trial in found.tried))
     print(f"batch_size = {found.batch_size}, grad_accum_steps = {found.grad_accum_steps} on {found.device} "
           f"({found.rule})\ntry it: gpt-tui train --set batch_size={found.batch_size} "
           f"--set grad_accum_steps={found.grad_accum_steps}")

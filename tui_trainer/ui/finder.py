@@ -56,8 +56,13 @@ class FormFinder:
             self.dashboard.post_message(FinderEnded(self.group, token))
 
     def finished(self, message: FinderEnded) -> None:
-        if message.token == self.token:
+        if self.is_current(message.token):
             self.ended()
+
+    def is_current(self, token: int) -> bool:
+        """Whether a message is from the latest start (one from a test stopped and then
+        started again is not)."""
+        return token == self.token
 
     def begin(self) -> None:
         """On the app's thread, as the worker starts."""

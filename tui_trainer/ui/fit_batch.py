@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from textual.message import Message
 from textual.widgets import Input
 
-from ..engine.batch_finder import BatchFit
+from ..engine.batch_finder import BatchFit, describe_trial
 from ..engine.config import TrainConfig
 from .finder import FormFinder
 from .tokenize_progress import tokenize_progress
@@ -38,12 +38,10 @@ class FitBatch(FormFinder):
 
     def show(self, message: BatchFound) -> None:
         board, fit = self.dashboard, message.fit
-        if message.token != self.token or self.stopped:
+        if not self.is_current(message.token) or self.stopped:
             return
         for trial in fit.tried:
-            figure = f"{trial['tokens_per_sec']:,.0f} tok/s" if trial["tokens_per_sec"] else (
-                "fits" if trial["fits"] else "too large")
-            board.log_line(f"batch_size {trial['batch_size']}: {figure}")
+            board.log_line(describe_trial(trial))
         board.log_line(f"batch_size {fit.batch_size} on {fit.device}: {fit.rule}")
         tokens = message.tokens
 

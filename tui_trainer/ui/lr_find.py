@@ -46,8 +46,8 @@ class LrFind(FormFinder):
 
     def show(self, message: LrPoints) -> None:
         board = self.dashboard
-        if message.token != self.token or not self.running:
-            return  # from a test that was stopped
+        if not self.is_current(message.token):
+            return
         board.plot.set_lr_curve(message.points, message.finding.suggestion if message.finding else None)
         board.redraw_soon()
         if message.finding is None:
