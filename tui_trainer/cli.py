@@ -31,6 +31,13 @@ def positive_count(text: str) -> int:
     return int(text)
 
 
+def worker_count(text: str) -> int:
+    """A --workers: a whole number from 1 to 256."""
+    if not text.strip().isdigit() or not 1 <= int(text) <= 256:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be a whole number from 1 to 256, e.g. 2")
+    return int(text)
+
+
 def _config_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="FILE", help="TOML config (default: configs/default.toml)")
     parser.add_argument("--data", metavar="PATH", help="text file, .jsonl file or folder to train on")
@@ -111,6 +118,24 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--json", action="store_true",
                        help="print one JSON object: batch_size, grad_accum_steps, device, rule, and each size tried")
 
+    sweep = commands.add_parser("sweep", help="search hyperparameters with Optuna (TPE, ASHA pruning): every "
+                                "trial is a run; resume after a crash, join from other machines, watch it in the app")
+    sweep.add_argument("file", metavar="SWEEP.toml", nargs="?", help="the sweep file: base, budget, [set], [search]")
+    sweep.add_argument("--out", metavar="SWEEP_DIR", help="the sweep folder itself (default: a new one under out_dir)")
+    sweep.add_argument("--workers", type=worker_count, default=1, metavar="N",
+                       help="trials at once on this machine: one per GPU, or a share of the CPU's cores each")
+    sweep.add_argument("--storage", metavar="URL", help="an Optuna RDB URL (e.g. postgresql://...) that workers on "
+                       "other machines can join (default: a journal file in the sweep folder)")
+    sweep.add_argument("--resume", metavar="SWEEP_DIR", help="continue a sweep: interrupted trials run again")
+    sweep.add_argument("--join", metavar="URL", help="work on a study in this RDB, started on another machine")
+    sweep.add_argument("--study", metavar="NAME", help="with --join: the study's name")
+    sweep.add_argument("--watch", metavar="SWEEP_DIR", help="open the app's Sweep screen on a sweep")
+    # how a sweep starts its own worker processes (--workers N)
+    sweep.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    sweep.add_argument("--worker-index", type=int, default=0, help=argparse.SUPPRESS)
+    sweep.add_argument("--worker-name", default="", help=argparse.SUPPRESS)
+    sweep.add_argument("--threads", type=int, default=0, help=argparse.SUPPRESS)
+
     commands.add_parser("info", help="print the device, torch and CUDA versions, GPU and threads")
     return parser
 
@@ -156,6 +181,10 @@ def main(argv: list[str] | None = None) -> int:
             from .commands import fit_batch
 
             return fit_batch(args)
+        if args.command == "sweep":
+            from .sweep_command import sweep
+
+            return sweep(args)
         if args.command == "info":
             from .commands import info
 

@@ -28,6 +28,7 @@ class TrainingControl:
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self._stop_reason: str | None = None
+        self._outcome = "stopped"  # the status a stopped run ends with: "stopped", or "pruned" (a sweep's)
         self._save_on_stop = True
         self._paused = False
         self._save = False
@@ -37,10 +38,12 @@ class TrainingControl:
         self._detached = False
 
     # -- called by the UI, the CLI's signal handlers, or the watch control file --
-    def stop(self, reason: str = "stopped by user", save: bool = True) -> None:
-        """Stop at the next step boundary; ``save`` writes model.ckpt first (the default)."""
+    def stop(self, reason: str = "stopped by user", save: bool = True, outcome: str = "stopped") -> None:
+        """Stop at the next step boundary; ``save`` writes model.ckpt first (the default).
+        ``outcome`` is the status the run ends with: "pruned" for a sweep trial cut short."""
         with self._cond:
-            self._stop_reason = self._stop_reason or reason
+            if self._stop_reason is None:
+                self._stop_reason, self._outcome = reason, outcome
             self._save_on_stop = self._save_on_stop and save
             self._cond.notify_all()
 
@@ -89,6 +92,11 @@ class TrainingControl:
     def stop_reason(self) -> str | None:
         with self._cond:
             return self._stop_reason
+
+    @property
+    def outcome(self) -> str:
+        with self._cond:
+            return self._outcome
 
     @property
     def save_on_stop(self) -> bool:
@@ -165,6 +173,8 @@ FILE_COMMANDS = {
     "pause": lambda control, body: control.pause(),
     "resume": lambda control, body: control.resume(),
     "set": lambda control, body: control.change(*parse_change(body)),
+    # a sweep trial pruned by hand (the Sweep screen): it stops and saves, and its worker tells Optuna
+    "prune": lambda control, body: control.stop(f"pruned through {REQUESTS_DIR}/", outcome="pruned"),
 }
 
 

@@ -31,6 +31,7 @@ class RunStarted:
     max_iters: int
     processes: int = 1    # torchrun processes training it together
     parent: str = ""      # the run directory it was forked from, if it was
+    labels: dict = field(default_factory=dict)  # what run.json records of who started it: a sweep trial's sweep
 
 
 @dataclass(frozen=True)
@@ -143,7 +144,7 @@ class LogMessage:
 @dataclass(frozen=True)
 class RunFinished:
     step: int
-    status: str  # "finished" or "stopped"
+    status: str  # "finished", "stopped", or "pruned" (a sweep trial cut short)
     reason: str
     best_val_loss: float
     run_dir: str

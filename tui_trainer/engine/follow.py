@@ -83,9 +83,13 @@ STATUS_FIELDS: dict[str, tuple[type, ...]] = {
     "status": TEXT, "pid": COUNT, "host": TEXT, "device": TEXT, "num_params": COUNT, "started": NUMBER,
     "resumed": NUMBER, "ended": NUMBER, "run_name": TEXT, "max_iters": COUNT, "processes": COUNT,
     "detached": (bool,), "last_step": COUNT, "best_val_loss": NUMBER, "reason": TEXT, "error": TEXT,
-    "wandb_id": TEXT, "parent": (dict,),
+    "wandb_id": TEXT, "parent": (dict,), "sweep": (dict,),
 }
-PARENT_FIELDS: dict[str, tuple[type, ...]] = {"run_dir": TEXT, "step": COUNT}
+# run.json's nested objects: kept only when whole. A fork's parent; a sweep trial's sweep and number.
+NESTED_FIELDS: dict[str, dict[str, tuple[type, ...]]] = {
+    "parent": {"run_dir": TEXT, "step": COUNT},
+    "sweep": {"dir": TEXT, "study": TEXT, "trial": COUNT},
+}
 
 
 def read_status(run_dir: str | Path) -> dict[str, Any]:
@@ -96,12 +100,13 @@ def read_status(run_dir: str | Path) -> dict[str, Any]:
     except (OSError, ValueError):
         return {}
     status = _typed(raw, STATUS_FIELDS)
-    if "parent" in status:
-        parent = _typed(status["parent"], PARENT_FIELDS)
-        if set(parent) == set(PARENT_FIELDS):
-            status["parent"] = parent
-        else:
-            del status["parent"]
+    for key, types in NESTED_FIELDS.items():
+        if key in status:
+            nested = _typed(status[key], types)
+            if set(nested) >= set(types):
+                status[key] = nested
+            else:
+                del status[key]
     return status
 
 
@@ -190,7 +195,7 @@ class RunWatcher:
         elif current in ("running", "paused") and current != self.state and not self.follower.ended:
             events.append(StateChanged(current, self.follower.step))
             self.state = current
-        elif current in ("finished", "stopped", "failed") and not self.follower.ended:
+        elif current in ("finished", "stopped", "pruned", "failed") and not self.follower.ended:
             events += self.follower.poll()  # the end line is written before run.json says so
             if not self.follower.ended:
                 told += self._ended_by_status(status, current)

@@ -42,6 +42,8 @@ class RunRecorder:
                                       processes=event.processes, detached=None)
             if event.parent:
                 self.rundir.update_status(parent={"run_dir": event.parent, "step": event.step})
+            if event.labels:
+                self.rundir.update_status(**event.labels)
         elif isinstance(event, EvalResult):
             self.rundir.update_status(last_step=event.step, best_val_loss=event.best_val_loss)
         elif isinstance(event, HparamsChanged):

@@ -26,10 +26,12 @@ class RunPlan:
     source: Path | None = None  # resume, fork: a run directory or a checkpoint in it
     overrides: dict[str, Any] = field(default_factory=dict)  # resume, fork: keys changed from the source's
     out: Path | None = None  # the folder named for a new run or a fork; None: a fresh one under out_dir
+    labels: dict[str, Any] = field(default_factory=dict)  # for run.json: who started it (a sweep's trial)
 
     @classmethod
-    def new(cls, config: TrainConfig, run_dir: str | Path | None = None) -> RunPlan:
-        return cls("new", new_config=config, out=Path(run_dir) if run_dir else None)
+    def new(cls, config: TrainConfig, run_dir: str | Path | None = None,
+            labels: dict[str, Any] | None = None) -> RunPlan:
+        return cls("new", new_config=config, out=Path(run_dir) if run_dir else None, labels=dict(labels or {}))
 
     @classmethod
     def resume(cls, source: str | Path, overrides: dict[str, Any] | None = None) -> RunPlan:
@@ -37,8 +39,9 @@ class RunPlan:
 
     @classmethod
     def fork(cls, source: str | Path, overrides: dict[str, Any] | None = None,
-             run_dir: str | Path | None = None) -> RunPlan:
-        return cls("fork", source=Path(source).expanduser(), overrides=dict(overrides or {}), out=Path(run_dir) if run_dir else None)
+             run_dir: str | Path | None = None, labels: dict[str, Any] | None = None) -> RunPlan:
+        return cls("fork", source=Path(source).expanduser(), overrides=dict(overrides or {}),
+                   out=Path(run_dir) if run_dir else None, labels=dict(labels or {}))
 
     @classmethod
     def edited(cls, config: TrainConfig, source: Path, kind: str, run_dir: str | Path | None = None) -> RunPlan:

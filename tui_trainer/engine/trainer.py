@@ -69,7 +69,7 @@ class Trainer:
             plan = RunPlan.new(plan, run_dir)
         self.control = control or TrainingControl()
         self._emitting = threading.RLock()
-        config, self.parent = plan.config, plan.parent
+        config, self.parent, self.labels = plan.config, plan.parent, plan.labels
         ckpt = plan.resumption.checkpoint if plan.resumption else None
         self.dist = init_distributed(config.device)
         self.device = self.dist.device(config.device)
@@ -123,7 +123,7 @@ class Trainer:
         self._emit(RunStarted(str(self.run_dir), str(self.device), str(self.dtype).replace("torch.", ""),
                               self.raw_model.num_params(), self.vocab.size, len(self.corpus.train),
                               len(self.corpus.val), self.tokens_per_step, self.start_step, cfg.max_iters,
-                              self.dist.world_size, str(self.parent or "")))
+                              self.dist.world_size, str(self.parent or ""), self.labels))
         self._training = True
         try:
             reason = self._loop()
@@ -133,7 +133,7 @@ class Trainer:
         self._training = False
         if self.checkpoints.saved_step != self.step and (reason is None or self.control.save_on_stop):
             self.save_checkpoint("latest")
-        finished = RunFinished(self.step, "stopped" if reason else "finished", reason or "", self.best_val_loss,
+        finished = RunFinished(self.step, self.control.outcome if reason else "finished", reason or "", self.best_val_loss,
                                str(self.run_dir))
         self._emit(finished)
         return finished

@@ -1,0 +1,197 @@
+"""One worker of a sweep: it asks the study for a trial, trains it as an ordinary run in its own
+folder, reports each eval to the pruner, tells the study how it ended, and asks again until
+the budget is spent, the time is up, or it is asked to stop.
+
+Several workers may share a study, in one machine's journal or across machines through an RDB.
+"""
+from __future__ import annotations
+
+import gc
+import math
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import optuna
+from optuna.trial import TrialState
+
+from .config import config_from_dict
+from .control import RunDirControl, TrainingControl
+from .errors import ConfigError, GptTuiError
+from .events import EvalResult, Event, RunFailed, RunFinished, StepMetrics
+from .run_plan import RunPlan
+from .rundir import free_path
+from .settings import with_user_settings
+from .sweep_spec import SweepSpec
+from .sweep_study import (HEARTBEAT_SECONDS, counts, mark, rerun_interrupted, stop_asked, within_budget,
+                          write_record)
+
+Say = Callable[[str], None]
+
+
+@dataclass
+class TrialEnd:
+    number: int
+    state: str  # complete, pruned, failed or interrupted
+    line: str
+
+
+class SweepWorker:
+    def __init__(self, study: optuna.Study, spec: SweepSpec, sweep_dir: Path, storage: str | dict[str, str],
+                 say: Say = print, threads: int = 0, on_event: Callable[[Event], None] | None = None):
+        self.study, self.spec, self.sweep_dir, self.storage = study, spec, Path(sweep_dir), storage
+        self.say, self.threads, self.on_event = say, threads, on_event
+        self.started = time.monotonic()
+        self.stop_reason: str | None = None
+        self.failed_input: str | None = None  # the base config cannot train at all: every trial would fail
+        self._control: TrainingControl | None = None  # the running trial's
+        self._lock = threading.Lock()
+
+    def stop(self, reason: str, running_too: bool = True) -> None:
+        """Start no new trial; ``running_too``: stop the running one too, saving (a signal's)."""
+        with self._lock:
+            self.stop_reason = self.stop_reason or reason
+            if running_too and self._control is not None:
+                self._control.stop(reason)
+
+    # ---- the loop ----------------------------------------------------------------------------------
+    def run(self) -> list[TrialEnd]:
+        ended = []
+        while (why := self._why_not_ask()) is None:
+            trial = self.study.ask()
+            if self.spec.trials is not None and not within_budget(self.study, trial.number, self.spec.trials):
+                mark(self.study, self.study.get_trials(deepcopy=False)[trial.number], "surplus",
+                     "asked for after another worker took the budget's last trial")
+                continue
+            ended.append(self._run_trial(trial))
+        self.say(f"worker done: {why}")
+        return ended
+
+    def _why_not_ask(self) -> str | None:
+        """Why no new trial starts, or None."""
+        if self.stop_reason:
+            return self.stop_reason
+        if self.failed_input:
+            return f"the sweep's config cannot train: {self.failed_input}"
+        asked = stop_asked(self.sweep_dir)
+        if asked is not None:
+            return "stop asked for in the sweep folder"
+        if self.spec.minutes is not None and time.monotonic() - self.started >= self.spec.minutes * 60:
+            return f"the budget of {self.spec.minutes:g} minutes is spent"
+        for number in rerun_interrupted(self.study):
+            self.say(f"trial {number} was interrupted (its worker is gone): it runs again as a new trial")
+        if self.spec.trials is not None:
+            done, running = counts(self.study)
+            waiting = self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+            if done >= self.spec.trials or (done + running >= self.spec.trials and not waiting):
+                return f"the budget of {self.spec.trials} trials is {'spent' if not running else 'taken'}"
+        return None
+
+    # ---- one trial ---------------------------------------------------------------------------------
+    def _run_trial(self, trial: optuna.Trial) -> TrialEnd:
+        from .trainer import Trainer  # torch: only once a trial runs
+
+        run_dir = free_path(self.sweep_dir / f"trial-{trial.number:03d}")
+        for key, value in (("run_dir", str(run_dir.resolve())), ("host", socket.gethostname()),
+                           ("pid", os.getpid()), ("started", time.time()), ("heartbeat", time.time())):
+            trial.set_user_attr(key, value)
+        params = {name: param.suggest(trial) for name, param in self.spec.search.items()}
+        shown = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
+        try:
+            plan = self._plan(trial.number, params, run_dir)
+            trainer = Trainer(plan, self._listener(trial), self._new_control())
+        except ConfigError as exc:  # this trial's values break a rule together (e.g. min_lr > learning_rate)
+            return self._end(trial, "failed", TrialState.FAIL, f"its values do not make a config: {exc}")
+        except GptTuiError as exc:  # the data or the device: no trial could train
+            self.failed_input = str(exc)
+            return self._end(trial, "interrupted", TrialState.FAIL, str(exc))
+        write_record(self.study, self.spec, self.sweep_dir, self.storage)
+        self.say(f"trial {trial.number} started: {shown} ({run_dir})")
+        result = trainer.run()
+        del trainer
+        gc.collect()
+        trial.set_user_attr("steps", result.step)
+        return self._ended(trial, result)
+
+    def _plan(self, number: int, params: dict, run_dir: Path) -> RunPlan:
+        labels = {"sweep": {"dir": str(self.sweep_dir.resolve()), "study": self.study.study_name, "trial": number}}
+        values = self.spec.trial_values(params)
+        if self.threads and not values.get("num_threads"):
+            values["num_threads"] = self.threads  # workers side by side on a CPU split its cores
+        if self.spec.fork:
+            return RunPlan.fork(self.spec.fork, {**self.spec.fixed, **params, **({"num_threads": values["num_threads"]}
+                                                 if "num_threads" in values else {})}, run_dir, labels)
+        return RunPlan.new(with_user_settings(config_from_dict(values)), run_dir, labels)
+
+    def _new_control(self) -> TrainingControl:
+        with self._lock:
+            self._control = TrainingControl()
+            if self.stop_reason:
+                self._control.stop(self.stop_reason)
+            return self._control
+
+    def _listener(self, trial: optuna.Trial) -> Callable[[Event], None]:
+        """Each eval after step 0 goes to the pruner; a heartbeat at most every HEARTBEAT_SECONDS."""
+        last_beat = [time.monotonic()]
+        pruner = self.spec.pruner
+
+        def listen(event: Event) -> None:
+            if isinstance(event, EvalResult) and event.step > 0 and math.isfinite(event.val_loss):
+                trial.report(event.val_loss, event.step)
+                if trial.should_prune():
+                    trial.set_user_attr("pruned_at", event.step)
+                    self._control.stop(f"pruned by {pruner} at step {event.step}: val_loss {event.val_loss:.4f}",
+                                       outcome="pruned")
+            if isinstance(event, (StepMetrics, EvalResult)) and time.monotonic() - last_beat[0] > HEARTBEAT_SECONDS:
+                last_beat[0] = time.monotonic()
+                trial.set_user_attr("heartbeat", time.time())
+            if self.on_event is not None:
+                self.on_event(event)
+        return listen
+
+    def _ended(self, trial: optuna.Trial, result: RunFinished | RunFailed) -> TrialEnd:
+        if isinstance(result, RunFailed):
+            if result.kind == "input":
+                self.failed_input = result.message
+                return self._end(trial, "interrupted", TrialState.FAIL, result.message)
+            return self._end(trial, "failed", TrialState.FAIL, result.message)
+        if result.status == "pruned":
+            trial.set_user_attr("pruned_at", trial.user_attrs.get("pruned_at", result.step))
+            return self._end(trial, "pruned", TrialState.PRUNED, result.reason)
+        if result.status == "stopped":  # a signal, or the sweep's stop: run again on --resume
+            self.stop(result.reason, running_too=False)
+            return self._end(trial, "interrupted", TrialState.FAIL, result.reason)
+        if not math.isfinite(result.best_val_loss):
+            return self._end(trial, "failed", TrialState.FAIL, "no eval gave a finite val loss")
+        return self._end(trial, "complete", TrialState.COMPLETE, f"best val_loss {result.best_val_loss:.4f}",
+                         result.best_val_loss)
+
+    def _end(self, trial: optuna.Trial, state: str, told: TrialState, why: str, value: float | None = None) -> TrialEnd:
+        with self._lock:
+            self._control = None
+        if state == "failed":
+            trial.set_user_attr("error", why)
+        elif state == "interrupted":
+            trial.set_user_attr("interrupted", why)
+        self.study.tell(trial, value, state=told)
+        if state == "interrupted" and not self.failed_input:
+            self.study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
+        write_record(self.study, self.spec, self.sweep_dir, self.storage)
+        line = f"trial {trial.number} {state}: {why}"
+        self.say(line)
+        return TrialEnd(trial.number, state, line)
+
+
+def stop_running_trials(sweep_dir: Path) -> None:
+    """The Sweep screen's "stop and save": each running trial of this machine gets a stop request."""
+    from .sweep_study import read_record
+
+    for trial in read_record(sweep_dir).get("trials", []):
+        if isinstance(trial, dict) and trial.get("state") == "running" and trial.get("host") == socket.gethostname():
+            run_dir = Path(str(trial.get("run_dir", "")))
+            if run_dir.is_dir():
+                RunDirControl(run_dir).stop("the sweep was stopped")
