@@ -58,7 +58,9 @@ def last_step(run_dir: Path) -> int:
     path = run_dir / "metrics.jsonl"
     if not path.exists():
         return -1
-    steps = [json.loads(line)["step"] for line in path.read_text().splitlines() if '"event": "step"' in line]
+    # only whole lines: the run may be writing the last one as it is read
+    lines = path.read_text().split("\n")[:-1]
+    steps = [json.loads(line)["step"] for line in lines if '"event": "step"' in line]
     return max(steps, default=-1)
 
 

@@ -297,6 +297,22 @@ def watch(args: argparse.Namespace) -> int:
     return _run_app(lambda stderr: create_app(config, stderr=stderr, watch=run_dir), run_dir / "watch-stderr.log")
 
 
+def open_app_on_sweep(sweep_dir: Path) -> int:
+    """``gpt-tui sweep --watch DIR``: the app on the Sweep screen, the form holding the best
+    trial's config when there is one (F5 then trains it), else the default config."""
+    from .engine.sweep_study import BEST_TOML, holds_sweep
+    from .ui.app import create_app
+
+    sweep_dir = Path(sweep_dir).expanduser()
+    if not holds_sweep(sweep_dir):
+        raise ConfigError([f"{str(sweep_dir)!r} is not a sweep folder (it has no sweep.json): pass the folder "
+                           "`gpt-tui sweep` printed"])
+    best = sweep_dir / BEST_TOML
+    config = with_user_settings(load_config(best if best.is_file() else default_config_path()))
+    return _run_app(lambda stderr: create_app(config, run_dir=None, stderr=stderr, sweep=sweep_dir),
+                    sweep_dir / "watch-stderr.log")
+
+
 def set_live(args: argparse.Namespace) -> int:
     """Change live keys of a run another process trains: 0 once the values asked for are in
     force (whoever applied them), 2 for a change the run refuses, 1 when they are not in force

@@ -10,7 +10,7 @@ COLUMNS = ("run", "started", "status", "steps", "best val", "params", "device", 
 
 def run_cells(run: RunSummary) -> tuple[str, ...]:
     """The cells after the "run" column, which each front end fills (a name, or a path to paste)."""
-    steps = f"{run.last_step:,}" + (f"/{run.max_iters:,}" if run.max_iters else "")
+    steps = "-" if run.sweep else f"{run.last_step:,}" + (f"/{run.max_iters:,}" if run.max_iters else "")
     return tuple(map(visible, (fmt_date(run.started), run.status, steps, fmt_loss(run.best_val_loss),
                                fmt_count(run.num_params) if run.num_params else "-", str(run.device),
                                run.parent or "-")))

@@ -46,8 +46,9 @@ def sweep(args: argparse.Namespace) -> int:
         sweep_dir = _new_sweep_dir(args, spec)
         storage, name = storage_field(sweep_dir, args.storage), sweep_dir.name
         study = create_study(spec, name, storage, salt)
-        (sweep_dir / "sweep.toml").write_text(spec.to_toml(), encoding="utf-8")
     if not args.child:
+        # the spec as a sweep file of its own (what the Sweep screen reads, and a record of what ran)
+        (sweep_dir / "sweep.toml").write_text(spec.to_toml(), encoding="utf-8")
         clear_stop(sweep_dir)
         write_record(study, spec, sweep_dir, storage)
         print(f"sweep {name}: {_budget(spec)}, {spec.sampler} + {spec.pruner}, in {sweep_dir}", flush=True)

@@ -29,6 +29,7 @@ class RunSummary:
     device: str
     config: dict[str, Any] = field(default_factory=dict)
     parent: str = ""      # "NAME@STEP" of the run it was forked from, if it was
+    sweep: bool = False   # a sweep folder (its trials are runs inside it), not a run
 
     @property
     def name(self) -> str:
@@ -78,12 +79,30 @@ def _parent(status: dict[str, Any]) -> str:
 
 
 def list_runs(out_dir: str | Path) -> list[RunSummary]:
-    """Every run directory directly under ``out_dir``, newest first."""
+    """Every run directory and sweep folder directly under ``out_dir``, newest first."""
+    from .sweep_study import holds_sweep
+
     root = Path(out_dir).expanduser()
     if not root.is_dir():
         return []
-    runs = [summarize(p) for p in root.iterdir() if p.is_dir() and holds_run(p)]
+    folders = [p for p in root.iterdir() if p.is_dir()]
+    runs = [summarize(p) for p in folders if holds_run(p)] + [summarize_sweep(p) for p in folders if holds_sweep(p)]
     return sorted(runs, key=lambda r: (r.started or 0.0, r.name), reverse=True)
+
+
+def summarize_sweep(path: Path) -> RunSummary:
+    """A sweep folder as a row of the runs table: its trials counted, its best val loss."""
+    from .sweep_study import read_record
+
+    record = read_record(path)
+    budget = record.get("trials_budget")
+    counted = record.get("counted", 0)
+    best = record.get("best") if isinstance(record.get("best"), dict) else {}
+    created = record.get("created")
+    return RunSummary(path=path, status=f"sweep {counted}/{budget}" if budget else f"sweep {counted}",
+                      started=created if isinstance(created, (int, float)) else None, last_step=0, max_iters=None,
+                      best_val_loss=float(best.get("best_val_loss") or math.inf), num_params=None, device="-",
+                      sweep=True)
 
 
 def val_curve(path: Path) -> tuple[list[int], list[float]]:

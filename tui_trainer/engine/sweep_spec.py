@@ -118,8 +118,27 @@ class SweepSpec:
 
         top = {key: value for key, value in self.to_attrs().items()
                if key not in ("base", "set", "search") and value not in (None, "")}
-        return tomli_w.dumps({**top, "set": stored({**self.base, **self.fixed}),
+        fixed = {key: value for key, value in {**self.base, **self.fixed}.items() if key not in self.search}
+        return tomli_w.dumps({**top, "set": stored(fixed),
                               "search": {k: p.to_toml_value() for k, p in self.search.items()}})
+
+
+def around(config) -> list[tuple[Param, bool]]:
+    """The Sweep setup's rows for a config: a range around each value a sweep most often
+    searches, and whether it is searched unless the user says otherwise (the learning rate and
+    dropout). A learning rate never goes below min_lr, which a decaying schedule reaches."""
+    lr, wd, batch = config.learning_rate, config.weight_decay, config.batch_size
+    low_lr = max(lr / 10, config.min_lr) if config.lr_schedule != "constant" else lr / 10
+    rows = [
+        (Param("learning_rate", "log_uniform", (float(f"{low_lr:.3g}"), float(f"{lr * 10:.3g}"))), True),
+        (Param("dropout", "uniform", (0.0, round(max(0.3, min(0.9, config.dropout * 2)), 3))), True),
+        (Param("weight_decay", "log_uniform", (float(f"{wd / 10:.3g}"), float(f"{wd * 10:.3g}"))) if wd > 0
+         else Param("weight_decay", "uniform", (0.0, 0.1)), False),
+        (Param("warmup_iters", "int", (0, max(1, config.max_iters // 5))), False),
+        (Param("lr_schedule", "choice", ("constant", "cosine", "wsd")), False),
+        (Param("batch_size", "choice", tuple(sorted({max(1, batch // 2), batch, batch * 2}))), False),
+    ]
+    return rows
 
 
 def read_sweep_file(path: str | Path) -> SweepSpec:

@@ -103,6 +103,7 @@ def create_study(spec: SweepSpec, name: str, storage: str | dict[str, str], salt
     study = optuna.create_study(study_name=name, storage=open_storage(storage), direction="minimize",
                                 sampler=sampler_for(spec, salt), pruner=pruner_for(spec))
     study.set_user_attr("gpt_tui_spec", spec.to_attrs())
+    study.set_user_attr("created", time.time())
     return study
 
 
@@ -142,6 +143,18 @@ def counts(study: optuna.Study) -> tuple[int, int]:
     """(trials that ended and count toward the budget, trials running now)."""
     states = [state_of(t) for t in study.get_trials(deepcopy=False)]
     return sum(s in COUNTED for s in states), states.count("running")
+
+
+def budget(study: optuna.Study, spec: SweepSpec) -> int | None:
+    """The trials to run: the sweep file's, plus one for each trial a user asked for by hand
+    (they run next, and the search keeps its own number of trials)."""
+    return None if spec.trials is None else spec.trials + int(study.user_attrs.get("extra_trials", 0))
+
+
+def enqueue(study: optuna.Study, params: dict[str, Any]) -> None:
+    """"Try this next": the next trial any worker asks for has these values."""
+    study.enqueue_trial(params, user_attrs={"enqueued": True})
+    study.set_user_attr("extra_trials", int(study.user_attrs.get("extra_trials", 0)) + 1)
 
 
 def within_budget(study: optuna.Study, number: int, budget: int) -> bool:
@@ -187,10 +200,11 @@ def trial_record(trial: FrozenTrial) -> dict[str, Any]:
     values = [v for v in trial.intermediate_values.values() if math.isfinite(v)]
     best = trial.value if state == "complete" and trial.value is not None else (min(values) if values else None)
     steps = max(trial.intermediate_values, default=attrs.get("steps", 0))
-    record = {"number": trial.number, "state": state, "params": trial.params,
+    params = trial.params or dict(trial.system_attrs.get("fixed_params", {}))  # a queued trial: its values to come
+    record = {"number": trial.number, "state": state, "params": params,
               "best_val_loss": best, "steps": int(attrs.get("steps", steps)), "run_dir": attrs.get("run_dir", ""),
               "host": attrs.get("host", "")}
-    for key in ("pruned_at", "error", "retry_of", "interrupted"):
+    for key in ("pruned_at", "error", "retry_of", "interrupted", "enqueued"):
         if key in attrs:
             record[key] = attrs[key]
     return record
@@ -206,9 +220,10 @@ def snapshot(study: optuna.Study, spec: SweepSpec, storage: str | dict[str, str]
     best = best_trial(study)
     done, running = counts(study)
     return {"study_name": study.study_name, "storage": storage, "objective": spec.objective,
-            "sampler": spec.sampler, "pruner": spec.pruner, "trials_budget": spec.trials,
+            "sampler": spec.sampler, "pruner": spec.pruner, "trials_budget": budget(study, spec),
             "minutes_budget": spec.minutes, "searched": list(spec.search), "counted": done, "running": running,
-            "trials": trials, "best": trial_record(best) if best else None, "updated": round(time.time(), 3)}
+            "trials": trials, "best": trial_record(best) if best else None,
+            "created": study.user_attrs.get("created"), "updated": round(time.time(), 3)}
 
 
 @contextlib.contextmanager

@@ -27,7 +27,7 @@ from .run_plan import RunPlan
 from .rundir import free_path
 from .settings import with_user_settings
 from .sweep_spec import SweepSpec
-from .sweep_study import (HEARTBEAT_SECONDS, counts, mark, rerun_interrupted, stop_asked, within_budget,
+from .sweep_study import (HEARTBEAT_SECONDS, budget, counts, mark, rerun_interrupted, stop_asked, within_budget,
                           write_record)
 
 Say = Callable[[str], None]
@@ -63,7 +63,8 @@ class SweepWorker:
         ended = []
         while (why := self._why_not_ask()) is None:
             trial = self.study.ask()
-            if self.spec.trials is not None and not within_budget(self.study, trial.number, self.spec.trials):
+            trials = budget(self.study, self.spec)
+            if trials is not None and not within_budget(self.study, trial.number, trials):
                 mark(self.study, self.study.get_trials(deepcopy=False)[trial.number], "surplus",
                      "asked for after another worker took the budget's last trial")
                 continue
@@ -84,11 +85,14 @@ class SweepWorker:
             return f"the budget of {self.spec.minutes:g} minutes is spent"
         for number in rerun_interrupted(self.study):
             self.say(f"trial {number} was interrupted (its worker is gone): it runs again as a new trial")
-        if self.spec.trials is not None:
+        trials = budget(self.study, self.spec)
+        if trials is not None:
             done, running = counts(self.study)
             waiting = self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
-            if done >= self.spec.trials or (done + running >= self.spec.trials and not waiting):
-                return f"the budget of {self.spec.trials} trials is {'spent' if not running else 'taken'}"
+            if done >= trials:
+                return f"the budget of {trials} trials is spent"
+            if done + running >= trials and not waiting:
+                return f"the budget's last {running} trial{'s' * (running > 1)} run{'s' * (running == 1)} in other workers"
         return None
 
     # ---- one trial ---------------------------------------------------------------------------------

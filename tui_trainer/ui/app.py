@@ -41,13 +41,14 @@ class GptTuiApp(App[int]):
 
     def __init__(self, config: TrainConfig, run_dir: str | Path | None = None, start: bool = False,
                  stderr: NativeStderr | None = None, corpus_figures: tuple[int, int] | None = None,
-                 watch: Path | None = None):
+                 watch: Path | None = None, sweep: Path | None = None):
         super().__init__()
         self.config = config
         self.stderr = stderr  # native output of this app's own run goes to its stderr.log
         self.dashboard = DashboardScreen(config, run_dir, corpus_figures)
         self._start_on_mount = start
         self._watch_on_mount = watch
+        self._sweep_on_mount = sweep
         self._quit_after_run = False  # the run was asked to stop for a quit or a signal: leave once it ends
         self.signal_exit: int | None = None  # the exit code a SIGINT, SIGTERM or SIGHUP asked for
         self.detached = False  # the app left its run training on (F10, or a hang-up with on_hangup = "detach")
@@ -68,6 +69,8 @@ class GptTuiApp(App[int]):
         load_keymap(self)
         if self._watch_on_mount:
             self.call_after_refresh(self.dashboard.choices.watch_run, self._watch_on_mount)
+        elif self._sweep_on_mount:
+            self.call_after_refresh(self.dashboard.choices.open_sweep, self._sweep_on_mount)
         elif self._start_on_mount:
             self.call_after_refresh(self.dashboard.action_start)
 
@@ -193,9 +196,10 @@ class GptTuiApp(App[int]):
 
 def create_app(config: TrainConfig, run_dir: str | Path | None = None, start: bool = False,
                stderr: NativeStderr | None = None, corpus_figures: tuple[int, int] | None = None,
-               watch: Path | None = None) -> GptTuiApp:
+               watch: Path | None = None, sweep: Path | None = None) -> GptTuiApp:
     """The one factory that the CLI, the tests and the snapshots all use.
 
-    ``watch`` opens the dashboard on a run that another process trains (``gpt-tui watch``)."""
+    ``watch`` opens the dashboard on a run that another process trains (``gpt-tui watch``);
+    ``sweep`` opens the Sweep screen on a sweep folder (``gpt-tui sweep --watch``)."""
     return GptTuiApp(config, run_dir=run_dir, start=start, stderr=stderr, corpus_figures=corpus_figures,
-                     watch=watch)
+                     watch=watch, sweep=sweep)

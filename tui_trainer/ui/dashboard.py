@@ -74,6 +74,8 @@ class DashboardScreen(Screen):
                 "the form's values, its curve where the loss plot is; F3 again stops it", id="lr-find"),
         Binding("f4", "find('fit_batch')", "Fit batch", tooltip="Find the batch size: the largest that fits on a GPU, "
                 "the fastest on a CPU, keeping the form's tokens per step; F4 again stops it", id="fit-batch"),
+        Binding("f12", "sweep", "Sweep", tooltip="Sweep hyperparameters: search ranges around the form's values "
+                "with Optuna (TPE, ASHA pruning), on the Sweep screen", id="sweep"),
         Binding("f9", "toggle_log_y", "Log y", tooltip="Toggle log-scale loss axis: for long runs", id="log-y"),
         Binding("ctrl+t", "next_tab", "Next tab", show=False, tooltip="Next tab: Log, Samples, Health, Device in "
                 "turn, without a mouse", id="next-tab"),
@@ -206,6 +208,8 @@ class DashboardScreen(Screen):
             ok = rules.steer
         elif action in ("save", "sample", "detach"):
             ok = self.allows(action)
+        elif action == "sweep":
+            ok = rules.start and self.form_config is not None and finding is None
         elif action == "runs":
             ok = rules.runs and finding is None
         else:
@@ -227,9 +231,10 @@ class DashboardScreen(Screen):
             return f"the run is {state.value}: wait a moment"
         if self.finding is not None:
             return f"the {self.finding.what} is running: its key again stops it"
-        if allowed(state).in_run and session is not None and not session.owned and action in ("start", "find", "runs"):
+        if allowed(state).in_run and session is not None and not session.owned and action in ("start", "find", "runs",
+                                                                                              "sweep"):
             return "another process trains the run shown: this app can start one once it has ended"
-        if action in ("start", "find"):
+        if action in ("start", "find", "sweep"):
             return "a run is going on: F7 stops it first" if allowed(state).in_run else \
                 "fix the highlighted fields first"
         if action == "runs":
@@ -335,6 +340,11 @@ class DashboardScreen(Screen):
         if self.check_action("runs", ()) is not True:
             return
         self.choices.open_runs_screen()
+
+    def action_sweep(self) -> None:
+        if self.check_action("sweep", ()) is not True:
+            return
+        self.choices.open_sweep_setup(self.form_config)
 
     def action_detach(self) -> None:
         if self.check_action("detach", ()) is not True:

@@ -16,12 +16,15 @@ from ..engine.events import Event, RunStarted, StepMetrics
 from ..engine.follow import read_events, read_status
 from ..engine.run_plan import RunPlan
 from ..engine.rundir import free_path, holds_run, new_run_dir
+from ..engine.sweep_spec import SweepSpec
 from ..engine.runs import RunSummary, compare_label, differing_keys, summarize, val_curve
 from .runs_screen import RunsScreen
 from .screens import ChoiceScreen
 from .sessions.job_run import JobRun
 from .sessions.local_run import LocalRun
 from .sessions.watched_run import WatchedRun
+from .sweep_screen import SweepScreen
+from .sweep_setup import SweepSetupScreen
 from .state import allowed
 
 if TYPE_CHECKING:
@@ -130,7 +133,8 @@ class RunChoices:
         if choice is None:
             return
         what, paths = choice
-        actions = {"resume": self.resume_run, "watch": self.watch_run, "fork": self.fork_run}
+        actions = {"resume": self.resume_run, "watch": self.watch_run, "fork": self.fork_run,
+                   "sweep": self.open_sweep}
         try:
             actions[what](paths[0]) if what in actions else self.compare_runs(paths)
         except GptTuiError as exc:
@@ -200,6 +204,55 @@ class RunChoices:
             self.dashboard.log_line("comparing " + "; ".join(label for label, _, _ in curves))
         else:
             self.dashboard.log_line("comparison cleared")
+
+    # ---- sweeps ---------------------------------------------------------------------------------
+    def open_sweep_setup(self, config: TrainConfig) -> None:
+        self.dashboard.app.push_screen(SweepSetupScreen(config), self._launch_sweep)
+
+    def _launch_sweep(self, chosen: tuple[SweepSpec, int] | None) -> None:
+        """A new sweep folder beside the runs, its sweep file in it, and ``gpt-tui sweep`` on it."""
+        from datetime import datetime
+
+        from ..engine.launch import launch_sweep
+
+        if chosen is None:
+            return
+        spec, workers = chosen
+        board = self.dashboard
+        root = self.root or Path((board.form_config or board.config).out_dir)
+        sweep_dir = free_path(root.expanduser() / f"sweep-{datetime.now():%Y%m%d-%H%M%S}")
+        try:
+            sweep_dir.mkdir(parents=True)
+            (sweep_dir / "sweep.toml").write_text(spec.to_toml(), encoding="utf-8")
+            process = launch_sweep(sweep_dir / "sweep.toml", sweep_dir, workers)
+        except OSError as exc:
+            board.app.notify(f"cannot start the sweep in {sweep_dir}: {exc}", severity="error", title="Sweep")
+            return
+        board.log_line(f"sweep started in process {process.pid}: {sweep_dir} (it runs on if the app quits; "
+                       f"gpt-tui sweep --watch {sweep_dir} opens it again)")
+        self.open_sweep(sweep_dir)
+
+    def open_sweep(self, sweep_dir: Path) -> None:
+        self.dashboard.app.push_screen(SweepScreen(Path(sweep_dir)), self._sweep_chosen)
+
+    def _sweep_chosen(self, choice: tuple[str, Path] | None) -> None:
+        """The Sweep screen opened a trial (watched in the dashboard) or forked the best one."""
+        if choice is None:
+            return
+        what, run_dir = choice
+        try:
+            if what == "watch":
+                self.watch_run(run_dir)
+                return
+            self.fork_run(run_dir)
+        except GptTuiError as exc:
+            self.dashboard.app.notify(str(exc), severity="error", title="Sweep", timeout=10)
+            return
+        board = self.dashboard
+        field = board.form.query_one("#f-max_iters")
+        field.value = str(2 * summarize(run_dir).last_step)  # a full-length run: twice the trial's, to start with
+        field.focus()
+        board.form_config = board.form.validate()
 
     # ---- history in the plot -------------------------------------------------------------------
     def _show_parent(self, run_dir: Path, step: int) -> None:

@@ -1,4 +1,5 @@
-"""The Runs screen: every run under out_dir, to resume, fork, watch, or overlay in the plot."""
+"""The Runs screen: every run under out_dir, to resume, fork, watch, or overlay in the plot;
+and every sweep folder there, which enter opens on the Sweep screen."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -18,7 +19,7 @@ MARK = "●"
 
 
 class RunsScreen(Screen[tuple[str, list[Path]] | None]):
-    """Dismissed with ("resume" | "watch" | "fork" | "compare", [run paths]), or None for Back."""
+    """Dismissed with ("resume" | "watch" | "fork" | "compare" | "sweep", [paths]), or None for Back."""
 
     BINDINGS = [
         # priority: the table's own enter binding would otherwise hide this one from the footer
@@ -71,14 +72,21 @@ class RunsScreen(Screen[tuple[str, list[Path]] | None]):
         event.stop()
         self.action_choose("resume")
 
+    def _is_sweep(self, path: Path) -> bool:
+        return any(run.sweep for run in self.runs if run.path == path)
+
     def action_choose(self, what: str) -> None:
         path = self._selected()
         if path is not None:
-            self.dismiss((what, [path]))
+            self.dismiss(("sweep" if self._is_sweep(path) else what, [path]))  # a sweep opens, whatever was asked
 
     def action_mark(self) -> None:
         path = self._selected()
         if path is None:
+            return
+        if self._is_sweep(path):
+            self.app.notify("a sweep folder: enter opens it, and its trials compare on the Sweep screen",
+                            title="Mark")
             return
         key = str(path)
         self.marked.symmetric_difference_update({key})

@@ -1,0 +1,182 @@
+"""What the Sweep screen shows and asks, without any UI: the trials as rows (read from
+sweep.json and each trial's run directory), their val-loss curves, which values differ from
+the best trial's, the parameter importances, and "try this next" checked against the search."""
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .config import parse_value, quoted, value_problem
+from .errors import ConfigError
+from .follow import read_status
+from .runs import val_curve
+from .sweep_spec import Param, SweepSpec
+from .sweep_study import read_record
+
+ENOUGH_FOR_IMPORTANCE = 4  # complete trials before importances mean anything
+
+
+@dataclass
+class TrialRow:
+    number: int
+    state: str
+    params: dict[str, Any]
+    best_val_loss: float
+    steps: int
+    run_dir: Path
+    pruned_at: int | None = None
+    curve: tuple[list[int], list[float]] = field(default_factory=lambda: ([], []))
+
+
+def trial_dir(sweep_dir: Path, recorded: str) -> Path:
+    """A trial's run directory: where sweep.json says, or beside it when the sweep folder was
+    moved or copied (sweep.json keeps the path it was written with)."""
+    path = Path(recorded)
+    if path.is_dir() or not recorded:
+        return path
+    moved = Path(sweep_dir) / path.name
+    return moved if moved.is_dir() else path
+
+
+class SweepView:
+    """Read a sweep folder again with :meth:`refresh`; a trial's curve is read again only when
+    its metrics file grew."""
+
+    def __init__(self, sweep_dir: Path):
+        self.sweep_dir = Path(sweep_dir)
+        self.record: dict[str, Any] = {}
+        self.rows: list[TrialRow] = []
+        self._curves: dict[Path, tuple[int, tuple[list[int], list[float]]]] = {}
+
+    def refresh(self) -> bool:
+        """Read sweep.json and the trials' files; True when anything shown changed."""
+        record = read_record(self.sweep_dir)
+        rows = [self._row(t) for t in record.get("trials", []) if isinstance(t, dict) and "number" in t]
+        changed = record != self.record or [(r.steps, r.curve) for r in rows] != [(r.steps, r.curve) for r in self.rows]
+        self.record, self.rows = record, rows
+        return changed
+
+    def _row(self, raw: dict[str, Any]) -> TrialRow:
+        run_dir = trial_dir(self.sweep_dir, str(raw.get("run_dir", "")))
+        best = raw.get("best_val_loss")
+        steps = int(raw.get("steps") or 0)
+        state = str(raw.get("state", "?"))
+        if state == "running":  # sweep.json is rewritten as trials start and end: the run's own files are newer
+            status = read_status(run_dir)
+            steps = int(status.get("last_step", steps))
+            best = status.get("best_val_loss", best)
+        params = raw.get("params") if isinstance(raw.get("params"), dict) else {}
+        return TrialRow(int(raw["number"]), state, params, math.inf if best is None else float(best), steps,
+                        run_dir, raw.get("pruned_at"), self._curve(run_dir))
+
+    def _curve(self, run_dir: Path) -> tuple[list[int], list[float]]:
+        try:
+            size = (run_dir / "metrics.jsonl").stat().st_size
+        except OSError:
+            return [], []
+        cached = self._curves.get(run_dir)
+        if cached is None or cached[0] != size:
+            cached = (size, val_curve(run_dir))
+            self._curves[run_dir] = cached
+        return cached[1]
+
+    # ---- what it shows -----------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return str(self.record.get("study_name", self.sweep_dir.name))
+
+    @property
+    def searched(self) -> list[str]:
+        return [str(k) for k in self.record.get("searched", [])]
+
+    @property
+    def best_number(self) -> int | None:
+        best = self.record.get("best")
+        return best.get("number") if isinstance(best, dict) else None
+
+    def best_row(self) -> TrialRow | None:
+        return next((r for r in self.rows if r.number == self.best_number), None)
+
+    def summary(self) -> str:
+        counted = self.record.get("counted", 0)
+        budget = self.record.get("trials_budget")
+        running = sum(r.state == "running" for r in self.rows)
+        parts = [f"{counted}/{budget} trials" if budget else f"{counted} trials",
+                 f"{running} running" if running else "", f"{self.record.get('sampler', '?')} + "
+                 f"{self.record.get('pruner', '?')}"]
+        best = self.best_row()
+        if best is not None:
+            parts.append(f"best {best.best_val_loss:.4f} (trial {best.number})")
+        return " · ".join(p for p in parts if p)
+
+    def differs(self, row: TrialRow, key: str, spec: SweepSpec | None) -> bool:
+        """Whether ``row``'s value of ``key`` is not, in effect, the best trial's: a different
+        choice or int, a float more than a quarter apart on a log scale, or a tenth of its range."""
+        best = self.best_row()
+        if best is None or row is best or key not in row.params or key not in best.params:
+            return False
+        mine, theirs = row.params[key], best.params[key]
+        if not isinstance(mine, float) or not isinstance(theirs, float):
+            return mine != theirs
+        param = spec.search.get(key) if spec else None
+        if param is not None and param.kind == "uniform":
+            low, high = param.values
+            return abs(mine - theirs) > 0.1 * (high - low)
+        if mine > 0 and theirs > 0:
+            return abs(math.log(mine / theirs)) > math.log(1.25)
+        return mine != theirs
+
+
+def importances(study) -> dict[str, float]:
+    """Optuna's parameter importances (PED-ANOVA: no extra dependency), or {} with too few trials."""
+    import optuna
+
+    complete = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.COMPLETE]
+    if len(complete) < ENOUGH_FOR_IMPORTANCE:
+        return {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "experimental": its interface may change, not its numbers
+        try:
+            found = optuna.importance.get_param_importances(
+                study, evaluator=optuna.importance.PedAnovaImportanceEvaluator())
+        except (ValueError, RuntimeError):  # e.g. every trial drew the same values
+            return {}
+    return {key: float(value) for key, value in found.items()}
+
+
+def typed_trial(spec: SweepSpec, texts: dict[str, str]) -> dict[str, Any]:
+    """The values a user typed for "try this next", each checked against its key's rule and its
+    search range (a value outside it would fall outside what the sampler models). Raises
+    ConfigError with every problem, each naming its key."""
+    values, problems = {}, []
+    for key, param in spec.search.items():
+        text = texts.get(key, "").strip()
+        if not text:
+            problems.append(f"{key}: type a value")
+            continue
+        try:
+            value = parse_value(key, text)
+        except ValueError as exc:
+            problems.append(str(exc))
+            continue
+        problem = value_problem(key, value) or _outside(param, value)
+        if problem:
+            problems.append(problem)
+        else:
+            values[key] = float(value) if param.kind in ("uniform", "log_uniform") else value
+    if problems:
+        raise ConfigError(problems)
+    return values
+
+
+def _outside(param: Param, value: Any) -> str | None:
+    if param.kind == "choice":
+        return None if value in param.values else (
+            f"{param.name} = {quoted(value)}: the search chooses among {', '.join(map(str, param.values))}")
+    low, high = param.values
+    if not low <= value <= high:
+        return f"{param.name} = {quoted(value)}: the search covers [{low:g}, {high:g}]"
+    return None

@@ -1,0 +1,86 @@
+""""Try this next": values for the searched keys, typed by the user, queued in the study as
+the next trial any worker runs (Optuna's enqueue_trial)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from textual import on
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Label, Static
+
+from ..engine.errors import GptTuiError
+from ..engine.safe_text import visible
+from ..engine.sweep_spec import SweepSpec
+from .widgets.text_input import TextInput
+
+
+def shown(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+class TryNextScreen(ModalScreen[dict | None]):
+    """Dismissed with the values queued, or None (escape, Cancel)."""
+
+    BINDINGS = [("escape", "cancel", "Cancel")]
+
+    def __init__(self, spec: SweepSpec, sweep_dir: Path, start: dict[str, Any]) -> None:
+        super().__init__()
+        self.spec, self.sweep_dir, self.start = spec, Path(sweep_dir), start
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="choice-dialog", id="try-next"):
+            yield Label("Try these values as the next trial (the best trial's to start with):", markup=False)
+            for key, param in self.spec.search.items():
+                ranged = ", ".join(map(str, param.values)) if param.kind == "choice" else \
+                    f"{param.values[0]:g} to {param.values[1]:g}"
+                with Horizontal(classes="try-row"):
+                    yield Label(visible(f"{key} ({ranged})"), classes="try-key", markup=False)
+                    value = self.start.get(key, param.values[0])
+                    yield TextInput(shown(value), id=f"try-{key}", classes="try-value")
+            yield Static("", id="try-problems", markup=False)
+            with Horizontal(classes="choice-buttons"):
+                yield Button("Try next (enter)", id="try", variant="primary")
+                yield Button("Cancel (esc)", id="cancel")
+
+    def on_mount(self) -> None:
+        self.query(TextInput).first().focus()
+
+    @on(TextInput.Submitted)
+    def _submitted(self, event: TextInput.Submitted) -> None:
+        event.stop()
+        self._try()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        if event.button.id == "try":
+            self._try()
+        else:
+            self.dismiss(None)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+    def _try(self) -> None:
+        from ..engine.sweep_study import enqueue, open_storage, read_record, write_record
+        from ..engine.sweep_view import typed_trial
+
+        texts = {key: self.query_one(f"#try-{key}", TextInput).value for key in self.spec.search}
+        problems = self.query_one("#try-problems", Static)
+        try:
+            params = typed_trial(self.spec, texts)
+            import optuna
+
+            record = read_record(self.sweep_dir)
+            study = optuna.load_study(study_name=record["study_name"], storage=open_storage(record["storage"]))
+            enqueue(study, params)
+            write_record(study, self.spec, self.sweep_dir, record["storage"])  # the table shows it waiting
+        except GptTuiError as exc:
+            problems.update(visible("\n".join(getattr(exc, "problems", [str(exc)]))))
+            return
+        except (KeyError, OSError, ValueError) as exc:
+            problems.update(visible(f"cannot reach the sweep's study: {exc}"))
+            return
+        self.dismiss(params)
