@@ -166,13 +166,13 @@ async def test_command_palette_offers_the_training_actions(app_config):
 
 async def test_a_users_keymap_remaps_keys_by_binding_id(app_config, tmp_path, monkeypatch):
     keymap = tmp_path / "keymap.toml"
-    keymap.write_text('start = "f12"\nstrat = "f3"\nsamples.entropy = "x"\n'
+    keymap.write_text('start = "f11"\nstrat = "f3"\nsamples.entropy = "x"\n'
                       'stop = "ctrl+q"\npause = "not a key!!"\nruns.back = "f4"\nsave = "s"\n'
                       'log-y = "minus"\nquit = "enter"\n')
     monkeypatch.setenv("GPT_TUI_KEYMAP", str(keymap))
     app = create_app(make_config(app_config, max_iters=4))
     async with app.run_test(size=SIZE) as pilot:
-        await press(pilot, "f12")
+        await press(pilot, "f11")
         await wait_for(pilot, lambda: app.dashboard.state == "ended")
         notes = [note.message for note in app._notifications]
         assert any("'strat' is not a binding id" in note and str(keymap) in note for note in notes)

@@ -217,13 +217,13 @@ def wait_for(predicate, timeout: float = 90.0) -> None:
 
 def test_a_sweep_killed_mid_trial_resumes_to_its_budget(corpus, tmp_path, processes):
     path = sweep_file(tmp_path, corpus, 'trials = 3\npruner = "none"\nsampler = "random"\nseed = 1\n' + SEARCH_LR,
-                      max_iters=300, eval_interval=100)
+                      max_iters=200, eval_interval=40)
     out = tmp_path / "sw"
     sweep = gpt_tui("sweep", str(path), "--out", str(out))
     processes.append(sweep)
     wait_for(lambda: [t["state"] for t in read_record(out).get("trials", [])] == ["complete", "running"])
     second = Path(read_record(out)["trials"][1]["run_dir"])
-    wait_for(lambda: read_status(second).get("last_step", 0) >= 10)  # mid-trial: 290 steps before its end
+    wait_for(lambda: read_status(second).get("last_step", 0) >= 40)  # mid-trial: its first eval, 160 steps before its end
     os.kill(sweep.pid, signal.SIGKILL)
     sweep.wait(timeout=30)
     complete_before = read_record(out)["trials"][0]

@@ -4,7 +4,6 @@ the best trial's, the parameter importances, and "try this next" checked against
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -137,13 +136,10 @@ def importances(study) -> dict[str, float]:
     complete = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.COMPLETE]
     if len(complete) < ENOUGH_FOR_IMPORTANCE:
         return {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # "experimental": its interface may change, not its numbers
-        try:
-            found = optuna.importance.get_param_importances(
-                study, evaluator=optuna.importance.PedAnovaImportanceEvaluator())
-        except (ValueError, RuntimeError):  # e.g. every trial drew the same values
-            return {}
+    try:
+        found = optuna.importance.get_param_importances(study, evaluator=optuna.importance.PedAnovaImportanceEvaluator())
+    except (ValueError, RuntimeError):  # e.g. every trial drew the same values
+        return {}
     return {key: float(value) for key, value in found.items()}
 
 
