@@ -1,4 +1,4 @@
-"""Generation speed of `gpt-tui sample`, before and after issue 15's changes, in one run.
+"""Generation speed of `gpt-tui sample`: before issue 15's changes, after them, and with the KV cache, in one run.
 
     python benchmarks/bench_sample.py [--tokens 300] [--rounds 3]
 
@@ -9,6 +9,8 @@ and each token's probability, entropy and top 5 kept. Both generate the same num
 tokens, past context_length so the cropping is exercised, at configs/chapter19.toml and
 configs/gpu.toml (on CPU, float32) with the bundled corpus's compact vocabulary, and at the
 chapter config with the chapter's own vocabulary (max id + 1), where the head is widest.
+"cached" is the same generation with the KV cache (each token one position's forward; a full
+context re-encodes its last half), what `gpt-tui sample` runs by default now.
 """
 from __future__ import annotations
 
@@ -59,8 +61,9 @@ def main() -> None:
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.tokens} tokens per sample, "
           f"median of {args.rounds}")
-    print("| config | vocabulary | context | before tok/s | after tok/s | after vs before |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print("| config | vocabulary | context | before tok/s | after tok/s | cached tok/s | after vs before "
+          "| cached vs after |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for name, vocab_mode in (("chapter19", "compact"), ("chapter19", "max"), ("gpu", "compact")):
         config = load_config(REPO / "configs" / f"{name}.toml", {"device": "cpu", "compile": False,
                                                                   "vocab": vocab_mode})
@@ -71,10 +74,12 @@ def main() -> None:
         idx = torch.tensor([encode_prompt("", tokenizer, vocab)])
         before = tokens_per_sec(lambda: generate_before(model, idx, args.tokens, torch.Generator().manual_seed(1)),
                                 args.tokens, args.rounds)
-        after = tokens_per_sec(lambda: generate(model, tokenizer, vocab, "", args.tokens, seed=1),
+        after = tokens_per_sec(lambda: generate(model, tokenizer, vocab, "", args.tokens, seed=1, cached=False),
                                args.tokens, args.rounds)
+        cached = tokens_per_sec(lambda: generate(model, tokenizer, vocab, "", args.tokens, seed=1),
+                                args.tokens, args.rounds)
         print(f"| {name}.toml | {vocab_mode} {vocab.size:,} | {config.context_length} | {before:,.0f} | {after:,.0f} | "
-              f"{after / before:.2f}x |")
+              f"{cached:,.0f} | {after / before:.2f}x | {cached / after:.2f}x |")
 
 
 if __name__ == "__main__":

@@ -76,7 +76,7 @@ def main_bench() -> None:
                                                      "none")))
     rows.append(("TPE + ASHA", *sweep(base, work / "tpe", args.trials, args.steps, "tpe", "asha")))
     print(f"\n{args.trials} trials of {args.steps} steps at {Path(args.config).name}, bundled corpus\n")
-    print(f"| search | best val loss | trial-steps | wall time |\n|---|---:|---:|---:|")
+    print("| search | best val loss | trial-steps | wall time |\n|---|---:|---:|---:|")
     for name, loss, steps, seconds in rows:
         print(f"| {name} | {loss:.4f} | {steps:,} | {seconds:.0f} s |")
     (_, default, _, _), (_, random_loss, random_steps, _), (_, tpe_loss, tpe_steps, _) = rows

@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from tui_trainer.engine.model import GPT, ModelConfig, filter_logits, sinusoidal_positions
@@ -55,3 +56,36 @@ def test_count_params_matches_the_module():
     for vocab, d, blocks in [(50, 16, 2), (432, 80, 6), (99751, 80, 6)]:
         model = GPT(ModelConfig(vocab_size=vocab, d_model=d, num_blocks=blocks, num_heads=4, context_length=8))
         assert count_params(vocab, d, blocks) == model.num_params()
+
+
+def generated(model, idx, tokens, temperature, cached, seed=1):
+    generator = torch.Generator().manual_seed(seed)
+    steps = list(model.generate_steps(idx, tokens, temperature=temperature, generator=generator, cached=cached))
+    return torch.cat([s[0] for s in steps], 1), torch.stack([torch.softmax(s[1], -1) for s in steps])
+
+
+
+@pytest.mark.parametrize("temperature", [0.0, 1.0])
+def test_the_kv_cache_gives_the_same_tokens_and_probabilities_within_the_context(temperature):
+    torch.manual_seed(0)
+    model = GPT(ModelConfig(vocab_size=97, d_model=32, num_blocks=3, num_heads=4, context_length=24, dropout=0.0)).eval()
+    idx = torch.randint(97, (2, 5))
+    for prompt in (idx, idx[:, :1]):  # a prompt of several positions, and of one
+        tokens = 24 - prompt.size(1)  # up to a full context, no further
+        plain, plain_probs = generated(model, prompt, tokens, temperature, cached=False)
+        cached, cached_probs = generated(model, prompt, tokens, temperature, cached=True)
+        assert torch.equal(plain, cached)
+        assert (plain_probs - cached_probs).abs().max() < 1e-4
+
+
+def test_the_kv_cache_goes_on_past_a_full_context_from_its_last_half():
+    torch.manual_seed(0)
+    model = GPT(ModelConfig(vocab_size=97, d_model=32, num_blocks=2, num_heads=2, context_length=16, dropout=0.0)).eval()
+    long_prompt = torch.randint(97, (1, 40))  # longer than the context: its last 16 tokens are encoded
+    tokens, probs = generated(model, long_prompt, 50, 1.0, cached=True)
+    assert tokens.shape == (1, 50) and torch.isfinite(probs).all()
+    # the token after a re-encode is what the uncached model gives on that half context
+    out = torch.cat([long_prompt, tokens], 1)
+    end = 40 + 1  # the prompt filled the cache, so the second token re-encoded the last 8
+    logits, _ = model(out[:, end - 8:end], last_only=True)
+    assert torch.allclose(torch.softmax(logits[0, -1], -1), probs[1, 0], atol=1e-5)

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from .engine.events import (ChangeRefused, CheckpointSaved, Detached, EvalResult, Event, HparamsChanged, LogMessage, RolledBack,
-                            RunFailed, RunFinished, RunStarted, SampleText, SpikeDetected, StateChanged, StepMetrics)
+                            RunFailed, RunFinished, RunStarted, SampleText, SpikeDetected, StateChanged, StepMetrics,
+                            TargetReached)
 from .engine.safe_text import visible
 from .formats import fmt_duration, fmt_loss, fmt_mfu, fmt_norm, fmt_value
 
@@ -27,7 +28,8 @@ def _line(event: Event) -> str | None:
         return (f"step {event.step} loss {event.loss:.4f} lr {event.lr:.2e}{grad} {event.tokens_per_sec:,.0f} tok/s "
                 f"MFU {fmt_mfu(event.mfu)} elapsed {fmt_duration(event.elapsed)} eta {fmt_duration(event.eta)}")
     if isinstance(event, EvalResult):
-        return (f"eval step {event.step}: train {event.train_loss:.4f} val {event.val_loss:.4f} "
+        bpb = f", {event.val_bpb:.4f} bits per byte" if event.val_bpb is not None else ""
+        return (f"eval step {event.step}: train {event.train_loss:.4f} val {event.val_loss:.4f}{bpb} "
                 f"(best {event.best_val_loss:.4f})")
     if isinstance(event, RunStarted):
         processes = f", {event.processes} processes" if event.processes > 1 else ""
@@ -48,6 +50,10 @@ def _line(event: Event) -> str | None:
         return f"from step {event.step}: {changes or 'nothing to change, the values were in force'} ({by})"
     if isinstance(event, ChangeRefused):
         return f"change from the {event.source or 'run'} not applied at step {event.step}: {event.reason}"
+    if isinstance(event, TargetReached):
+        what = "val loss" if event.metric == "val_loss" else "val bits per byte"
+        return (f"target {what} {event.target:g} reached at step {event.step:,}: {event.value:.4f}, after "
+                f"{fmt_duration(event.elapsed)} of training")
     if isinstance(event, SpikeDetected):
         then = {"warn": "training goes on", "rollback": "rolling back"}.get(event.action, "")
         return f"loss spike at step {event.step}: {event.reason}; {then}"

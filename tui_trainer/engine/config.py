@@ -58,6 +58,8 @@ class TrainConfig:
     spike_action: str = field(default="warn", metadata=_key("Training", "On a loss spike: 'off', 'warn' (log, mark, notify) or 'rollback' (restore the last interval's weights, skip its batches, lower lr).", choices=("off", "warn", "rollback")))
     spike_factor: float = field(default=3.0, metadata=_key("Training", "A spike is a train loss above this many times its moving average.", min=1.0, min_exclusive=True))
     TORCH_SEED: int = field(default=1337, metadata=_key("Training", "Seed for weights, batches and dropout.", min=0))
+    target_val_loss: float = field(default=0.0, metadata=_key("Training", "End the run, saved, once an eval's val loss is at or below this; 0 = off.", min=0.0))
+    target_val_bpb: float = field(default=0.0, metadata=_key("Training", "End the run, saved, once an eval's val bits per byte are at or below this; 0 = off.", min=0.0))
     # -- Evaluation --
     eval_interval: int = field(default=50, metadata=_key("Evaluation", "Estimate train/valid loss every N steps.", min=1))
     eval_iters: int = field(default=10, metadata=_key("Evaluation", "Batches per split in each estimate.", min=1))

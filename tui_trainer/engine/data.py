@@ -221,6 +221,22 @@ class Corpus:
                     "context_length")
 
 
+def bytes_per_token(ids: torch.Tensor, vocab: VocabMap, tokenizer: Tokenizer) -> float:
+    """UTF-8 bytes per token of a split of model ids: what turns nats per token into bits per
+    byte (the byte tokenizer: exactly 1). Counted in slices, so a large split is never copied."""
+    def length(model_id: int) -> int:
+        try:
+            return len(tokenizer.token_bytes(vocab.to_tokenizer([model_id])[0]))
+        except (IndexError, KeyError, ValueError):  # the compact vocabulary's unknown row, an unused id
+            return 0
+    counts = torch.zeros(vocab.size, dtype=torch.int64)
+    for start in range(0, len(ids), SLICE):
+        counts += torch.bincount(ids[start:start + SLICE].long(), minlength=vocab.size)[:vocab.size]
+    seen = torch.nonzero(counts).flatten().tolist()  # only the ids the split has: a full vocabulary is 100k
+    total = sum(int(counts[i]) * length(i) for i in seen)
+    return total / max(1, len(ids))
+
+
 def model_ids(tokens: np.memmap, vocab: VocabMap) -> np.ndarray:
     """The corpus as model ids (int32), memory-mapped from a cache file beside the token cache,
     written in slices on first use. Batches gather from it, so a corpus never has to fit in RAM

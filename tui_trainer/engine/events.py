@@ -56,6 +56,16 @@ class StepMetrics:
 
 
 @dataclass(frozen=True)
+class TargetReached:
+    """An eval reached the run's target (``metric``: val_loss or val_bpb): the run ends there, saved."""
+    step: int
+    metric: str
+    target: float
+    value: float
+    elapsed: float  # seconds of training to get there
+
+
+@dataclass(frozen=True)
 class SpikeDetected:
     """The train loss at ``step`` jumped above spike_factor x its moving average (``ema``), or a
     loss or gradient was not finite; ``action`` is what the run does about it."""
@@ -84,6 +94,7 @@ class EvalResult:
     train_loss: float
     val_loss: float
     best_val_loss: float
+    val_bpb: float | None = None  # the val loss in bits per UTF-8 byte of the val split (tokenizer-free)
 
 
 @dataclass(frozen=True)
@@ -160,13 +171,14 @@ class RunFailed:
 
 
 Event = Union[RunStarted, StateChanged, StepMetrics, EvalResult, CheckpointSaved, SampleText, HparamsChanged,
-              ChangeRefused, Detached, LogMessage, SpikeDetected, RolledBack, RunFinished, RunFailed]
+              ChangeRefused, Detached, LogMessage, TargetReached, SpikeDetected, RolledBack, RunFinished, RunFailed]
 EventCallback = Callable[[Event], None]
 
 # The ``event`` tag of each type in metrics.jsonl (the names the file has always used).
 TAGS: dict[type, str] = {RunStarted: "start", StateChanged: "state", StepMetrics: "step", EvalResult: "eval",
                          CheckpointSaved: "checkpoint", SampleText: "sample", HparamsChanged: "hparams",
-                         ChangeRefused: "refused", Detached: "detached", LogMessage: "log", SpikeDetected: "spike", RolledBack: "rollback",
+                         ChangeRefused: "refused", Detached: "detached", LogMessage: "log", TargetReached: "target",
+                         SpikeDetected: "spike", RolledBack: "rollback",
                          RunFinished: "end", RunFailed: "failed"}
 TYPES: dict[str, type] = {tag: cls for cls, tag in TAGS.items()}
 NOT_WRITTEN = ("run_dir",)

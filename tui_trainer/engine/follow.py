@@ -83,12 +83,15 @@ STATUS_FIELDS: dict[str, tuple[type, ...]] = {
     "status": TEXT, "pid": COUNT, "host": TEXT, "device": TEXT, "num_params": COUNT, "started": NUMBER,
     "resumed": NUMBER, "ended": NUMBER, "run_name": TEXT, "max_iters": COUNT, "processes": COUNT,
     "detached": (bool,), "last_step": COUNT, "best_val_loss": NUMBER, "reason": TEXT, "error": TEXT,
-    "wandb_id": TEXT, "parent": (dict,), "sweep": (dict,),
+    "wandb_id": TEXT, "parent": (dict,), "sweep": (dict,), "best_val_bpb": NUMBER,
+    "target": (dict,),
 }
-# run.json's nested objects: kept only when whole. A fork's parent; a sweep trial's sweep and number.
+# run.json's nested objects: kept only when whole. A fork's parent; a sweep trial's sweep and
+# number; the target a run reached, where and after how long.
 NESTED_FIELDS: dict[str, dict[str, tuple[type, ...]]] = {
     "parent": {"run_dir": TEXT, "step": COUNT},
     "sweep": {"dir": TEXT, "study": TEXT, "trial": COUNT},
+    "target": {"metric": TEXT, "target": NUMBER, "step": COUNT, "elapsed": NUMBER},
 }
 
 

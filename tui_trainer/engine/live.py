@@ -14,6 +14,7 @@ from .errors import ConfigError
 LIVE_KEYS = ("learning_rate", "lr_schedule", "warmup_iters", "min_lr", "decay_fraction", "weight_decay", "grad_clip", "dropout",
              "batch_size", "grad_accum_steps", "max_iters", "eval_interval", "eval_iters", "log_interval",
              "checkpoint_interval", "sample_interval", "sample_prompt", "sample_tokens", "spike_action", "spike_factor",
+             "target_val_loss", "target_val_bpb",
              "health", "notify")
 FORK_HINT = "fork the run to change it (gpt-tui train --fork RUN_DIR --set KEY=VALUE)"
 

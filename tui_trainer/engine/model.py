@@ -64,13 +64,17 @@ class CausalSelfAttention(nn.Module):
         # attention weights: SDPA then takes its fused kernel instead of the slow math path on CPU.
         self.resid_dropout = nn.Dropout(cfg.dropout)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cache: LayerCache | None = None) -> torch.Tensor:
         B, T, C = x.shape
         q, k, v = self.qkv(x).split(C, dim=2)
         q = q.view(B, T, self.num_heads, C // self.num_heads).transpose(1, 2)  # (B, nh, T, hs)
         k = k.view(B, T, self.num_heads, C // self.num_heads).transpose(1, 2)  # (B, nh, T, hs)
         v = v.view(B, T, self.num_heads, C // self.num_heads).transpose(1, 2)  # (B, nh, T, hs)
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        if cache is not None:  # generation: attend over every position seen so far, these included
+            k, v, causal = cache.extend(k, v)
+        else:
+            causal = True
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C): heads side by side again
         return self.resid_dropout(self.proj(y))
 
@@ -97,9 +101,37 @@ class Block(nn.Module):
         self.ln2 = nn.LayerNorm(cfg.d_model)
         self.ffn = FeedForward(cfg)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.ln1(x))
+    def forward(self, x: torch.Tensor, cache: LayerCache | None = None) -> torch.Tensor:
+        x = x + self.attn(self.ln1(x), cache)
         return x + self.ffn(self.ln2(x))
+
+
+class LayerCache:
+    """One block's keys and values of the positions generated so far, in buffers of the whole
+    context (made at the first call, in the keys' dtype): a new token costs one position's
+    forward instead of the context's."""
+
+    def __init__(self, context_length: int):
+        self.context_length = context_length
+        self.k: torch.Tensor | None = None
+        self.v: torch.Tensor | None = None
+        self.length = 0
+
+    def extend(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, bool]:
+        """Append (B, nh, T, hs) keys and values; the cached ones to attend over, and whether the
+        attention is causal (a prompt of several positions from an empty cache: yes; one new
+        position: it sees them all)."""
+        start, end = self.length, self.length + k.size(2)
+        if (start and end - start > 1) or end > self.context_length:
+            raise ValueError(f"a KV cache takes several positions only from empty, and at most {self.context_length}")
+        if self.k is None:
+            B, nh, _, hs = k.shape
+            self.k = k.new_empty(B, nh, self.context_length, hs)
+            self.v = v.new_empty(B, nh, self.context_length, hs)
+        self.k[:, :, start:end] = k
+        self.v[:, :, start:end] = v
+        self.length = end
+        return self.k[:, :, :end], self.v[:, :, :end], start == 0
 
 
 # Temperatures below this are greedy: in float32 a smaller divisor rounds to 0 and gives NaN.
@@ -126,33 +158,58 @@ class GPT(nn.Module):
             if isinstance(module, nn.Dropout):
                 module.p = p
 
-    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, last_only: bool = False
-                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, last_only: bool = False,
+                cache: list[LayerCache] | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Logits (B, T, V) and the mean loss against ``targets``; ``last_only`` runs the head over
-        the last position alone (B, 1, V): generation needs no other, and the head is the widest layer."""
+        the last position alone (B, 1, V): generation needs no other, and the head is the widest layer.
+        With ``cache`` (generation), ``idx`` continues the positions the cache holds."""
         B, T = idx.shape
-        x = self.token_embedding(idx) + self.positions[:T]  # (B, T, C)
-        x = self.ln_f(self.blocks(x))
+        start = cache[0].length if cache else 0
+        x = self.token_embedding(idx) + self.positions[start:start + T]  # (B, T, C)
+        if cache is None:
+            x = self.blocks(x)
+        else:
+            for block, layer in zip(self.blocks, cache):
+                x = block(x, layer)
+        x = self.ln_f(x)
         logits = self.head(x[:, -1:] if last_only else x)  # (B, T, V) or (B, 1, V)
         loss = None
         if targets is not None:
             loss = cross_entropy(logits.reshape(B * T, -1), targets.reshape(B * T))
         return logits, loss
 
+    def new_cache(self) -> list[LayerCache]:
+        return [LayerCache(self.cfg.context_length) for _ in range(self.cfg.num_blocks)]
+
     @torch.inference_mode()
     def generate_steps(self, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0,
                        top_k: int | None = None, top_p: float | None = None,
-                       generator: torch.Generator | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+                       generator: torch.Generator | None = None,
+                       cached: bool = True) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Sample ``max_new_tokens`` tokens after ``idx`` (B, T), yielding each one's id (B, 1) and
-        the model's logits it was drawn from (B, V), before temperature and filtering."""
+        the model's logits it was drawn from (B, V), before temperature and filtering.
+
+        ``cached``: a KV cache keeps every block's keys and values, so each token costs one
+        position's forward. Positions are absolute, so the cache holds until the context is full;
+        then the last half context is encoded afresh (positions from 0) and generation goes on
+        from there. Uncached, every token re-encodes the last full context. Within the context
+        length both give the same tokens and probabilities."""
         B, T = idx.shape
         # One buffer for prompt and output, and the context a view of its last context_length
         # columns: nothing is copied per token (torch.cat would copy the whole sequence each time).
         out = idx.new_empty(B, T + max_new_tokens)
         out[:, :T] = idx
+        ctx = self.cfg.context_length
+        cache = None
         for end in range(T, T + max_new_tokens):
-            context = out[:, max(0, end - self.cfg.context_length):end]
-            logits, _ = self(context, last_only=True)
+            if not cached:
+                logits, _ = self(out[:, max(0, end - ctx):end], last_only=True)
+            elif cache is None or cache[0].length == ctx:  # the prompt, or a full cache: encode afresh
+                keep = min(end, ctx if cache is None else ctx // 2)
+                cache = self.new_cache()
+                logits, _ = self(out[:, end - keep:end], last_only=True, cache=cache)
+            else:
+                logits, _ = self(out[:, end - 1:end], last_only=True, cache=cache)
             logits = logits[:, -1, :].float()  # (B, V)
             if temperature < GREEDY_BELOW:
                 next_id = logits.argmax(dim=-1, keepdim=True)

@@ -11,7 +11,7 @@ import time
 
 from .config import TrainConfig, with_overrides
 from .events import (Detached, EvalResult, Event, HparamsChanged, RunFailed, RunFinished, RunStarted, SampleText,
-                     StateChanged, to_record)
+                     StateChanged, TargetReached, to_record)
 from .rundir import RunDir
 
 
@@ -46,11 +46,16 @@ class RunRecorder:
                 self.rundir.update_status(**event.labels)
         elif isinstance(event, EvalResult):
             self.rundir.update_status(last_step=event.step, best_val_loss=event.best_val_loss)
+            if event.val_bpb is not None and event.val_loss <= event.best_val_loss:  # the best eval's
+                self.rundir.update_status(best_val_bpb=event.val_bpb)
         elif isinstance(event, HparamsChanged):
             self.config = with_overrides(self.config, {key: new for key, (_, new) in event.changes.items()})
             self.rundir.write_config(self.config)
             if "max_iters" in event.changes:
                 self.rundir.update_status(max_iters=self.config.max_iters)
+        elif isinstance(event, TargetReached):
+            self.rundir.update_status(target={"metric": event.metric, "target": event.target, "step": event.step,
+                                              "elapsed": round(event.elapsed, 3)})
         elif isinstance(event, Detached):
             self.rundir.update_status(detached=True)
         elif isinstance(event, SampleText):

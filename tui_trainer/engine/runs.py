@@ -30,6 +30,8 @@ class RunSummary:
     config: dict[str, Any] = field(default_factory=dict)
     parent: str = ""      # "NAME@STEP" of the run it was forked from, if it was
     sweep: bool = False   # a sweep folder (its trials are runs inside it), not a run
+    best_val_bpb: float | None = None  # the best eval's val loss in bits per byte
+    target: dict[str, Any] | None = None  # the target it reached: metric, target, step, elapsed
 
     @property
     def name(self) -> str:
@@ -67,10 +69,12 @@ def summarize(path: Path) -> RunSummary:
         state = f"{state} on {status.get('host')}?"  # nobody here can tell whether it still does
     elif state in ("running", "paused") and status.get("detached"):
         state = f"{state}, detached"
+
     return RunSummary(path=path, status=state, started=status.get("started"),
                       last_step=status.get("last_step", 0), max_iters=status.get("max_iters"),
                       best_val_loss=math.inf if best is None else float(best), num_params=status.get("num_params"),
-                      device=status.get("device", "?"), config=read_run_config(path), parent=_parent(status))
+                      device=status.get("device", "?"), config=read_run_config(path), parent=_parent(status),
+                      best_val_bpb=status.get("best_val_bpb"), target=status.get("target"))
 
 
 def _parent(status: dict[str, Any]) -> str:

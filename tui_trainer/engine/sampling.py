@@ -88,8 +88,10 @@ def _token(tokenizer: Tokenizer, vocab: VocabMap, model_id: int) -> tuple[int | 
 
 def generate(model: GPT, tokenizer: Tokenizer, vocab: VocabMap, prompt: str, max_new_tokens: int,
              temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
-             seed: int | None = None, on_token: Callable[[dict[str, Any]], None] | None = None) -> Generation:
+             seed: int | None = None, on_token: Callable[[dict[str, Any]], None] | None = None,
+             cached: bool = True) -> Generation:
     """The prompt followed by ``max_new_tokens`` generated tokens, with what the model thought of each.
+    ``cached``: with the KV cache (GPT.generate_steps says how it treats a full context).
 
     ``on_token`` streams: it gets each token's record as soon as it is drawn (a device sync per
     token), and a Ctrl+C then ends the generation with what it has, ``interrupted`` set. Without
@@ -107,7 +109,8 @@ def generate(model: GPT, tokenizer: Tokenizer, vocab: VocabMap, prompt: str, max
     was_training = model.training
     model.eval()
     try:
-        for next_id, logits in model.generate_steps(idx, max_new_tokens, temperature, top_k, top_p, generator):
+        for next_id, logits in model.generate_steps(idx, max_new_tokens, temperature, top_k, top_p, generator,
+                                                    cached):
             logp = torch.log_softmax(logits[0], dim=-1)  # (V,)
             best = logp.topk(min(TOP, logp.numel()))
             figures = (next_id[0, 0], logp[next_id[0, 0]], torch.special.entr(logp.exp()).sum(), best.values,

@@ -24,7 +24,7 @@ from .boundary import StepBoundary
 from .clock import TrainingClock
 from .config import TrainConfig, stored, with_overrides
 from .control import FileRequests, SampleRequest, TrainingControl
-from .data import Batcher, Progress, build_corpus
+from .data import Batcher, Progress, build_corpus, bytes_per_token
 from .device import autocast, configure_torch, resolve_dtype
 from .distributed import init_distributed
 from .errors import BrokenModel, ConfigError, GptTuiError, NonFiniteLoss
@@ -34,7 +34,7 @@ from .live import check_live_change
 from .memory import change_problem
 from .events import (ChangeRefused, EvalResult, Event, EventCallback, HparamsChanged, LogMessage,
                      RolledBack, RunFailed, RunFinished, RunStarted, SampleText, SpikeDetected, StateChanged,
-                     StepMetrics)
+                     StepMetrics, TargetReached)
 from .health import HealthMeter
 from .mfu import model_flops_per_token, peak_flops
 from .notify import CommandNotifier
@@ -293,9 +293,21 @@ class Trainer:
             raise NonFiniteLoss(self.step, "eval")
         improved = losses["val"] < self.best_val_loss
         self.best_val_loss = min(self.best_val_loss, losses["val"])
-        self._emit(EvalResult(self.step, losses["train"], losses["val"], self.best_val_loss))
+        bpb = losses["val"] / math.log(2) / self.val_bytes_per_token if self.val_bytes_per_token else None
+        self._emit(EvalResult(self.step, losses["train"], losses["val"], self.best_val_loss, bpb))
+        self._check_target(losses["val"], bpb)
         if improved:
             self.save_checkpoint("best")
+
+    def _check_target(self, val_loss: float, val_bpb: float | None) -> None:
+        """A target met ends the run as finished, saved, at this step (a fresh run's step-0 eval included)."""
+        cfg = self.config
+        for metric, target, value in (("val_loss", cfg.target_val_loss, val_loss), ("val_bpb", cfg.target_val_bpb, val_bpb)):
+            if target and value is not None and value <= target:
+                self._emit(TargetReached(self.step, metric, target, value, self.elapsed))
+                what = "val loss" if metric == "val_loss" else "val bits per byte"
+                self.control.stop(f"target {what} {target:g} reached at step {self.step}", outcome="finished")
+                return
 
     # ---- loss spikes -----------------------------------------------------------------------------
     def _on_spike(self, spike: Spike) -> bool:
@@ -442,6 +454,7 @@ class Trainer:
                                        progress if self.dist.is_main else None)
         self.corpus.check_fits(config.context_length)
         self.vocab = self.corpus.vocab
+        self.val_bytes_per_token = bytes_per_token(self.corpus.val, self.vocab, self.tokenizer)
         return replace(config, data=str(self.corpus.path))
 
     def _build_model(self, config: TrainConfig) -> None:

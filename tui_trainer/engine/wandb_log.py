@@ -37,7 +37,8 @@ class WandbLogger:
                           **health_figures(event)}, step=event.step)
         elif isinstance(event, EvalResult):
             self.run.log({"eval/train_loss": event.train_loss, "eval/val_loss": event.val_loss,
-                          "eval/best_val_loss": event.best_val_loss}, step=event.step)
+                          "eval/best_val_loss": event.best_val_loss,
+                          **({"eval/val_bpb": event.val_bpb} if event.val_bpb is not None else {})}, step=event.step)
         elif isinstance(event, (RunFinished, RunFailed)):
             self.run.finish(exit_code=0 if isinstance(event, RunFinished) else 1)
 

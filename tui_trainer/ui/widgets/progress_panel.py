@@ -73,6 +73,8 @@ class ProgressPanel(Horizontal):
                 parts.append((5, grad_text(m)))
         if e:
             parts += [(2, f"val {fmt_loss(e.val_loss)}"), (8, f"best {fmt_loss(e.best_val_loss)}")]
+            if e.val_bpb is not None:
+                parts.append((6, f"{e.val_bpb:.3f} bpb"))
         if self.note and not m:
             parts.append((0, self.note))
         self._figures.update(fit_lines(parts, self._figures.size.width or 200, FIGURE_LINES), layout=False)
