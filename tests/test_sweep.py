@@ -55,7 +55,7 @@ BAD_FILES = [
     ("trials = 4\n[search]\ndropout = { uniform = [0.0, 1.5] }\n", "search.dropout.uniform: dropout = 1.5"),
     ("trials = 4\n[search]\ndevice = { choice = [\"cpu\"] }\n", "search.device: device is not a hyperparameter"),
     ("trials = 4\n[set]\ndropout = 0.1\n[search]\ndropout = { uniform = [0.0, 0.3] }\n", "both set and searched"),
-    ("trials = 4\n[set]\nprocesses = 2\n" + SEARCH_LR, "set.processes: each trial is one process"),
+    ("trials = 4\n[set]\nprocesses = 2\n" + SEARCH_LR, "processes: each trial is one process"),
     ("trials = 4\n[set]\nmax_iter = 2\n" + SEARCH_LR, "set.unknown key 'max_iter'"),
     (SEARCH_LR, "trials, minutes: a sweep needs a budget"),
     ("trials = 0\n" + SEARCH_LR, "trials = 0: must be a whole number"),
@@ -65,7 +65,7 @@ BAD_FILES = [
     ("trials = 4\nobjective = \"accuracy\"\n" + SEARCH_LR, "objective = 'accuracy'"),
     ("trials = 4\nseed = -3\n" + SEARCH_LR, "seed = -3"),
     ("trials = 4\n[set]\nlr_schedule = \"cosine\"\nmin_lr = 1e-3\n" + SEARCH_LR,
-     "search.learning_rate = 1e-05: with the base and [set], min_lr = 0.001: must be <= learning_rate"),
+     "search at learning_rate = 1e-05: with the base and [set], min_lr = 0.001: must be <= learning_rate"),
 ]
 
 
@@ -278,3 +278,58 @@ def test_workers_of_two_processes_share_a_postgresql_study(corpus, tmp_path, pro
             and not t.user_attrs.get("surplus")]
     assert set(dirs) == {first_dir.resolve(), second_dir.resolve()}  # both machines' workers ran trials
     optuna.delete_study(study_name=name, storage=POSTGRES)
+
+
+def test_a_trial_stopped_in_the_dashboard_counts_as_pruned_and_the_sweep_goes_on(corpus, tmp_path):
+    path = sweep_file(tmp_path, corpus, 'trials = 2\npruner = "none"\n' + SEARCH_LR, max_iters=300)
+    spec = read_sweep_file(path)
+    out = tmp_path / "sw"
+    out.mkdir()
+    storage = storage_field(out, None)
+    study = create_study(spec, "f7", storage)
+    runs = []
+
+    def stop_the_first(event) -> None:
+        if isinstance(event, RunStarted):
+            runs.append(Path(event.run_dir))
+        elif isinstance(event, StepMetrics) and len(runs) == 1 and not (runs[0] / "requests").exists():
+            send_request(runs[0], "stop")  # what F7 on a watched trial sends
+    ended = SweepWorker(study, spec, out, storage, say=lambda line: None, on_event=stop_the_first).run()
+    assert [e.state for e in ended] == ["pruned", "complete"]  # cut short by hand; the worker went on
+    assert not any(t.get("retry_of") is not None for t in read_record(out)["trials"])
+
+
+def test_two_workers_that_find_the_same_dead_trial_queue_it_once(tmp_path):
+    from tui_trainer.engine.sweep_study import rerun_interrupted
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    storage = storage_field(tmp_path, None)
+    spec = parse_sweep({"trials": 2, "search": {"learning_rate": {"log_uniform": [1e-4, 1e-2]}}}, "t", base={})
+    study = create_study(spec, "dead", storage)
+    trial = study.ask()
+    trial.suggest_float("learning_rate", 1e-4, 1e-2, log=True)
+    import socket
+    for key, value in (("host", socket.gethostname()), ("pid", int(dead.stdout)), ("started", time.time())):
+        trial.set_user_attr(key, value)
+    views = [optuna.load_study(study_name="dead", storage=open_storage(storage)) for _ in range(2)]
+    for view in views:
+        view.get_trials()  # each worker's own view of the journal, taken before either marks the trial
+    assert sum(len(rerun_interrupted(view)) for view in views) >= 1
+    fresh = optuna.load_study(study_name="dead", storage=open_storage(storage))
+    retries = [t for t in fresh.trials if t.user_attrs.get("retry_of") == 0]
+    assert len(retries) == 1 and retries[0].state == optuna.trial.TrialState.WAITING
+
+
+def test_a_copied_sweep_folder_uses_its_own_journal(corpus, tmp_path):
+    import shutil
+
+    from tui_trainer.engine.sweep_study import local_storage
+
+    path = sweep_file(tmp_path, corpus, 'trials = 1\npruner = "none"\n' + SEARCH_LR, max_iters=20)
+    assert main(["sweep", str(path), "--out", str(tmp_path / "first")]) == 0
+    shutil.copytree(tmp_path / "first", tmp_path / "copy")
+    record = read_record(tmp_path / "copy")
+    assert local_storage(tmp_path / "copy", record["storage"]) == {"journal": str((tmp_path / "copy" / "study.journal").resolve())}
+    before = (tmp_path / "first" / "study.journal").read_bytes()
+    assert main(["sweep", "--resume", str(tmp_path / "copy")]) == 0
+    assert (tmp_path / "first" / "study.journal").read_bytes() == before  # the original is untouched

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
 
@@ -222,3 +223,49 @@ async def test_f2_lists_a_sweep_and_enter_opens_it(app_config, tiny_config):
         await wait_for(pilot, lambda: app.screen is app.dashboard)
         assert app.dashboard.choices.chosen == ("fork", sweep_dir / "trial-001")
         assert app.dashboard.form.query_one("#f-max_iters").value == "120"
+
+
+json_values = st.recursive(st.none() | st.booleans() | st.integers(-5, 10**6) | st.floats() | st.text(max_size=12),
+                           lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner,
+                                                                                        max_size=3), max_leaves=8)
+trial_fields = st.fixed_dictionaries({}, optional={k: json_values for k in
+                                                   ("number", "state", "params", "best_val_loss", "steps", "run_dir",
+                                                    "pruned_at")})
+
+
+@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(record=st.fixed_dictionaries({}, optional={"trials": st.lists(trial_fields, max_size=4) | json_values,
+                                                  "searched": json_values | st.lists(st.sampled_from(
+                                                      ["learning_rate", "[/x]", "state", "dropout"]), max_size=4),
+                                                  "best": json_values, "counted": json_values,
+                                                  "trials_budget": json_values, "study_name": json_values}))
+def test_any_sweep_json_shows_what_of_it_reads(record, tmp_path):
+    """A hand-edited or foreign sweep.json never breaks the view the Sweep screen draws from."""
+    from tui_trainer.engine.sweep_view import SweepView
+
+    (tmp_path / "sweep.json").write_text(json.dumps(record))
+    view = SweepView(tmp_path)
+    view.refresh()
+    assert view.summary()
+    assert len({row.number for row in view.rows}) == len(view.rows)
+    assert all(key in ("learning_rate", "dropout") for key in view.searched)
+    for row in view.rows:
+        for key in view.searched:
+            view.differs(row, key, None)
+
+
+async def test_a_hostile_sweep_json_is_shown_not_obeyed(app_config, tmp_path):
+    sweep_dir = tmp_path / "hostile"
+    sweep_dir.mkdir()
+    (sweep_dir / "sweep.json").write_text(json.dumps({
+        "study_name": "[red]x[/red]", "storage": 12, "searched": ["learning_rate", "learning_rate"],
+        "trials": [{"number": 0, "state": "[bold]ok\x1b[2J", "params": {"learning_rate": "[/]"}, "pruned_at": "a"},
+                   {"number": 0, "state": "complete"}, {"number": "x"}, {"number": 1, "best_val_loss": "low"}]}))
+    app = create_app(app_config, sweep=sweep_dir)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, SweepScreen) and app.screen.table.row_count == 2)
+        screen = app.screen
+        assert "[red]x[/red]" in str(screen.query_one("#sweep-title").render())  # the name as written
+        await pilot.press("n", "o", "p")  # keys on rows that make no sense say so, and the app stays
+        await pilot.pause(0.3)
+        assert app.is_running and app.crash is None

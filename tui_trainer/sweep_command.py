@@ -17,8 +17,8 @@ EXIT_INPUT = 2
 
 
 def sweep(args: argparse.Namespace) -> int:
-    from .engine.sweep_study import (clear_stop, create_study, load_study, read_record, storage_field,
-                                     write_record)
+    from .engine.sweep_study import (clear_stop, create_study, load_study, local_storage, read_record,
+                                     storage_field, write_record)
 
     _refuse_mixed(args)
     if args.watch:
@@ -29,11 +29,12 @@ def sweep(args: argparse.Namespace) -> int:
     if args.resume:
         sweep_dir = Path(args.resume).expanduser()
         record = read_record(sweep_dir)
-        if not record.get("study_name") or "storage" not in record:
+        if not isinstance(record.get("study_name"), str) or "storage" not in record:
             raise ConfigError([f"{str(sweep_dir)!r} holds no sweep (no readable sweep.json): pass the folder "
                                "`gpt-tui sweep` made"])
-        storage, name = record["storage"], record["study_name"]
-        study, spec = load_study(name, storage, salt + len(record.get("trials", [])))
+        storage, name = local_storage(sweep_dir, record["storage"]), record["study_name"]
+        trials = record.get("trials")
+        study, spec = load_study(name, storage, salt + (len(trials) if isinstance(trials, list) else 0))
     elif args.join:
         storage, name = args.join, args.study
         study, spec = load_study(name, storage, salt + os.getpid())
@@ -43,9 +44,12 @@ def sweep(args: argparse.Namespace) -> int:
         from .engine.sweep_spec import read_sweep_file
 
         spec = read_sweep_file(args.file)
+        check_base(spec)
         sweep_dir = _new_sweep_dir(args, spec)
         storage, name = storage_field(sweep_dir, args.storage), sweep_dir.name
         study = create_study(spec, name, storage, salt)
+    if args.resume or args.join:
+        check_base(spec)
     if not args.child:
         # the spec as a sweep file of its own (what the Sweep screen reads, and a record of what ran)
         (sweep_dir / "sweep.toml").write_text(spec.to_toml(), encoding="utf-8")
@@ -53,8 +57,22 @@ def sweep(args: argparse.Namespace) -> int:
         write_record(study, spec, sweep_dir, storage)
         print(f"sweep {name}: {_budget(spec)}, {spec.sampler} + {spec.pruner}, in {sweep_dir}", flush=True)
     if args.workers > 1:
-        return _supervise(args, sweep_dir, name, storage)
+        return _supervise(args, spec, sweep_dir, name, storage)
     return _work(study, spec, sweep_dir, storage, args)
+
+
+def check_base(spec) -> None:
+    """The trials' config without the searched keys must make a run (a fork's checkpoint must
+    have steps to train; the user's settings must read): said once, before any trial, rather
+    than by every trial as it fails."""
+    from .engine.config import config_from_dict
+    from .engine.run_plan import RunPlan
+    from .engine.settings import with_user_settings
+
+    if spec.fork:
+        RunPlan.fork(spec.fork, spec.fixed).config  # noqa: B018 - reads the checkpoint, checks max_iters
+    else:
+        with_user_settings(config_from_dict(spec.trial_values({})))
 
 
 def _refuse_mixed(args: argparse.Namespace) -> None:
@@ -107,8 +125,16 @@ def _work(study, spec, sweep_dir: Path, storage, args: argparse.Namespace) -> in
 
     def on_signal(signum: int) -> None:
         worker.stop(f"received {signal.Signals(signum).name}")
+    import optuna
+
     with SignalHandlers(on_signal) as signals:
-        worker.run()
+        try:
+            worker.run()
+        except optuna.exceptions.OptunaError as exc:  # the storage failed under it (an RDB that went away)
+            from .engine.sweep_study import SweepStorageError
+
+            raise SweepStorageError(f"the sweep's storage failed: {exc}; its trials so far are kept: "
+                                    "gpt-tui sweep --resume SWEEP_DIR (or --join) goes on") from None
     if worker.failed_input:
         return EXIT_INPUT
     if not args.child:
@@ -127,16 +153,17 @@ def _summary(best, sweep_dir: Path) -> None:
           f"  train it on: gpt-tui train --fork {run_dir} --set max_iters=N", flush=True)
 
 
-def _supervise(args: argparse.Namespace, sweep_dir: Path, name: str, storage) -> int:
+def _supervise(args: argparse.Namespace, spec, sweep_dir: Path, name: str, storage) -> int:
     """--workers N: N worker processes, each on its own GPU where there are GPUs, else on its
     share of the CPU's cores; this process forwards signals and waits for them."""
     children = []
-    gpus = _gpu_count()
+    on_cpu = str(spec.trial_values({}).get("device", "auto")) == "cpu"
+    gpus = [] if on_cpu else _visible_gpus()
     threads = 0 if gpus else max(1, (os.cpu_count() or 1) // args.workers)
     for index in range(args.workers):
         env = dict(os.environ)
-        if gpus:
-            env["CUDA_VISIBLE_DEVICES"] = str(index % gpus)
+        if gpus:  # each worker sees one of the GPUs this process may use
+            env["CUDA_VISIBLE_DEVICES"] = gpus[index % len(gpus)]
         command = [sys.executable, "-m", "tui_trainer", "sweep", "--child", "--workers", "1",
                    "--worker-index", str(index + 1), "--worker-name", f"w{index + 1}", "--threads", str(threads)]
         command += (["--resume", str(sweep_dir)] if not args.join else
@@ -158,8 +185,11 @@ def _supervise(args: argparse.Namespace, sweep_dir: Path, name: str, storage) ->
     return EXIT_INPUT if EXIT_INPUT in codes else next((code for code in codes if code), 0)
 
 
-def _gpu_count() -> int:
+def _visible_gpus() -> list[str]:
+    """The GPUs this process may use, as CUDA_VISIBLE_DEVICES names them (its own list, if set)."""
     import torch
 
-    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    inherited = [d.strip() for d in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
+    return inherited[:count] if inherited else [str(i) for i in range(count)]
 

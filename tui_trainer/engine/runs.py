@@ -99,13 +99,15 @@ def summarize_sweep(path: Path) -> RunSummary:
     from .sweep_study import read_record
 
     record = read_record(path)
-    budget = record.get("trials_budget")
-    counted = record.get("counted", 0)
+    budget = record.get("trials_budget") if isinstance(record.get("trials_budget"), int) else None
+    counted = record.get("counted") if isinstance(record.get("counted"), int) else 0
     best = record.get("best") if isinstance(record.get("best"), dict) else {}
+    loss = best.get("best_val_loss")
     created = record.get("created")
     return RunSummary(path=path, status=f"sweep {counted}/{budget}" if budget else f"sweep {counted}",
                       started=created if isinstance(created, (int, float)) else None, last_step=0, max_iters=None,
-                      best_val_loss=float(best.get("best_val_loss") or math.inf), num_params=None, device="-",
+                      best_val_loss=float(loss) if isinstance(loss, (int, float)) and not isinstance(loss, bool)
+                      else math.inf, num_params=None, device="-",
                       sweep=True)
 
 

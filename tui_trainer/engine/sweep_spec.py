@@ -33,7 +33,7 @@ from .config import (ARCH_KEYS, FIELDS, INVOCATION_KEYS, field_type, find_proble
 from .errors import ConfigError, GptTuiError
 from .resources import default_config_path
 
-OBJECTIVES = ("val_loss",)
+OBJECTIVES = ("val_loss", "val_bpb")  # a trial's best eval of either
 SAMPLERS = ("tpe", "random")
 PRUNERS = ("asha", "median", "hyperband", "none")
 KINDS = ("log_uniform", "uniform", "int", "choice")
@@ -118,7 +118,9 @@ class SweepSpec:
 
         top = {key: value for key, value in self.to_attrs().items()
                if key not in ("base", "set", "search") and value not in (None, "")}
-        fixed = {key: value for key, value in {**self.base, **self.fixed}.items() if key not in self.search}
+        # a fork's base is its checkpoint's config, read again from it; a new run's is written out
+        base = {} if self.fork else self.base
+        fixed = {key: value for key, value in {**base, **self.fixed}.items() if key not in self.search}
         return tomli_w.dumps({**top, "set": stored(fixed),
                               "search": {k: p.to_toml_value() for k, p in self.search.items()}})
 
@@ -128,7 +130,7 @@ def around(config) -> list[tuple[Param, bool]]:
     searches, and whether it is searched unless the user says otherwise (the learning rate and
     dropout). A learning rate never goes below min_lr, which a decaying schedule reaches."""
     lr, wd, batch = config.learning_rate, config.weight_decay, config.batch_size
-    low_lr = max(lr / 10, config.min_lr) if config.lr_schedule != "constant" else lr / 10
+    low_lr = max(lr / 10, config.min_lr)  # (lr_schedule may be searched too: a decay needs lr >= min_lr)
     rows = [
         (Param("learning_rate", "log_uniform", (float(f"{low_lr:.3g}"), float(f"{lr * 10:.3g}"))), True),
         (Param("dropout", "uniform", (0.0, round(max(0.3, min(0.9, config.dropout * 2)), 3))), True),
@@ -165,8 +167,9 @@ def parse_sweep(raw: dict[str, Any], source: str, relative_to: Path | None = Non
             problems.append(f"set.{find_problems({key: value})[key]}")
         elif key in INVOCATION_KEYS:
             problems.append(f"set.{key}: a command to run is never part of a sweep; put it in your settings.toml")
-    if fixed.get("processes", 1) != 1:
-        problems.append("set.processes: each trial is one process; run trials side by side with --workers N")
+    if {**base, **fixed}.get("processes", 1) != 1:
+        problems.append("processes: each trial is one process; set processes = 1, and run trials side by side "
+                        "with --workers N")
     search = {key: param for key, value in search_raw.items()
               if (param := _param(key, value, fixed, fork, problems)) is not None}
     if fork:
@@ -244,7 +247,7 @@ def _fork_path(raw: dict[str, Any], relative_to: Path | None, problems: list[str
     except GptTuiError as exc:
         problems.append(f"fork = {quoted(fork)}: {exc}")
         return ""
-    return str(path)
+    return str(path.resolve())  # a resume or a join from elsewhere finds it too
 
 
 def _read_base(raw: dict[str, Any], relative_to: Path | None, fork: str, problems: list[str]) -> dict[str, Any]:
@@ -326,18 +329,27 @@ def _param(key: str, value: Any, fixed: dict[str, Any], fork: str, problems: lis
     return None
 
 
+CORNERS_CHECKED = 512  # corners of the search space checked together, at most
+
+
 def _corner_problems(base: dict[str, Any], fixed: dict[str, Any], search: dict[str, Param]) -> list[str]:
-    """The base with [set] must be a valid config, and so must each searched key's low and high
-    with it (e.g. min_lr above the lowest learning_rate searched)."""
+    """The base with [set] must be a valid config, and so must every corner of the search (each
+    key at its low or high, or any of its choices, together): e.g. min_lr above the lowest
+    learning_rate searched, under a decaying lr_schedule searched beside it."""
+    import itertools
+
     values = {**base, **fixed}
     problems = [f"set: {p}" for p in find_problems(values).values()]
     if problems:
         return problems
-    for key, param in search.items():
-        corners = param.values if param.kind == "choice" else param.values[:2]
-        for value in corners:
-            for problem in find_problems({**values, key: value}).values():
-                line = f"search.{key} = {value!r}: with the base and [set], {problem}"
-                if line not in problems:
-                    problems.append(line)
+    sides = {key: param.values if param.kind == "choice" else param.values[:2] for key, param in search.items()}
+    combos = math.prod(len(v) for v in sides.values())
+    corners = (dict(zip(sides, c)) for c in itertools.product(*sides.values())) if combos <= CORNERS_CHECKED else \
+        ({key: value} for key, vs in sides.items() for value in vs)  # too many together: each key alone
+    for corner in corners:
+        for problem in find_problems({**values, **corner}).values():
+            shown = ", ".join(f"{k} = {v!r}" for k, v in corner.items())
+            line = f"search at {shown}: with the base and [set], {problem}"
+            if not any(problem in known for known in problems):
+                problems.append(line)
     return problems

@@ -54,6 +54,17 @@ def storage_field(sweep_dir: Path, url: str | None) -> str | dict[str, str]:
     return url if url else {"journal": str(journal_path(sweep_dir).resolve())}
 
 
+def local_storage(sweep_dir: Path, recorded: Any) -> str | dict[str, str]:
+    """The storage of the sweep in ``sweep_dir``: a journal is the one in the folder itself (a
+    copied or moved sweep folder never writes into the original's); an RDB URL as recorded."""
+    if isinstance(recorded, str) and recorded:
+        return recorded
+    if isinstance(recorded, dict) or journal_path(sweep_dir).is_file():
+        return storage_field(sweep_dir, None)
+    raise SweepStorageError(f"{str(sweep_dir)!r} names no storage (sweep.json's storage is {recorded!r}) and has no "
+                            f"{JOURNAL}: pass the folder `gpt-tui sweep` made")
+
+
 def open_storage(storage: str | dict[str, str]) -> optuna.storages.BaseStorage:
     """The storage ``storage_field`` names."""
     try:
@@ -77,8 +88,8 @@ def _shown(storage: str | dict[str, str]) -> str:
 
     try:
         return repr(make_url(storage).render_as_string(hide_password=True))
-    except Exception:  # not a URL at all
-        return repr(storage[:60])
+    except Exception:  # not a URL at all (or not even text: a hand-edited sweep.json)
+        return repr(str(storage)[:60])
 
 
 def sampler_for(spec: SweepSpec, salt: int) -> optuna.samplers.BaseSampler:
@@ -86,9 +97,9 @@ def sampler_for(spec: SweepSpec, salt: int) -> optuna.samplers.BaseSampler:
     seed = None if spec.seed is None else spec.seed + salt
     if spec.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
-    # TPE models the trials after its random start: a tenth-to-third of a small budget, at most
-    # Optuna's 10; jointly over the keys; and with a "liar" for trials still running, so that
-    # workers side by side do not draw the same values.
+    # TPE models the trials after its random start: a third of the budget (3 at the least, and at
+    # most Optuna's 10); jointly over the keys; and with a "liar" for trials still running, so
+    # that workers side by side do not draw the same values.
     startup = 10 if spec.trials is None else max(3, min(10, spec.trials // 3))
     return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup, multivariate=True, constant_liar=True)
 
@@ -107,8 +118,13 @@ def pruner_for(spec: SweepSpec) -> optuna.pruners.BasePruner:
 
 
 def create_study(spec: SweepSpec, name: str, storage: str | dict[str, str], salt: int = 0) -> optuna.Study:
-    study = optuna.create_study(study_name=name, storage=open_storage(storage), direction="minimize",
-                                sampler=sampler_for(spec, salt), pruner=pruner_for(spec))
+    try:
+        study = optuna.create_study(study_name=name, storage=open_storage(storage), direction="minimize",
+                                    sampler=sampler_for(spec, salt), pruner=pruner_for(spec))
+    except optuna.exceptions.DuplicatedStudyError:
+        raise SweepStorageError(f"storage {_shown(storage)} holds a study named {name!r} already: continue it "
+                                "(gpt-tui sweep --resume SWEEP_DIR, or --join URL --study NAME), or name a new "
+                                "--out") from None
     study.set_user_attr("gpt_tui_spec", spec.to_attrs())
     study.set_user_attr("created", time.time())
     return study
@@ -129,6 +145,18 @@ def load_study(name: str, storage: str | dict[str, str], salt: int = 0) -> tuple
     study = optuna.load_study(study_name=name, storage=opened, sampler=sampler_for(spec, salt),
                               pruner=pruner_for(spec))
     return study, spec
+
+
+def load_local_study(sweep_dir: Path, record: dict[str, Any]) -> optuna.Study:
+    """The study of the sweep in ``sweep_dir`` (its own journal, see local_storage), to read or
+    to queue a trial in; a record that names none is a SweepStorageError."""
+    name = record.get("study_name")
+    if not isinstance(name, str) or not name:
+        raise SweepStorageError(f"{str(sweep_dir)!r}: sweep.json names no study")
+    try:
+        return optuna.load_study(study_name=name, storage=open_storage(local_storage(sweep_dir, record.get("storage"))))
+    except KeyError:
+        raise SweepStorageError(f"study {name!r} is not in the storage of {str(sweep_dir)!r}") from None
 
 
 # ---- the budget ------------------------------------------------------------------------------------
@@ -173,12 +201,16 @@ def within_budget(study: optuna.Study, number: int, budget: int) -> bool:
     return len(before) < budget
 
 
-def mark(study: optuna.Study, trial: FrozenTrial, attr: str, why: str) -> None:
-    """End a running trial as failed with ``attr`` set (interrupted, surplus), unless it ended meanwhile."""
+def mark(study: optuna.Study, trial: FrozenTrial, attr: str, why: str) -> bool:
+    """End a running trial as failed with ``attr`` set (interrupted, surplus); False when it had
+    ended meanwhile (its worker told it, or another worker marked it first)."""
     storage = study._storage  # noqa: SLF001 - Optuna's own storage API: attributes of a trial by id
-    with contextlib.suppress(RuntimeError):  # it finished meanwhile: leave what it told
+    try:
         storage.set_trial_user_attr(trial._trial_id, attr, why)  # noqa: SLF001
-        study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
+        study.tell(trial.number, state=TrialState.FAIL)
+    except (RuntimeError, ValueError):  # Optuna's "already finished": leave what was told
+        return False
+    return True
 
 
 def interrupted(trial: FrozenTrial, now: float) -> bool:
@@ -194,11 +226,17 @@ def rerun_interrupted(study: optuna.Study) -> list[int]:
     """Mark every interrupted trial failed and queue its values again; the numbers marked."""
     now, marked = time.time(), []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if interrupted(trial, now):
-            mark(study, trial, "interrupted", "its worker stopped before it ended")
-            study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
+        if interrupted(trial, now) and mark(study, trial, "interrupted", "its worker stopped before it ended"):
+            queue_again(study, trial)
             marked.append(trial.number)
     return marked
+
+
+def queue_again(study: optuna.Study, trial: FrozenTrial) -> None:
+    """Queue an interrupted trial's values as a new trial, once: two workers that both marked it
+    (each from its own view of the journal) see the other's retry and add none."""
+    if not any(t.user_attrs.get("retry_of") == trial.number for t in study.get_trials(deepcopy=False)):
+        study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
 
 
 # ---- what scripts read -----------------------------------------------------------------------------
@@ -212,7 +250,7 @@ def trial_record(trial: FrozenTrial) -> dict[str, Any]:
               "best_val_loss": best, "steps": int(attrs.get("steps", steps)), "run_dir": attrs.get("run_dir", ""),
               "host": attrs.get("host", "")}
     for key in ("pruned_at", "error", "retry_of", "interrupted", "enqueued"):
-        if key in attrs:
+        if key in attrs and (key != "pruned_at" or state == "pruned"):
             record[key] = attrs[key]
     return record
 

@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import parse_value, quoted, value_problem
+from .config import FIELDS, parse_value, quoted, value_problem
 from .errors import ConfigError
-from .follow import read_status
+from .follow import effective_status, read_status
+from .safe_text import visible
 from .runs import val_curve
 from .sweep_spec import Param, SweepSpec
 from .sweep_study import read_record
@@ -31,13 +32,12 @@ class TrialRow:
 
 
 def trial_dir(sweep_dir: Path, recorded: str) -> Path:
-    """A trial's run directory: where sweep.json says, or beside it when the sweep folder was
-    moved or copied (sweep.json keeps the path it was written with)."""
+    """A trial's run directory: the one of that name in the sweep folder when there is one (a
+    moved or copied sweep folder: sweep.json keeps the paths it was written with), else where
+    sweep.json says (a trial another machine ran into its own folder)."""
     path = Path(recorded)
-    if path.is_dir() or not recorded:
-        return path
-    moved = Path(sweep_dir) / path.name
-    return moved if moved.is_dir() else path
+    beside = Path(sweep_dir) / path.name
+    return beside if recorded and beside.is_dir() else path  # a copy's own trials, never the original's
 
 
 class SweepView:
@@ -48,28 +48,43 @@ class SweepView:
         self.sweep_dir = Path(sweep_dir)
         self.record: dict[str, Any] = {}
         self.rows: list[TrialRow] = []
+        self._best: TrialRow | None = None
         self._curves: dict[Path, tuple[int, tuple[list[int], list[float]]]] = {}
 
     def refresh(self) -> bool:
-        """Read sweep.json and the trials' files; True when anything shown changed."""
+        """Read sweep.json and the trials' files; True when anything shown changed. A record
+        that is not what gpt-tui writes (a hand edit, another version) shows what of it reads."""
         record = read_record(self.sweep_dir)
-        rows = [self._row(t) for t in record.get("trials", []) if isinstance(t, dict) and "number" in t]
-        changed = record != self.record or [(r.steps, r.curve) for r in rows] != [(r.steps, r.curve) for r in self.rows]
-        self.record, self.rows = record, rows
+        rows: dict[int, TrialRow] = {}
+        for raw in record.get("trials") if isinstance(record.get("trials"), list) else []:
+            row = self._row(raw)
+            if row is not None and row.number not in rows:
+                rows[row.number] = row
+        found = list(rows.values())
+        changed = record != self.record or [(r.state, r.steps, r.curve) for r in found] != \
+            [(r.state, r.steps, r.curve) for r in self.rows]
+        self.record, self.rows = record, found
+        self._best = next((r for r in found if r.number == self.best_number), None)
         return changed
 
-    def _row(self, raw: dict[str, Any]) -> TrialRow:
+    def _row(self, raw: Any) -> TrialRow | None:
+        if not isinstance(raw, dict) or not _count(raw.get("number")):
+            return None
         run_dir = trial_dir(self.sweep_dir, str(raw.get("run_dir", "")))
-        best = raw.get("best_val_loss")
-        steps = int(raw.get("steps") or 0)
-        state = str(raw.get("state", "?"))
+        best = raw.get("best_val_loss") if _number(raw.get("best_val_loss")) else None
+        steps = int(raw["steps"]) if _count(raw.get("steps")) else 0
+        state = visible(str(raw.get("state", "?")))[:12]
         if state == "running":  # sweep.json is rewritten as trials start and end: the run's own files are newer
             status = read_status(run_dir)
+            if effective_status(status) == "interrupted":  # its worker is gone: nobody wrote sweep.json since
+                state = "interrupted"
             steps = int(status.get("last_step", steps))
             best = status.get("best_val_loss", best)
-        params = raw.get("params") if isinstance(raw.get("params"), dict) else {}
+        params = {str(k): v for k, v in raw["params"].items() if isinstance(v, (int, float, str, bool))} \
+            if isinstance(raw.get("params"), dict) else {}
+        pruned_at = raw.get("pruned_at") if _count(raw.get("pruned_at")) else None
         return TrialRow(int(raw["number"]), state, params, math.inf if best is None else float(best), steps,
-                        run_dir, raw.get("pruned_at"), self._curve(run_dir))
+                        run_dir, pruned_at, self._curve(run_dir))
 
     def _curve(self, run_dir: Path) -> tuple[list[int], list[float]]:
         try:
@@ -89,23 +104,27 @@ class SweepView:
 
     @property
     def searched(self) -> list[str]:
-        return [str(k) for k in self.record.get("searched", [])]
+        """The searched keys, as columns: names of config keys, each once."""
+        keys = self.record.get("searched")
+        names = [k for k in keys if isinstance(k, str) and k in FIELDS] if isinstance(keys, list) else []
+        return list(dict.fromkeys(names))
 
     @property
     def best_number(self) -> int | None:
         best = self.record.get("best")
-        return best.get("number") if isinstance(best, dict) else None
+        number = best.get("number") if isinstance(best, dict) else None
+        return number if _count(number) else None
 
     def best_row(self) -> TrialRow | None:
-        return next((r for r in self.rows if r.number == self.best_number), None)
+        return self._best
 
     def summary(self) -> str:
-        counted = self.record.get("counted", 0)
-        budget = self.record.get("trials_budget")
+        counted = self.record.get("counted") if _count(self.record.get("counted")) else 0
+        budget = self.record.get("trials_budget") if _count(self.record.get("trials_budget")) else None
         running = sum(r.state == "running" for r in self.rows)
         parts = [f"{counted}/{budget} trials" if budget else f"{counted} trials",
-                 f"{running} running" if running else "", f"{self.record.get('sampler', '?')} + "
-                 f"{self.record.get('pruner', '?')}"]
+                 f"{running} running" if running else "", visible(f"{self.record.get('sampler', '?')} + "
+                                                                  f"{self.record.get('pruner', '?')}")[:40]]
         best = self.best_row()
         if best is not None:
             parts.append(f"best {best.best_val_loss:.4f} (trial {best.number})")
@@ -127,6 +146,14 @@ class SweepView:
         if mine > 0 and theirs > 0:
             return abs(math.log(mine / theirs)) > math.log(1.25)
         return mine != theirs
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def importances(study) -> dict[str, float]:

@@ -93,6 +93,7 @@ class SweepScreen(Screen[tuple[str, Path] | None]):
         self.sweep_dir = Path(sweep_dir)
         self.view = SweepView(self.sweep_dir)
         self.spec: SweepSpec | None = None
+        self._spec_read = False  # sweep.toml is read once (a fork's names a checkpoint: never every second)
         self.sort = "number"
         self.importance: dict[str, float] = {}
         self._study = None  # opened once by the reader, for the importances
@@ -116,7 +117,8 @@ class SweepScreen(Screen[tuple[str, Path] | None]):
     @work(thread=True, exclusive=True, group="sweep-read", exit_on_error=False)
     def _read(self) -> None:
         changed = self.view.refresh()
-        if self.spec is None:
+        if not self._spec_read and self.view.record:
+            self._spec_read = True
             try:
                 self.spec = read_sweep_file(self.sweep_dir / "sweep.toml")
             except GptTuiError:
@@ -129,17 +131,13 @@ class SweepScreen(Screen[tuple[str, Path] | None]):
         self.post_message(SweepRead(changed, found))
 
     def _importances(self) -> dict[str, float]:
-        from ..engine.sweep_study import open_storage
+        from ..engine.sweep_study import load_local_study
 
-        record = self.view.record
         try:
             if self._study is None:
-                import optuna
-
-                self._study = optuna.load_study(study_name=record["study_name"],
-                                                storage=open_storage(record["storage"]))
+                self._study = load_local_study(self.sweep_dir, self.view.record)
             return importances(self._study)
-        except (GptTuiError, KeyError, OSError, ValueError, RuntimeError):  # a storage out of reach: the table stays
+        except Exception:  # noqa: BLE001 - a storage out of reach (any driver's error): the importances wait
             return {}
 
     @on(SweepRead)
@@ -160,7 +158,7 @@ class SweepScreen(Screen[tuple[str, Path] | None]):
         if [str(c.key.value) for c in table.columns.values()] != ["#", "state", *keys, "best val", "step", "pruned at"]:
             table.clear(columns=True)
             for label in ("#", "state", *keys, "best val", "step", "pruned at"):
-                table.add_column(visible(label), key=label)
+                table.add_column(Text(label), key=label)  # a str label would be read as markup
         table.clear()
         for row in self._sorted(view.rows):
             table.add_row(*self._cells(row, keys), key=str(row.number))

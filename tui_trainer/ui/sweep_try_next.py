@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
@@ -64,23 +64,32 @@ class TryNextScreen(ModalScreen[dict | None]):
         self.dismiss(None)
 
     def _try(self) -> None:
-        from ..engine.sweep_study import enqueue, open_storage, read_record, write_record
         from ..engine.sweep_view import typed_trial
 
         texts = {key: self.query_one(f"#try-{key}", TextInput).value for key in self.spec.search}
-        problems = self.query_one("#try-problems", Static)
         try:
             params = typed_trial(self.spec, texts)
-            import optuna
-
-            record = read_record(self.sweep_dir)
-            study = optuna.load_study(study_name=record["study_name"], storage=open_storage(record["storage"]))
-            enqueue(study, params)
-            write_record(study, self.spec, self.sweep_dir, record["storage"])  # the table shows it waiting
         except GptTuiError as exc:
-            problems.update(visible("\n".join(getattr(exc, "problems", [str(exc)]))))
+            self._say(exc)
             return
-        except (KeyError, OSError, ValueError) as exc:
-            problems.update(visible(f"cannot reach the sweep's study: {exc}"))
+        self.query_one("#try-problems", Static).update("queueing…")
+        self._queue(params)
+
+    @work(thread=True, exclusive=True, exit_on_error=False)
+    def _queue(self, params: dict) -> None:
+        """In a thread: the study may be an RDB across a network."""
+        from ..engine.sweep_study import enqueue, load_local_study, local_storage, read_record, write_record
+
+        try:
+            record = read_record(self.sweep_dir)
+            study = load_local_study(self.sweep_dir, record)
+            enqueue(study, params)
+            write_record(study, self.spec, self.sweep_dir, local_storage(self.sweep_dir, record.get("storage")))
+        except Exception as exc:  # noqa: BLE001 - any storage's error is said in the dialog, which stays open
+            self.app.call_from_thread(self._say, exc)
             return
-        self.dismiss(params)
+        self.app.call_from_thread(self.dismiss, params)
+
+    def _say(self, exc: Exception) -> None:
+        lines = getattr(exc, "problems", None) or [f"cannot queue the trial: {exc}"]
+        self.query_one("#try-problems", Static).update(visible("\n".join(lines)))
