@@ -31,11 +31,13 @@ def records(run_dir: Path) -> list[dict]:
 
 
 def test_two_gloo_processes_train_and_the_checkpoint_works_alone(corpus, tmp_path, capsys):
+    """With Muon: its all-reduced gradients, and a checkpoint of both optimizers (AdamW's DDP
+    runs in the stop tests below)."""
     run_dir = tmp_path / "ddp"
     # `processes = 2` makes `gpt-tui train` start torchrun itself
     done = subprocess.run([sys.executable, "-m", "tui_trainer", "train", "--data", str(corpus), "--out", str(run_dir),
                            *SETS, "--set=max_iters=20", "--set=eval_interval=10", "--set=grad_accum_steps=2",
-                           "--set=processes=2"], capture_output=True, text=True, timeout=240)
+                           "--set=processes=2", "--set=optimizer=muon"], capture_output=True, text=True, timeout=240)
     # On failure show the ranks' own lines (they come first) as well as torchrun's summary at the end.
     assert done.returncode == 0, done.stderr[:3000] + "\n[...]\n" + done.stderr[-1500:]
     assert done.stdout.count("finished at step 20") == 1  # rank 0 alone reports
@@ -52,6 +54,7 @@ def test_two_gloo_processes_train_and_the_checkpoint_works_alone(corpus, tmp_pat
     # saved from the unwrapped model: loads and samples in one process
     ckpt = load_checkpoint(run_dir / "model.ckpt")
     assert ckpt["step"] == 20 and not any(k.startswith("module.") for k in ckpt["model_state_dict"])
+    assert set(ckpt["optimizer_state_dict"]) == {"optimizer", "muon", "adamw"}
     model_from_checkpoint(ckpt, run_dir / "model.ckpt")
     capsys.readouterr()
     assert main(["sample", str(run_dir), "--max-new-tokens", "16", "--seed", "1"]) == 0

@@ -52,6 +52,8 @@ class TrainConfig:
     warmup_iters: int = field(default=0, metadata=_key("Training", "Linear warmup steps for the cosine and wsd schedules.", min=0))
     min_lr: float = field(default=1e-4, metadata=_key("Training", "Final learning rate of the cosine and wsd schedules.", min=0.0))
     decay_fraction: float = field(default=0.2, metadata=_key("Training", "wsd: the share of max_iters, at its end, over which the learning rate decays to min_lr.", min=0.0, min_exclusive=True, max=1.0))
+    optimizer: str = field(default="adamw", metadata=_key("Training", "'adamw' (the chapter), or 'muon': Muon for the blocks' matrices (qkv, proj, feed-forward), AdamW for the rest (torch 2.9+).", choices=("adamw", "muon")))
+    muon_lr: float = field(default=0.02, metadata=_key("Training", "optimizer = muon: Muon's peak learning rate; it follows the schedule as learning_rate does.", min=0.0, min_exclusive=True))
     weight_decay: float = field(default=0.01, metadata=_key("Training", "AdamW weight decay (PyTorch's default).", min=0.0))
     grad_clip: float = field(default=0.0, metadata=_key("Training", "Clip the gradient norm to this; 0 = off.", min=0.0))
     grad_accum_steps: int = field(default=1, metadata=_key("Training", "Micro-batches summed per optimizer step.", min=1))

@@ -11,7 +11,7 @@ from typing import Any
 from .config import FIELDS, TrainConfig, config_from_dict, find_problems
 from .errors import ConfigError
 
-LIVE_KEYS = ("learning_rate", "lr_schedule", "warmup_iters", "min_lr", "decay_fraction", "weight_decay", "grad_clip", "dropout",
+LIVE_KEYS = ("learning_rate", "muon_lr", "lr_schedule", "warmup_iters", "min_lr", "decay_fraction", "weight_decay", "grad_clip", "dropout",
              "batch_size", "grad_accum_steps", "max_iters", "eval_interval", "eval_iters", "log_interval",
              "checkpoint_interval", "sample_interval", "sample_prompt", "sample_tokens", "spike_action", "spike_factor",
              "target_val_loss", "target_val_bpb",

@@ -78,6 +78,7 @@ class Trainer:
         self.config = config = self._load_data(config, ckpt, progress)
         self._build_model(config)
         self.step, self.best_val_loss, self.lr_scale, self.elapsed = 0, math.inf, 1.0, 0.0
+        self.notes: list[str] = []  # warnings found while building, said once the run has started
         if ckpt:
             self._restore(ckpt)
         self.start_step = self.step
@@ -124,6 +125,8 @@ class Trainer:
                               self.raw_model.num_params(), self.vocab.size, len(self.corpus.train),
                               len(self.corpus.val), self.tokens_per_step, self.start_step, cfg.max_iters,
                               self.dist.world_size, str(self.parent or ""), self.labels))
+        for note in self.notes:
+            self._emit(LogMessage("warning", note))
         self._training = True
         try:
             reason = self._loop()
@@ -272,6 +275,8 @@ class Trainer:
         finite = [norm for norm in norms if math.isfinite(norm)]  # float16 overflow steps left out
         grad_norm = sum(finite) / len(finite) if finite else None
         clipped = sum(norm > cfg.grad_clip for norm in finite) if cfg.grad_clip else 0
+        if health:
+            health = {**health, "optimizer": self.updater.describe()}
         with clock.aside():
             self._emit(StepMetrics(self.step, loss, lr, rate, self.elapsed, eta, mfu, grad_norm, clipped, health))
 
@@ -495,8 +500,9 @@ class Trainer:
 
     def _restore(self, ckpt: dict[str, Any]) -> None:
         self.raw_model.load_state_dict(ckpt["model_state_dict"])
-        if "optimizer_state_dict" in ckpt:
-            self.updater.load_state_dict(ckpt["optimizer_state_dict"])
+        if "optimizer_state_dict" in ckpt and not self.updater.load_state_dict(ckpt["optimizer_state_dict"]):
+            self.notes.append(f"the checkpoint's optimizer state is not {self.config.optimizer}'s: its state starts "
+                              "afresh (the weights are the checkpoint's)")
         self.step = int(ckpt["step"])
         self.best_val_loss = float(ckpt.get("best_val_loss", math.inf))
         state = ckpt.get("trainer_state", {})

@@ -86,7 +86,10 @@ class HealthPanel(Widget):
         header = Text(f"step {m.step:,} · global {grad_text(m)} · embedding norm "
                       f"{fmt_norm(m.health.get('embedding_norm'))} · head norm {fmt_norm(m.health.get('head_norm'))}",
                       style="dim")
-        parts: list[RenderableType] = [header, table]
+        parts: list[RenderableType] = [header]
+        if isinstance(m.health.get("optimizer"), str):  # which weights each optimizer updates
+            parts.append(Text(m.health["optimizer"], style="dim"))
+        parts.append(table)
         if self.last_spike:
             parts.append(Text(self.last_spike, style=warn))
         return Group(*parts)
