@@ -195,6 +195,15 @@ async def test_runs_screen_lists_resumes_and_compares(tiny_config, tmp_path):
         labels = [label for label, _ in app.dashboard.plot.compare]
         assert sorted(labels) == ["a-finished learning_rate=0.003", "b-other-lr learning_rate=0.001"]
         assert all(series.total == 2 for _, series in app.dashboard.plot.compare)
+        # and the table of what differs (the Sweep screen's): one column for the one key, the best starred
+        compare = app.screen
+        assert compare.__class__.__name__ == "CompareScreen"
+        assert [str(c.label) for c in compare.table.columns.values()][2] == "learning_rate"
+        cells = [[str(cell) for cell in compare.table.get_row_at(i)] for i in range(2)]
+        best = min(list_runs(runs_dir), key=lambda r: r.best_val_loss).name
+        assert [row[0] for row in cells if row[0].startswith("★")] == [f"★{best}"]
+        await press(pilot, "escape")
+        assert app.screen is app.dashboard
         # resume a finished run: it waits for a larger max_iters, then F5 continues it
         await press(pilot, "f2")
         target = Path(app.screen.table.ordered_rows[0].key.value)

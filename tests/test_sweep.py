@@ -159,13 +159,18 @@ def test_a_tiny_sweep_prunes_and_leaves_runs_that_load(corpus, tmp_path, capsys)
     assert len(read_record(out)["trials"]) == 4
 
 
-def test_a_trial_pruned_by_hand_stops_saved_and_counts_as_pruned(corpus, tmp_path):
-    path = sweep_file(tmp_path, corpus, 'trials = 1\npruner = "none"\n' + SEARCH_LR, max_iters=400)
-    spec = read_sweep_file(path)
+def study_in_process(tmp_path: Path, corpus: Path, body: str, **fixed):
+    """A sweep's spec, folder, storage and study, for a worker of this process: (spec, out, storage, study)."""
+    spec = read_sweep_file(sweep_file(tmp_path, corpus, body, **fixed))
     out = tmp_path / "sw"
     out.mkdir()
     storage = storage_field(out, None)
-    study = create_study(spec, "by-hand", storage)
+    return spec, out, storage, create_study(spec, "in-process", storage)
+
+
+def test_a_trial_pruned_by_hand_stops_saved_and_counts_as_pruned(corpus, tmp_path):
+    spec, out, storage, study = study_in_process(tmp_path, corpus, 'trials = 1\npruner = "none"\n' + SEARCH_LR,
+                                                 max_iters=400)
     sent = []
 
     def prune_at_first_step(event) -> None:
@@ -281,12 +286,8 @@ def test_workers_of_two_processes_share_a_postgresql_study(corpus, tmp_path, pro
 
 
 def test_a_trial_stopped_in_the_dashboard_counts_as_pruned_and_the_sweep_goes_on(corpus, tmp_path):
-    path = sweep_file(tmp_path, corpus, 'trials = 2\npruner = "none"\n' + SEARCH_LR, max_iters=300)
-    spec = read_sweep_file(path)
-    out = tmp_path / "sw"
-    out.mkdir()
-    storage = storage_field(out, None)
-    study = create_study(spec, "f7", storage)
+    spec, out, storage, study = study_in_process(tmp_path, corpus, 'trials = 2\npruner = "none"\n' + SEARCH_LR,
+                                                 max_iters=300)
     runs = []
 
     def stop_the_first(event) -> None:

@@ -99,7 +99,7 @@ async def test_the_sweep_screen_prunes_queues_stops_and_opens_trials(live_sweep,
         assert read_record(sweep_dir)["trials"][3]["retry_of"] == 1
         # sort by best val, then open the first trial in the dashboard
         await pilot.press("o")
-        assert screen.sort == "best val"
+        assert screen.table.sort == "best val"
         await wait_for(pilot, lambda: screen.table.row_count >= 2)
         screen.table.move_cursor(row=screen.table.get_row_index("0"))
         await pilot.press("enter")

@@ -77,16 +77,16 @@ def launch_sweep(sweep_file: Path, sweep_dir: Path, workers: int = 1) -> subproc
     """``gpt-tui sweep SWEEP_FILE --out SWEEP_DIR`` in its own session, its output in
     SWEEP_DIR/sweep.log: the app watches it through its files, and quitting the app (or losing
     its terminal) leaves it running; ``gpt-tui sweep --watch`` opens it again."""
-    command = [sys.executable, "-m", "tui_trainer", "sweep", str(sweep_file), "--out", str(sweep_dir),
-               "--workers", str(workers)]
-    with open(sweep_dir / "sweep.log", "ab") as output:
-        return subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+    return _sweep_process([str(sweep_file), "--out", str(sweep_dir)], sweep_dir, workers)
 
 
 def resume_sweep(sweep_dir: Path, workers: int = 1) -> subprocess.Popen:
     """``gpt-tui sweep --resume SWEEP_DIR`` as :func:`launch_sweep` starts a sweep."""
-    command = [sys.executable, "-m", "tui_trainer", "sweep", "--resume", str(sweep_dir), "--workers", str(workers)]
+    return _sweep_process(["--resume", str(sweep_dir)], sweep_dir, workers)
+
+
+def _sweep_process(args: list[str], sweep_dir: Path, workers: int) -> subprocess.Popen:
+    command = [sys.executable, "-m", "tui_trainer", "sweep", *args, "--workers", str(workers)]
     with open(sweep_dir / "sweep.log", "ab") as output:
         return subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
                                 start_new_session=True)

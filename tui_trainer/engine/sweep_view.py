@@ -29,6 +29,7 @@ class TrialRow:
     run_dir: Path
     pruned_at: int | None = None
     curve: tuple[list[int], list[float]] = field(default_factory=lambda: ([], []))
+    label: str = ""  # shown instead of the number (a compared run's name)
 
 
 def trial_dir(sweep_dir: Path, recorded: str) -> Path:
@@ -131,21 +132,23 @@ class SweepView:
         return " · ".join(p for p in parts if p)
 
     def differs(self, row: TrialRow, key: str, spec: SweepSpec | None) -> bool:
-        """Whether ``row``'s value of ``key`` is not, in effect, the best trial's: a different
-        choice or int, a float more than a quarter apart on a log scale, or a tenth of its range."""
         best = self.best_row()
         if best is None or row is best or key not in row.params or key not in best.params:
             return False
-        mine, theirs = row.params[key], best.params[key]
-        if not isinstance(mine, float) or not isinstance(theirs, float):
-            return mine != theirs
-        param = spec.search.get(key) if spec else None
-        if param is not None and param.kind == "uniform":
-            low, high = param.values
-            return abs(mine - theirs) > 0.1 * (high - low)
-        if mine > 0 and theirs > 0:
-            return abs(math.log(mine / theirs)) > math.log(1.25)
+        return far_apart(row.params[key], best.params[key], spec.search.get(key) if spec else None)
+
+
+def far_apart(mine: Any, theirs: Any, param: Param | None = None) -> bool:
+    """Whether a value is not, in effect, another's (the best row's): a different choice, int or
+    text; a float more than a tenth of a uniform search range apart, else more than 25% apart."""
+    if not isinstance(mine, float) or not isinstance(theirs, float):
         return mine != theirs
+    if param is not None and param.kind == "uniform":
+        low, high = param.values
+        return abs(mine - theirs) > 0.1 * (high - low)
+    if mine > 0 and theirs > 0:
+        return abs(math.log(mine / theirs)) > math.log(1.25)
+    return mine != theirs
 
 
 def _count(value: Any) -> bool:

@@ -18,6 +18,7 @@ from ..engine.run_plan import RunPlan
 from ..engine.rundir import free_path, holds_run, new_run_dir
 from ..engine.sweep_spec import SweepSpec
 from ..engine.runs import RunSummary, compare_label, differing_keys, summarize, val_curve
+from .compare_screen import CompareScreen
 from .runs_screen import RunsScreen
 from .screens import ChoiceScreen
 from .sessions.job_run import JobRun
@@ -204,6 +205,8 @@ class RunChoices:
             self.dashboard.log_line("comparing " + "; ".join(label for label, _, _ in curves))
         else:
             self.dashboard.log_line("comparison cleared")
+        if len(runs) > 1:  # the table of what differs, over the plot that overlays them
+            self.dashboard.app.push_screen(CompareScreen(runs, keys))
 
     # ---- sweeps ---------------------------------------------------------------------------------
     def open_sweep_setup(self, config: TrainConfig) -> None:

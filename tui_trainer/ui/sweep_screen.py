@@ -7,7 +7,6 @@ second, in a thread worker, and steers it through files (a trial's request, the 
 """
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 from rich.text import Text
@@ -26,11 +25,9 @@ from ..engine.sweep_spec import SweepSpec, read_sweep_file
 from ..engine.sweep_view import SweepView, TrialRow, importances
 from .screens import ChoiceScreen
 from .sweep_try_next import TryNextScreen
+from .widgets.trial_table import TrialTable
 
 READ_EVERY = 1.0  # seconds between reads of the sweep folder
-STATE_STYLES = {"complete": "green", "pruned": "grey50", "failed": "red", "running": "bold yellow",
-                "interrupted": "grey50 italic", "waiting": "cyan"}
-SORTS = ("number", "best val", "state")
 CURVE_COLORS = {"best": "red+", "pruned": "gray", "other": "cyan"}
 
 
@@ -94,11 +91,10 @@ class SweepScreen(Screen[tuple[str, Path] | None]):
         self.view = SweepView(self.sweep_dir)
         self.spec: SweepSpec | None = None
         self._spec_read = False  # sweep.toml is read once (a fork's names a checkpoint: never every second)
-        self.sort = "number"
         self.importance: dict[str, float] = {}
         self._study = None  # opened once by the reader, for the importances
         self._complete_seen = -1
-        self.table = DataTable(cursor_type="row", zebra_stripes=True, id="sweep-table")
+        self.table = TrialTable(id="sweep-table")
         self.plot = SweepPlot(id="sweep-plot")
 
     def compose(self) -> ComposeResult:
@@ -152,40 +148,11 @@ class SweepScreen(Screen[tuple[str, Path] | None]):
         title = f"Sweep {view.name} · {view.summary()}" if view.record else \
             f"Sweep {self.sweep_dir.name}: no sweep.json yet (the sweep is starting, or this is not a sweep folder)"
         self.query_one("#sweep-title", Static).update(visible(title))
-        keys = view.searched
-        table = self.table
-        selected = self._selected_number()
-        if [str(c.key.value) for c in table.columns.values()] != ["#", "state", *keys, "best val", "step", "pruned at"]:
-            table.clear(columns=True)
-            for label in ("#", "state", *keys, "best val", "step", "pruned at"):
-                table.add_column(Text(label), key=label)  # a str label would be read as markup
-        table.clear()
-        for row in self._sorted(view.rows):
-            table.add_row(*self._cells(row, keys), key=str(row.number))
-        if selected is not None and str(selected) in table.rows:
-            table.move_cursor(row=table.get_row_index(str(selected)))
+        self.table.show(view.rows, view.searched, view.best_row(),
+                        lambda row, key: view.differs(row, key, self.spec))
         self.plot.rows, self.plot.best = view.rows, view.best_number
         self.plot.refresh()
         self.query_one("#sweep-info", Static).update(self._info())
-
-    def _cells(self, row: TrialRow, keys: list[str]) -> list[Text]:
-        best = row.number == self.view.best_number
-        cells = [Text(f"{'★' if best else ' '}{row.number}"), Text(row.state, style=STATE_STYLES.get(row.state, ""))]
-        for key in keys:
-            value = row.params.get(key, "")
-            shown = f"{value:.3g}" if isinstance(value, float) else visible(str(value))
-            cells.append(Text(shown, style="bold yellow" if self.view.differs(row, key, self.spec) else ""))
-        cells.append(Text(f"{row.best_val_loss:.4f}" if math.isfinite(row.best_val_loss) else "-"))
-        cells.append(Text(f"{row.steps:,}"))
-        cells.append(Text(f"{row.pruned_at:,}" if row.pruned_at is not None else ""))
-        return cells
-
-    def _sorted(self, rows: list[TrialRow]) -> list[TrialRow]:
-        if self.sort == "best val":
-            return sorted(rows, key=lambda r: (r.best_val_loss, r.number))
-        if self.sort == "state":
-            return sorted(rows, key=lambda r: (r.state, r.number))
-        return sorted(rows, key=lambda r: r.number)
 
     def _info(self) -> Text:
         best = self.view.best_row()
@@ -205,25 +172,14 @@ class SweepScreen(Screen[tuple[str, Path] | None]):
         return text
 
     # ---- the keys ----------------------------------------------------------------------------------
-    def _selected_number(self) -> int | None:
-        if not self.table.row_count:
-            return None
-        return int(self.table.ordered_rows[self.table.cursor_row].key.value)
-
     def _selected(self) -> TrialRow | None:
-        number = self._selected_number()
+        number = self.table.selected_number()
         return next((r for r in self.view.rows if r.number == number), None)
 
     @on(DataTable.RowSelected)
     def _row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()
         self.action_open()
-
-    @on(DataTable.HeaderSelected)
-    def _header_selected(self, event: DataTable.HeaderSelected) -> None:
-        label = str(event.column_key.value)
-        self.sort = {"#": "number", "best val": "best val", "state": "state"}.get(label, self.sort)
-        self._fill()
 
     def action_open(self) -> None:
         row = self._selected()
@@ -309,9 +265,7 @@ class SweepScreen(Screen[tuple[str, Path] | None]):
                         title="Resume")
 
     def action_sort(self) -> None:
-        self.sort = SORTS[(SORTS.index(self.sort) + 1) % len(SORTS)]
-        self.app.notify(f"sorted by {self.sort}", title="Sort", timeout=2)
-        self._fill()
+        self.app.notify(f"sorted by {self.table.sort_by()}", title="Sort", timeout=2)
 
     def action_back(self) -> None:
         self.dismiss(None)
