@@ -140,19 +140,27 @@ class SweepScreen(Screen[tuple[str, Path] | None]):
     def _show(self, message: SweepRead) -> None:
         if message.importances is not None:
             self.importance = message.importances
-        if message.changed or message.importances is not None:
+        if message.changed or message.importances is not None or not self.view.record:  # (a start's log may grow)
             self._fill()
 
     def _fill(self) -> None:
         view = self.view
         title = f"Sweep {view.name} · {view.summary()}" if view.record else \
-            f"Sweep {self.sweep_dir.name}: no sweep.json yet (the sweep is starting, or this is not a sweep folder)"
+            f"Sweep {self.sweep_dir.name}: no sweep.json yet ({self._log_tail() or 'the sweep is starting'})"
         self.query_one("#sweep-title", Static).update(visible(title))
         self.table.show(view.rows, view.searched, view.best_row(),
                         lambda row, key: view.differs(row, key, self.spec))
         self.plot.rows, self.plot.best = view.rows, view.best_number
         self.plot.refresh()
         self.query_one("#sweep-info", Static).update(self._info())
+
+    def _log_tail(self) -> str:
+        """The last line of the sweep's own output, when the app started it: why it did not start."""
+        try:
+            lines = (self.sweep_dir / "sweep.log").read_text(encoding="utf-8", errors="replace").strip().splitlines()
+        except OSError:
+            return ""
+        return f"sweep.log: {lines[-1][:200]}" if lines else ""
 
     def _info(self) -> Text:
         best = self.view.best_row()
