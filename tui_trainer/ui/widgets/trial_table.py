@@ -25,20 +25,27 @@ class TrialTable(DataTable):
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
         self.sort = "number"
         self._shown: tuple[list[TrialRow], list[str], TrialRow | None, Callable] | None = None
+        self._cells_shown: list[tuple[str, list[Text]]] = []
 
     def show(self, rows: list[TrialRow], keys: list[str], best: TrialRow | None,
              far: Callable[[TrialRow, str], bool]) -> None:
-        """Fill the table: ``far(row, key)`` says which values to highlight."""
+        """Fill the table: ``far(row, key)`` says which values to highlight. Rows that show as
+        they do already are left alone (a refill would flicker, and resize the columns)."""
         self._shown = (rows, keys, best, far)
         selected = self.selected_number()
         labels = [*FIXED, *keys, *AFTER]
         if [str(c.key.value) for c in self.columns.values()] != labels:
             self.clear(columns=True)
+            self._cells_shown = []
             for label in labels:
                 self.add_column(Text(label), key=label)  # a str label would be read as markup
+        cells = [(str(row.number), self._cells(row, keys, best, far)) for row in self._sorted(rows)]
+        if cells == self._cells_shown:
+            return
+        self._cells_shown = cells
         self.clear()
-        for row in self._sorted(rows):
-            self.add_row(*self._cells(row, keys, best, far), key=str(row.number))
+        for key, row_cells in cells:
+            self.add_row(*row_cells, key=key)
         if selected is not None and str(selected) in self.rows:
             self.move_cursor(row=self.get_row_index(str(selected)))
 
