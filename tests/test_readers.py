@@ -138,7 +138,10 @@ async def test_f2_lists_compares_and_watches_odd_runs_and_the_app_stays(app_conf
         assert isinstance(app.screen, RunsScreen) and app.screen.table.row_count == rows
         for _ in range(rows):
             await press(pilot, "space", "down")
-        await press(pilot, "c")  # every run's val curve, overlaid
+        await press(pilot, "c")  # every run's val curve, overlaid, and the table of what differs over it
+        await wait_for(pilot, lambda: app.screen.__class__.__name__ == "CompareScreen")
+        assert app.screen.table.row_count == rows
+        await press(pilot, "escape")
         await wait_for(pilot, lambda: app.screen is app.dashboard and len(app.dashboard.plot.compare) == rows)
         await press(pilot, "f2", "w")  # follow the first: its end is in its metrics, whatever run.json says
         await wait_for(pilot, lambda: app.dashboard.state == "ended")

@@ -14,7 +14,8 @@ from tui_trainer.engine.control import SampleRequest, TrainingControl
 from tui_trainer.engine.config import load_config
 from tui_trainer.engine.events import (TAGS, ChangeRefused, CheckpointSaved, Detached, EvalResult, HparamsChanged, LogMessage,
                                        RecordError, RolledBack, RunFailed, RunFinished, RunStarted, SampleText,
-                                       SpikeDetected, StateChanged, StepMetrics, from_record, to_record)
+                                       SpikeDetected, StateChanged, StepMetrics, TargetReached, from_record,
+                                       to_record)
 from tui_trainer.engine.follow import MetricsFollower, read_events
 from tui_trainer.engine.trainer import Trainer
 
@@ -22,12 +23,14 @@ from .conftest import make_config
 
 RUN = "/runs/a"
 EXAMPLES = {
-    RunStarted: RunStarted(RUN, "cpu", "float32", 12345, 100, 9000, 1000, 256, 40, 500, 2),
+    RunStarted: RunStarted(RUN, "cpu", "float32", 12345, 100, 9000, 1000, 256, 40, 500, 2, "",
+                           {"sweep": {"dir": "/runs/s", "study": "s", "trial": 3}}),
     StateChanged: StateChanged("paused", 7),
     StepMetrics: StepMetrics(10, 3.25, 1e-3, 12345.5, 61.0, 120.5, None, 0.5, 2, {
         "groups": [{"name": "block 0", "grad_norm": 0.5, "update_ratio": None}], "embedding_norm": 3.0,
         "head_norm": 2.0}),
-    EvalResult: EvalResult(50, 2.5, 2.75, 2.625),
+    EvalResult: EvalResult(50, 2.5, 2.75, 2.625, 1.32),
+    TargetReached: TargetReached(60, "val_loss", 2.7, 2.69, 12.5),
     CheckpointSaved: CheckpointSaved(50, "/runs/a/best.ckpt", "best"),
     SampleText: SampleText(60, "[bold]", "山禾 \"quoted\"\n[/]", [
         {"text": "‹e7 a6›", "piece": "", "id": 54656, "prob": 0.25, "entropy": 1.5,

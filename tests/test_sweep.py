@@ -245,7 +245,7 @@ def test_a_sweep_killed_mid_trial_resumes_to_its_budget(corpus, tmp_path, proces
 
 
 def test_two_workers_share_the_embedded_storage_and_run_distinct_trials(corpus, tmp_path, processes):
-    path = sweep_file(tmp_path, corpus, 'trials = 4\npruner = "none"\n' + SEARCH_LR, max_iters=120)
+    path = sweep_file(tmp_path, corpus, 'trials = 4\npruner = "none"\n' + SEARCH_LR, max_iters=60)
     out = tmp_path / "sw"
     sweep = gpt_tui("sweep", str(path), "--out", str(out), "--workers", "2")
     processes.append(sweep)

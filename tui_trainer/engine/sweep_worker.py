@@ -181,7 +181,7 @@ class SweepWorker:
         if result.status == "stopped" and (self.stop_reason or (stop_asked(self.sweep_dir) or {}).get("running")):
             self.stop(result.reason, running_too=False)  # a signal, or the sweep's stop: run again on --resume
             return self._end(trial, "interrupted", TrialState.FAIL, result.reason)
-        if result.status in ("stopped", "pruned"):  # pruned, or cut short in the dashboard (F7, rollbacks)
+        if result.status in ("stopped", "pruned"):  # pruned, or cut short (a stop by hand, the rollback limit)
             with taken_over_ok():
                 trial.set_user_attr("pruned_at", trial.user_attrs.get("pruned_at", result.step))
             return self._end(trial, "pruned", TrialState.PRUNED, result.reason)
