@@ -51,7 +51,9 @@ def live_sweep(corpus, tmp_path):
     (sweep_dir / "sweep.toml").write_text(spec.to_toml(), encoding="utf-8")
     study = create_study(spec, "live", storage)
     write_record(study, spec, sweep_dir, storage)
-    worker = SweepWorker(study, spec, sweep_dir, storage, say=lambda line: None)
+    # each logged step rests a moment: the trial stays running, and leaves the app's thread the GIL
+    worker = SweepWorker(study, spec, sweep_dir, storage, say=lambda line: None,
+                         on_event=lambda event: time.sleep(0.05))
     thread = threading.Thread(target=worker.run, daemon=True)
     thread.start()
     yield sweep_dir, study
@@ -60,8 +62,9 @@ def live_sweep(corpus, tmp_path):
     assert not thread.is_alive()
 
 
-async def test_the_sweep_screen_prunes_queues_stops_and_opens_trials(live_sweep, tiny_config):
+async def test_the_sweep_screen_prunes_queues_stops_and_opens_trials(live_sweep, tiny_config, monkeypatch):
     sweep_dir, study = live_sweep
+    monkeypatch.setattr("tui_trainer.ui.sweep_screen.READ_EVERY", 0.2)  # the test waits on what it shows
     app = create_app(tiny_config, sweep=sweep_dir)
     async with app.run_test(size=(100, 32)) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, SweepScreen))
@@ -269,3 +272,39 @@ async def test_a_hostile_sweep_json_is_shown_not_obeyed(app_config, tmp_path):
         await pilot.press("n", "o", "p")  # keys on rows that make no sense say so, and the app stays
         await pilot.pause(0.3)
         assert app.is_running and app.crash is None
+
+
+async def test_hostile_typing_on_the_sweep_screens_never_breaks_the_app(app_config, monkeypatch):
+    """The monkey test's keys and pastes, into every field of the F12 setup and "try next", and
+    on the Sweep screen's table."""
+    import random
+
+    from tests.test_monkey import SEED, burst, inconsistency
+
+    class Process:
+        pid = 0
+    monkeypatch.setattr("tui_trainer.engine.launch.launch_sweep", lambda *args, **kwargs: Process())
+
+    rng = random.Random(SEED)
+    sweep_dir = fixed_sweep(Path(app_config.out_dir))
+    app = create_app(app_config)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("f12")
+        await wait_for(pilot, lambda: isinstance(app.screen, SweepSetupScreen))
+        inputs = [w.id for w in app.screen.query("TextInput")]
+        await burst(pilot, rng, inputs, 40)
+        app.screen._start()  # whatever the fields hold now: refused with its problems, or started
+        await pilot.pause()
+        await pilot.press("escape")  # the setup, or the screen of a sweep started from what was typed
+        await wait_for(pilot, lambda: app.screen is app.dashboard)
+        app.dashboard.choices.open_sweep(sweep_dir)
+        await wait_for(pilot, lambda: isinstance(app.screen, SweepScreen) and app.screen.table.row_count == 5)
+        await burst(pilot, rng, [], 20, ["up", "down", "home", "end", "o", "p", "[", "]", "space"])
+        await pilot.press("n")
+        await wait_for(pilot, lambda: app.screen.__class__.__name__ == "TryNextScreen")
+        await burst(pilot, rng, [w.id for w in app.screen.query("TextInput")], 30)
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, SweepScreen))
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.screen is app.dashboard)
+        assert inconsistency(app) is None
