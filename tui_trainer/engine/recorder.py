@@ -45,9 +45,9 @@ class RunRecorder:
             if event.labels:
                 self.rundir.update_status(**event.labels)
         elif isinstance(event, EvalResult):
-            self.rundir.update_status(last_step=event.step, best_val_loss=event.best_val_loss)
-            if event.val_bpb is not None and event.val_loss <= event.best_val_loss:  # the best eval's
-                self.rundir.update_status(best_val_bpb=event.val_bpb)
+            best = {"best_val_bpb": event.val_bpb} if event.val_bpb is not None and \
+                event.val_loss <= event.best_val_loss else {}  # the best eval's
+            self.rundir.update_status(last_step=event.step, best_val_loss=event.best_val_loss, **best)
         elif isinstance(event, HparamsChanged):
             self.config = with_overrides(self.config, {key: new for key, (_, new) in event.changes.items()})
             self.rundir.write_config(self.config)

@@ -20,6 +20,10 @@ def compared_rows(runs: list[RunSummary], keys: list[str]) -> list[TrialRow]:
 
 
 class CompareScreen(Screen[None]):
+    DEFAULT_CSS = """
+    #compare-title { height: 1; color: $accent; text-style: bold; padding: 0 1; }
+    #compare-table { height: 1fr; }
+    """
     BINDINGS = [
         Binding("o", "sort", "Sort", tooltip="Sort the runs by order, best val loss or status", id="compare.sort"),
         Binding("escape", "back", "Back", tooltip="Back to the dashboard: the curves are in its plot",

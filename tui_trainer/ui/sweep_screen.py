@@ -69,6 +69,15 @@ class SweepPlot(PlotextPlot):
 class SweepScreen(Screen[tuple[str, Path] | None]):
     """Dismissed with ("watch", trial run dir), ("fork", the best trial's run dir), or None."""
 
+    # Here rather than in app.tcss: the app's stylesheet is matched against every widget of every
+    # screen, and this screen's rules would slow the dashboard's layout for nothing.
+    DEFAULT_CSS = """
+    #sweep-title { height: 1; color: $accent; text-style: bold; padding: 0 1; }
+    #sweep-table { height: 1fr; min-height: 5; }
+    #sweep-plot { height: 1fr; min-height: 8; }
+    #sweep-info { height: auto; max-height: 4; padding: 0 1; }
+    """
+
     BINDINGS = [
         Binding("enter", "open", "Open", tooltip="Open the trial in the dashboard: watch it, steer it",
                 id="sweep.open", priority=True),

@@ -21,6 +21,19 @@ def _text(value) -> str:
 class SweepSetupScreen(ModalScreen[tuple[SweepSpec, int] | None]):
     """Dismissed with (the sweep's spec, workers), or None."""
 
+    DEFAULT_CSS = """
+    SweepSetupScreen { align: center middle; }
+    #sweep-setup { width: 90%; max-width: 100; height: auto; max-height: 95%; }
+    #sweep-rows { height: auto; max-height: 14; }
+    .setup-row { height: 3; }
+    .setup-key { width: 22; }
+    .setup-kind { width: auto; padding: 1 1 0 1; }
+    .setup-bound { width: 1fr; }
+    .setup-choices { width: 2fr; }
+    #setup-problems { height: auto; color: $error; }
+    #sweep-setup Select { width: 1fr; }
+    """
+
     BINDINGS = [("escape", "cancel", "Cancel")]
 
     def __init__(self, config: TrainConfig) -> None:

@@ -24,6 +24,15 @@ def shown(value: Any) -> str:
 class TryNextScreen(ModalScreen[dict | None]):
     """Dismissed with the values queued, or None (escape, Cancel)."""
 
+    DEFAULT_CSS = """
+    TryNextScreen { align: center middle; }
+    #try-next { width: 90%; max-width: 100; height: auto; max-height: 95%; }
+    .try-row { height: 3; }
+    .try-key { width: 1fr; padding: 1 1 0 0; }
+    .try-value { width: 1fr; }
+    #try-problems { height: auto; color: $error; }
+    """
+
     BINDINGS = [("escape", "cancel", "Cancel")]
 
     def __init__(self, spec: SweepSpec, sweep_dir: Path, start: dict[str, Any]) -> None:
