@@ -24,7 +24,7 @@ class SweepSetupScreen(ModalScreen[tuple[SweepSpec, int] | None]):
     DEFAULT_CSS = """
     SweepSetupScreen { align: center middle; }
     #sweep-setup { width: 90%; max-width: 100; height: auto; max-height: 95%; }
-    #sweep-rows { height: auto; max-height: 14; }
+    #sweep-rows { height: auto; }
     .setup-row { height: 3; }
     .setup-key { width: 22; }
     .setup-kind { width: auto; padding: 1 1 0 1; }
@@ -42,9 +42,11 @@ class SweepSetupScreen(ModalScreen[tuple[SweepSpec, int] | None]):
         self.rows = around(config)
 
     def compose(self) -> ComposeResult:
-        with Vertical(classes="choice-dialog", id="sweep-setup"):
+        # one scrolling dialog: at 80x24 its rows, budget and buttons do not fit at once, and Tab
+        # (or the mouse) scrolls whatever is focused into view
+        with VerticalScroll(classes="choice-dialog", id="sweep-setup"):
             yield Label("Sweep around the form's values: tick the keys to search, edit their ranges.", markup=False)
-            with VerticalScroll(id="sweep-rows"):
+            with Vertical(id="sweep-rows"):
                 for param, searched in self.rows:
                     with Horizontal(classes="setup-row"):
                         yield Checkbox(param.name, searched, id=f"on-{param.name}", classes="setup-key")

@@ -7,7 +7,7 @@ from typing import Any
 
 from textual import on, work
 from textual.app import ComposeResult
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label, Static
 
@@ -40,7 +40,7 @@ class TryNextScreen(ModalScreen[dict | None]):
         self.spec, self.sweep_dir, self.start = spec, Path(sweep_dir), start
 
     def compose(self) -> ComposeResult:
-        with Vertical(classes="choice-dialog", id="try-next"):
+        with VerticalScroll(classes="choice-dialog", id="try-next"):
             yield Label("Try these values as the next trial (the best trial's to start with):", markup=False)
             for key, param in self.spec.search.items():
                 ranged = ", ".join(map(str, param.values)) if param.kind == "choice" else \
