@@ -129,7 +129,8 @@ async def test_the_setup_starts_a_sweep_of_the_form_and_opens_it(app_config, mon
         setup = app.screen
         setup.query_one("#low-learning_rate").value = "0.1"
         setup.query_one("#high-learning_rate").value = "0.01"
-        await pilot.click("#start")
+        setup.query_one("#start").press()  # (scrolled out of view at this size: a click would miss it)
+        await pilot.pause()
         assert "low must be below high" in str(setup.query_one("#setup-problems").render())
         setup.query_one("#high-learning_rate").value = "0.3"
         setup.query_one("#setup-trials").value = "5"
