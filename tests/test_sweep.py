@@ -264,17 +264,26 @@ POSTGRES = os.environ.get("GPT_TUI_TEST_POSTGRES", "")
 @pytest.mark.skipif(not POSTGRES, reason="no PostgreSQL server: .ci/run starts one (.ci/postgres start DIR) and "
                     "sets GPT_TUI_TEST_POSTGRES to its URL")
 def test_workers_of_two_processes_share_a_postgresql_study(corpus, tmp_path, processes):
+    import uuid
+
     path = sweep_file(tmp_path, corpus, 'trials = 4\npruner = "none"\n' + SEARCH_LR, max_iters=150)
-    first_dir, second_dir = tmp_path / "here", tmp_path / "there"
+    name = f"here-{uuid.uuid4().hex[:8]}"  # the study is named after its folder: one of its own in a shared server
+    first_dir, second_dir = tmp_path / name, tmp_path / "there"
     first = gpt_tui("sweep", str(path), "--out", str(first_dir), "--storage", POSTGRES)
     processes.append(first)
-    wait_for(lambda: bool(read_record(first_dir).get("study_name")))
-    name = read_record(first_dir)["study_name"]
-    assert read_record(first_dir)["storage"] == POSTGRES
-    second = gpt_tui("sweep", "--join", POSTGRES, "--study", name, "--out", str(second_dir))
-    processes.append(second)
-    outputs = [first.communicate(timeout=180)[0], second.communicate(timeout=180)[0]]
+    # the joiner starts at once, beside it (so that both take trials), and again until the study exists
+    deadline = time.monotonic() + 90
+    while True:
+        second = gpt_tui("sweep", "--join", POSTGRES, "--study", name, "--out", str(second_dir))
+        processes.append(second)
+        joined = second.communicate(timeout=180)[0]
+        not_yet = "is not in storage" in joined or "carries no sweep spec" in joined  # made, its spec not yet set
+        if second.returncode == 0 or not not_yet or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    outputs = [first.communicate(timeout=180)[0], joined]
     assert first.returncode == 0 and second.returncode == 0, outputs
+    assert read_record(first_dir)["storage"] == POSTGRES and read_record(first_dir)["study_name"] == name
     study = optuna.load_study(study_name=name, storage=POSTGRES)
     states = [t.state for t in study.trials if not t.user_attrs.get("surplus")]
     assert states.count(optuna.trial.TrialState.COMPLETE) == 4
