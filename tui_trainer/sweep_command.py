@@ -146,7 +146,9 @@ def _summary(best, sweep_dir: Path) -> None:
     if best is None:
         print("no trial completed yet", flush=True)
         return
-    shown = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in best.params.items())
+    from .engine.sweep_spec import params_text
+
+    shown = params_text(best.params)
     run_dir = best.user_attrs.get("run_dir", "")
     print(f"best: trial {best.number}, val_loss {best.value:.4f}: {shown}\n"
           f"  its config: {sweep_dir / 'best.toml'} (gpt-tui --config)\n"

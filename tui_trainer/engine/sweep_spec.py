@@ -125,6 +125,11 @@ class SweepSpec:
                               "search": {k: p.to_toml_value() for k, p in self.search.items()}})
 
 
+def params_text(params: dict[str, Any]) -> str:
+    """A trial's values in one line, as the CLI, the log and the Sweep screen show them."""
+    return " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
+
+
 def around(config) -> list[tuple[Param, bool]]:
     """The Sweep setup's rows for a config: a range around each value a sweep most often
     searches, and whether it is searched unless the user says otherwise (the learning rate and

@@ -27,7 +27,7 @@ from .events import EvalResult, Event, RunFailed, RunFinished
 from .run_plan import RunPlan
 from .rundir import free_path
 from .settings import with_user_settings
-from .sweep_spec import SweepSpec
+from .sweep_spec import SweepSpec, params_text
 from .sweep_study import (HEARTBEAT_SECONDS, budget, counts, mark, queue_again, rerun_interrupted, stop_asked,
                           within_budget, write_record)
 
@@ -109,7 +109,7 @@ class SweepWorker:
                            ("pid", os.getpid()), ("started", time.time()), ("heartbeat", time.time())):
             trial.set_user_attr(key, value)
         params = {name: param.suggest(trial) for name, param in self.spec.search.items()}
-        shown = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
+        shown = params_text(params)
         write_record(self.study, self.spec, self.sweep_dir, self.storage)  # running from now: a stop reaches it
         with Heartbeat(trial):
             try:

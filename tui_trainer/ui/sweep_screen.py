@@ -21,7 +21,7 @@ from textual_plotext import PlotextPlot
 from ..engine.control import send_request
 from ..engine.errors import GptTuiError
 from ..engine.safe_text import visible
-from ..engine.sweep_spec import SweepSpec, read_sweep_file
+from ..engine.sweep_spec import SweepSpec, params_text, read_sweep_file
 from ..engine.sweep_view import SweepView, TrialRow, importances
 from .screens import ChoiceScreen
 from .sweep_try_next import TryNextScreen
@@ -177,8 +177,8 @@ class SweepScreen(Screen[tuple[str, Path] | None]):
         if best is None:
             text.append("best so far: no trial has completed yet")
         else:
-            shown = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in best.params.items())
-            text.append(visible(f"best so far: trial {best.number}, val loss {best.best_val_loss:.4f}: {shown}"))
+            text.append(visible(f"best so far: trial {best.number}, val loss {best.best_val_loss:.4f}: "
+                                f"{params_text(best.params)}"))
         if self.importance:
             ranked = ", ".join(f"{k} {v:.2f}" for k, v in self.importance.items())
             text.append(visible(f"\nimportance (PED-ANOVA): {ranked}"))
