@@ -1,22 +1,29 @@
 """Every GPU path of gpt-tui in one command, one table: run it the moment a CUDA machine is there.
 
-    python benchmarks/gpu_check.py [--steps 300] [--out DIR]
+    python benchmarks/gpu_check.py [--steps 300] [--out DIR] [--nanogpt PATH]
 
 1. `gpt-tui info`.
 2. configs/gpu.toml headless for --steps steps, compile off and on: tokens/s, MFU, peak memory.
 3. A nanoGPT-style loop written here (its get_batch with pinned memory, bf16 autocast, fused
    AdamW, grad clip, torch.compile, the loss read at each log interval), same config and GPU:
    tokens/s against gpt-tui's.
-4. The app in a terminal (a pty this script owns, 120x40) against `gpt-tui train`, same config,
-   --ratio-steps each: steps/s from each run's metrics.jsonl after warm-up.
-5. A batch that cannot fit, resumed from the run of (2): one clear OOM line, exit 1, and the
+4. With --nanogpt: nanoGPT's own train.py, unmodified, at gpu.toml's shape (its
+   shakespeare_char shape), char-level on the bundled corpus, beside gpt-tui at that shape.
+5. gpu.toml under compile_mode "reduce-overhead" (CUDA graphs) against the default mode.
+6. Muon + WSD at gpu.toml: steps/s against AdamW's.
+7. configs/gpt2-small.toml: tokens/s and MFU (goal on an H100: >= 40%).
+8. The app in a terminal (a pty this script owns, 120x40) against `gpt-tui train`, same config,
+   --ratio-steps each: steps/s from each run's metrics.jsonl after warm-up, and the app's UI
+   thread's CPU time (from /proc) while it trains.
+9. A batch that cannot fit, resumed from the run of (2): one clear OOM line, exit 1, and the
    checkpoint unchanged.
-6. ctrl+s, then a closed terminal (SIGHUP), in the app on the GPU: checkpoint step >= logged step.
-7. With 2+ GPUs: torchrun over NCCL with 2 processes, then that checkpoint resumed in one.
+10. ctrl+s, then a closed terminal (SIGHUP), in the app on the GPU: checkpoint step >= logged step.
+11. With 2+ GPUs: torchrun over NCCL with 2 processes, then that checkpoint resumed in one.
 
 Without CUDA it says it skipped and exits 0. ``--allow-cpu`` runs the same checks on the CPU
-with a tiny config (to try the script itself without a GPU). The table is printed and, with
---out (default: $OUT when set), written to gpu_check.md there, with each run's log beside it.
+with a tiny config and compile off (to try the script itself without a GPU). The table is
+printed and, with --out (default: $OUT when set), written to gpu_check.md there, with each
+run's log beside it.
 """
 from __future__ import annotations
 
@@ -24,6 +31,7 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -36,9 +44,9 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 from pty_terminal import PtyApp  # noqa: E402
 WARMUP = 50  # steps left out of every rate (compile, allocator, first layouts)
-CHECKS = ("info", "headless", "reference", "app", "oom", "hangup", "ddp")  # in the order they run
+CHECKS = ("info", "headless", "reference", "nanogpt", "modes", "muon", "gpt2", "app", "oom", "hangup", "ddp")  # in the order they run
 CPU_TINY = {"d_model": 64, "num_blocks": 2, "num_heads": 2, "context_length": 64, "batch_size": 8,
-            "tokenizer": "byte", "eval_iters": 2, "sample_interval": 0, "checkpoint_interval": 0}
+            "tokenizer": "byte", "eval_iters": 2, "sample_interval": 0, "checkpoint_interval": 0, "compile": False}
 
 
 class Report:
@@ -122,16 +130,17 @@ def info(report: Report, out: Path) -> None:
         report.add("gpt-tui info", f"exit {result.returncode}: {result.stderr.strip()[-200:]}", "FAIL")
 
 
-def headless_in_process(report: Report, config, compile_on: bool, out: Path):
-    """One headless run through the engine; returns (tokens/s, run dir)."""
+def headless_in_process(report: Report, config, name: str, slug: str, out: Path, **changes):
+    """One headless run through the engine, reported as ``name``; returns (tokens/s, MFU or
+    None, run dir), tokens/s NaN when the run failed."""
     import torch
 
     from tui_trainer.engine.config import with_overrides
     from tui_trainer.engine.events import RunFailed, StepMetrics
     from tui_trainer.engine.trainer import Trainer
 
-    run_dir = out / f"headless-compile-{'on' if compile_on else 'off'}"
-    cfg = with_overrides(config, {"compile": compile_on})
+    run_dir = out / f"headless-{slug}"
+    cfg = with_overrides(config, changes)
     seen: list[StepMetrics] = []
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
@@ -140,19 +149,19 @@ def headless_in_process(report: Report, config, compile_on: bool, out: Path):
                       run_dir=run_dir)
     result = trainer.run()
     wall = time.perf_counter() - started
-    name = f"headless gpu.toml, compile {'on' if compile_on else 'off'}"
     if isinstance(result, RunFailed):
         report.add(name, result.message, "FAIL")
-        return float("nan"), run_dir
+        return float("nan"), None, run_dir
     timed = [e for e in seen if e.step > WARMUP] or seen
     rate = statistics.median(e.tokens_per_sec for e in timed)
     mfu = [e.mfu for e in timed if e.mfu is not None]
     peak = torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else float("nan")
     shown_mfu = f"{100 * statistics.median(mfu):.1f}%" if mfu else "unknown"
-    report.add(name, f"{rate:,.0f} tok/s, MFU {shown_mfu}", "ok")
+    report.add(name, f"{rate:,.0f} tok/s, {rate / cfg.batch_size / cfg.context_length:.1f} steps/s, "
+               f"MFU {shown_mfu}", "ok")
     report.add(f"{name}: peak memory, wall", f"{peak:.2f} GiB allocated, {wall:.0f} s for {cfg.max_iters} steps "
                f"(dtype {trainer.dtype}, fused AdamW {trainer.updater.fused})")
-    return rate, run_dir
+    return rate, statistics.median(mfu) if mfu else None, run_dir
 
 
 def nanogpt_reference(config, steps: int) -> float:
@@ -210,13 +219,98 @@ def nanogpt_reference(config, steps: int) -> float:
     return steps * B * T / (time.perf_counter() - start)
 
 
+def compile_modes(report: Report, config, out: Path, default_rate: float) -> None:
+    """gpu.toml under torch.compile's modes that cut kernel launches, against the default mode."""
+    mode = "reduce-overhead"  # CUDA graphs; the max-autotune modes' kernel search alone outlasts the check
+    rate, _, _ = headless_in_process(report, config, f"headless gpu.toml, compile_mode {mode}", f"mode-{mode}",
+                                     out, compile=True, compile_mode=mode)
+    report.add(f"compile_mode {mode} vs default", f"{rate / default_rate:.2f}x the default mode's tokens/s")
+
+
+def muon_against_adamw(report: Report, config, out: Path, adamw_rate: float) -> None:
+    """Muon + WSD at gpu.toml: its steps/s against AdamW's (the Newton-Schulz steps' cost)."""
+    rate, _, _ = headless_in_process(report, config, "headless gpu.toml, Muon + WSD", "muon", out,
+                                     optimizer="muon", lr_schedule="wsd", muon_lr=0.02)
+    report.add("Muon + WSD vs AdamW, steps/s", f"{rate / adamw_rate:.2f}x AdamW's")
+
+
+def gpt2_small(report: Report, overrides: dict, out: Path) -> None:
+    """configs/gpt2-small.toml: tokens/s and MFU; nanochat logs about 40% MFU at that depth on an H100."""
+    from tui_trainer.engine.config import load_config
+
+    config = load_config(REPO / "configs" / "gpt2-small.toml", overrides)
+    _, mfu, _ = headless_in_process(report, config, "headless gpt2-small.toml", "gpt2-small", out)
+    if mfu is not None and config.device != "cpu":
+        report.add("gpt2-small MFU", f"{100 * mfu:.1f}% (goal on an H100: >= 40%)", verdict(mfu >= 0.40))
+
+
+def nanogpt_own(report: Report, nanogpt: Path | None, config, out: Path, steps: int, on_gpu: bool) -> None:
+    """nanoGPT's own train.py (unmodified, from a scratch folder) at gpu.toml's shape, char-level
+    on the bundled corpus, beside gpt-tui at the same shape and tokenizer (bytes: the corpus's
+    characters): tokens/s and MFU."""
+    if nanogpt is None or not (nanogpt / "train.py").is_file():
+        report.add("nanoGPT's own train.py", "no --nanogpt PATH: skipped")
+        return
+    from vs_nanogpt import prepare_nanogpt
+
+    scratch = prepare_nanogpt(nanogpt.resolve(), out)
+    shape = {"n_layer": config.num_blocks, "n_head": config.num_heads, "n_embd": config.d_model,
+             "block_size": config.context_length, "batch_size": config.batch_size, "dropout": config.dropout}
+    args = [f"--{k}={v}" for k, v in shape.items()] + [
+        "--dataset=orders", f"--device={'cuda' if on_gpu else 'cpu'}", f"--compile={config.compile}",
+        f"--dtype={'bfloat16' if on_gpu else 'float32'}", f"--max_iters={steps}", f"--lr_decay_iters={steps}",
+        f"--eval_interval={steps}", "--eval_iters=5", "--log_interval=1", f"--out_dir={scratch / 'out'}"]
+    run = subprocess.run([sys.executable, "train.py", "config/train_shakespeare_char.py", *args], cwd=scratch,
+                         capture_output=True, text=True, timeout=900)
+    (out / "nanogpt.log").write_text(run.stdout + run.stderr)
+    iters = [(int(i), float(ms), float(mfu)) for i, ms, mfu in
+             re.findall(r"iter (\d+): loss [\d.]+, time ([\d.]+)ms, mfu (-?[\d.]+)%", run.stdout)]
+    timed = [(ms, mfu) for i, ms, mfu in iters if WARMUP < i < steps]
+    if run.returncode or not timed:
+        report.add("nanoGPT's own train.py", f"exit {run.returncode}: {run.stderr.strip()[-200:]}", "FAIL")
+        return
+    theirs = config.batch_size * config.context_length / (statistics.median(ms for ms, _ in timed) / 1000)
+    report.add("nanoGPT's own train.py, gpu.toml's shape, char-level",
+               f"{theirs:,.0f} tok/s, MFU {statistics.median(m for _, m in timed):.1f}% (its own figure, against "
+               f"an A100's 312 TFLOP/s)")
+    ours, mfu, _ = headless_in_process(report, config, "gpt-tui, the same shape, byte tokenizer", "nanogpt-shape",
+                                       out, tokenizer="byte")
+    shown = f"; gpt-tui's MFU restated against an A100's 312: {100 * mfu * peak_tflops() / 312:.1f}%" \
+        if mfu is not None and on_gpu else ""
+    report.add("gpt-tui vs nanoGPT's train.py, tokens/s", f"{ours / theirs:.2f}x{shown}", verdict(ours >= theirs))
+
+
+def peak_tflops() -> float:
+    """This device's peak in TFLOP/s as gpt-tui's MFU uses it (to restate an MFU against another peak)."""
+    import torch
+
+    from tui_trainer.engine.mfu import peak_flops
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return (peak_flops(device, torch.bfloat16 if device.type == "cuda" else torch.float32) or float("nan")) / 1e12
+
+
+def thread_cpu_seconds(pid: int) -> tuple[float, float]:
+    """(the main thread's, the whole process's) CPU seconds so far, from /proc (Linux)."""
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def seconds(stat: Path) -> float:
+        fields = stat.read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / tick  # utime + stime
+
+    return seconds(Path(f"/proc/{pid}/task/{pid}/stat")), seconds(Path(f"/proc/{pid}/stat"))
+
+
 def app_against_headless(report: Report, config_args: list[str], out: Path, steps: int) -> None:
     head_dir, app_dir = out / "ratio-headless", out / "ratio-app"
     run = subprocess.run(cli("train", *config_args, "--out", str(head_dir)), capture_output=True, text=True,
                          timeout=240)
     (out / "ratio-headless.log").write_text(run.stdout + run.stderr)
     app = PtyApp(cli(*config_args, "--out", str(app_dir), "--start"), log=out / "ratio-app.tty")
+    wait_until(lambda: last_step(app_dir) >= WARMUP, 240)
+    cpu_before, wall_before, step_before = thread_cpu_seconds(app.pid), time.perf_counter(), last_step(app_dir)
     finished = wait_until(lambda: run_status(app_dir) in ("finished", "stopped", "failed"), 240)
+    cpu_after, wall_after, step_after = thread_cpu_seconds(app.pid), time.perf_counter(), last_step(app_dir)
     app.press("ctrl+q")  # the app stays open on a finished run until the user quits
     ended = app.wait(30)
     app.kill()
@@ -224,6 +318,10 @@ def app_against_headless(report: Report, config_args: list[str], out: Path, step
     ok = run.returncode == 0 and finished and in_app / head >= 0.95
     report.add(f"app (pty 120x40) vs headless, {steps} steps", f"{in_app:.1f} vs {head:.1f} steps/s = "
                f"{in_app / head:.2f}x (goal >= 0.95x; app quit with exit {ended})", verdict(ok))
+    ui, process = (after - before for after, before in zip(cpu_after, cpu_before))
+    wall, steps_seen = wall_after - wall_before, max(1, step_after - step_before)
+    report.add("app: the UI thread's CPU time while training", f"{100 * ui / wall:.0f}% of one core "
+               f"({1000 * ui / steps_seen:.2f} ms per step; the whole process {100 * process / wall:.0f}%)")
 
 
 def oom(report: Report, run_dir: Path, out: Path) -> None:
@@ -297,9 +395,10 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--ratio-steps", type=int, default=1200, help="steps of the app-vs-headless runs")
     parser.add_argument("--out", type=Path, default=Path(os.environ["OUT"]) if os.environ.get("OUT") else None)
+    parser.add_argument("--nanogpt", type=Path, help="an unmodified nanoGPT checkout, for its own train.py's row")
     parser.add_argument("--allow-cpu", action="store_true", help="run the checks on the CPU, tiny config")
     parser.add_argument("--only", nargs="+", choices=CHECKS, metavar="CHECK",
-                        help=f"run only these checks: {', '.join(CHECKS)} (reference and oom need headless)")
+                        help=f"run only these checks: {', '.join(CHECKS)} (reference, modes, muon and oom need headless)")
     args = parser.parse_args()
     import torch
 
@@ -324,8 +423,13 @@ def main() -> int:
     state: dict = {}
 
     def headless_both() -> None:
-        state["off"], state["run_dir"] = headless_in_process(report, config, False, out)
-        state["on"], _ = headless_in_process(report, config, True, out)
+        state["off"], _, state["run_dir"] = headless_in_process(report, config, "headless gpu.toml, compile off",
+                                                                "compile-off", out, compile=False)
+        if on_gpu:  # on a CPU, inductor's compile of even the tiny model outlasts its run
+            state["on"], _, _ = headless_in_process(report, config, "headless gpu.toml, compile on", "compile-on",
+                                                    out, compile=True)
+        else:
+            state["on"] = state["off"]
 
     def reference() -> None:
         ref = nanogpt_reference(config, args.steps)
@@ -333,7 +437,12 @@ def main() -> int:
         report.add("nanoGPT-style loop, same config (compile on)", f"{ref:,.0f} tok/s; gpt-tui {ours:,.0f} tok/s = "
                    f"{ours / ref:.2f}x (goal >= 1.0x)", verdict(ours / ref >= 1.0))
 
+    modes = (lambda: compile_modes(report, config, out, state["on"])) if on_gpu else \
+        (lambda: report.add("compile modes", "CUDA graphs need a GPU: skipped"))
     steps += [("headless", headless_both), ("reference", reference),
+              ("nanogpt", lambda: nanogpt_own(report, args.nanogpt, config, out, args.steps, on_gpu)),
+              ("modes", modes), ("muon", lambda: muon_against_adamw(report, config, out, state["on"])),
+              ("gpt2", lambda: gpt2_small(report, overrides, out)),
               ("app", lambda: app_against_headless(
                   report, config_args + [f"--set=max_iters={args.ratio_steps}"], out, args.ratio_steps)),
               ("oom", lambda: oom(report, state["run_dir"], out)),

@@ -178,6 +178,45 @@ async def test_the_dashboard_shows_health_the_grad_norm_and_marks_spikes(tiny_co
         await wait_for(pilot, lambda: "grad 0.75 (clipped 3)" in str(figures.render()))  # at the UI's next tick
 
 
+async def test_a_training_runs_figures_never_touch_a_widget_in_a_hidden_tab(tiny_config, monkeypatch):
+    """Refreshing a hidden widget makes Textual rebuild its map of every widget at the next size
+    query, on the UI thread that the training thread needs the GIL from: steps and evals, the
+    events that come every log interval, leave the hidden tabs alone (the Device panel's poll
+    too), and a tab shows them once it is opened."""
+    from textual.widget import Widget
+
+    from tui_trainer.ui.app import create_app
+    from tui_trainer.ui.messages import EngineEvents
+    from tui_trainer.ui.widgets.hidden import in_hidden_tab
+
+    health = {"groups": [{"name": "block 0", "grad_norm": 2.5, "update_ratio": 2e-3}], "embedding_norm": 1.0,
+              "head_norm": 1.0}
+    app = create_app(tiny_config)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        touched: list[Widget] = []
+        refresh = Widget.refresh
+
+        def spy(self, *args, **kwargs):
+            touched.append(self)
+            return refresh(self, *args, **kwargs)
+
+        monkeypatch.setattr(Widget, "refresh", spy)
+        for step in range(10, 110, 10):
+            app.dashboard.post_message(EngineEvents([StepMetrics(step, 2.0, 1e-3, 1000.0, 1.0, 9.0, None, 0.75, 0,
+                                                                 health), EvalResult(step, 2.0, 2.1, 2.1)]))
+            await pilot.pause()
+        app.dashboard.device_panel.poll()
+        await pilot.pause(0.3)
+        assert app.dashboard.tabs.active == "tab-log"
+        hidden = {widget for widget in touched if in_hidden_tab(widget)}
+        assert not hidden, sorted(str(widget) for widget in hidden)
+        assert app.dashboard.progress in touched or any(w in touched for w in app.dashboard.progress.walk_children())
+        app.dashboard.tabs.active = "tab-health"
+        panel = app.dashboard.health_panel
+        await wait_for(pilot, lambda: "step 100" in panel.render_line(0).text)
+
+
 def test_under_float16_scaling_an_overflowing_gradient_is_no_spike():
     from tui_trainer.engine.spikes import SpikeGuard
 

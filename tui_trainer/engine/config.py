@@ -76,6 +76,7 @@ class TrainConfig:
     device: str = field(default="auto", metadata=_key("System", "'auto' (cuda, then mps, then cpu), 'cpu', 'cuda', 'cuda:N' or 'mps'."))
     dtype: str = field(default="auto", metadata=_key("System", "'auto' = bf16 autocast on a capable GPU, float32 elsewhere.", choices=("auto", "float32", "bfloat16", "float16")))
     compile: bool = field(default=False, metadata=_key("System", "torch.compile the model (first step is slow)."))
+    compile_mode: str = field(default="default", metadata=_key("System", "torch.compile's mode when compile is on: 'reduce-overhead' replays CUDA graphs (fewer kernel launches for a small model on a GPU), 'max-autotune' also searches kernels (slow first step).", choices=("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")))
     processes: int = field(default=1, metadata=_key("System", "Processes (DDP through torchrun) when > 1; batch_size is per process.", min=1))
     num_threads: int = field(default=0, metadata=_key("System", "CPU threads for torch; 0 = automatic.", min=0))
     health: bool = field(default=True, metadata=_key("System", "Measure gradient norms and per-block update ratios (the Health tab)."))

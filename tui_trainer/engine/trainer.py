@@ -518,7 +518,7 @@ class Trainer:
         model = self.raw_model
         if self.config.compile:
             self._emit(StateChanged("compiling", self.step))
-            model = torch.compile(model)
+            model = torch.compile(model, mode=self.config.compile_mode)
         else:
             self._emit(StateChanged("running", self.step))
         if self.dist.active:

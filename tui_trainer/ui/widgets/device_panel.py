@@ -5,6 +5,7 @@ from textual.widgets import Static
 
 from ...engine.events import Event, RunStarted
 from ...engine.safe_text import visible
+from .hidden import in_hidden_tab
 
 
 class DevicePanel(Static):
@@ -39,8 +40,8 @@ class DevicePanel(Static):
     def poll(self) -> None:
         if self.recorded is not None:
             return
-        if self.parent is not None and not self.parent.display:
-            return  # in a hidden tab: an update would still cost a full layout lookup
+        if in_hidden_tab(self):
+            return  # on_show polls
         from ...engine.device import device_info
 
         info = device_info(self.device)

@@ -17,6 +17,7 @@ from textual.widget import Widget
 from ...engine.events import Event, RolledBack, SpikeDetected, StepMetrics
 from ...event_text import event_line, grad_text
 from ...formats import fmt_norm
+from .hidden import in_hidden_tab
 
 HISTORY = 48  # measurements each sparkline spans (one per log interval)
 SPARK_WIDTH = 16
@@ -54,9 +55,13 @@ class HealthPanel(Widget):
 
     def _redraw(self) -> None:
         """A new height needs a layout pass of the whole screen (about 20 ms here, at every log
-        interval while training): only while the tab shows. A hidden panel is laid out afresh
-        when its tab is shown."""
-        self.refresh(layout=self.is_on_screen)
+        interval while training): only while the tab shows. A hidden panel is not touched at
+        all (see in_hidden_tab); it is drawn afresh when its tab is shown."""
+        if not in_hidden_tab(self):
+            self.refresh(layout=True)
+
+    def on_show(self) -> None:
+        self.refresh(layout=True)  # what came while the tab was hidden
 
     def render(self) -> RenderableType:
         m = self.metrics
