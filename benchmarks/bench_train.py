@@ -1,11 +1,16 @@
 """Training speed at configs/chapter19.toml on the bundled corpus, all variants in one run.
 
-    python benchmarks/bench_train.py [--steps 200] [--rounds 3]
+    python benchmarks/bench_train.py [--steps 200] [--rounds 3] [--shape nanogpt]
 
 Prints steps/s for: the chapter-style naive loop, the engine at vocab=max (the chapter's
 vocabulary), the engine at its default (compact vocabulary), and a clean nanoGPT-style loop
 on the compact vocabulary; then the ratios against the targets, and the engine's Python
 overhead (time outside ATen ops per step, from torch.profiler).
+
+``--shape nanogpt`` profiles the step at nanoGPT's CPU recipe instead (char-level, 4 layers,
+128 wide, context 64, batch 12; vs_nanogpt.py runs nanoGPT's own train.py beside it): the
+engine with health on and off, interleaved, its Python overhead, and where the step's time
+goes, op by op.
 """
 from __future__ import annotations
 
@@ -81,12 +86,72 @@ def python_overhead(trainer: Trainer, steps: int = 40) -> float:
     return max(0.0, 1.0 - inside / plain)
 
 
+# torch.profiler's op names, in the groups a step's time is told in
+OP_GROUPS = {"matrix products": ("aten::mm", "aten::addmm", "aten::bmm", "aten::linear"),
+             "attention": ("aten::_scaled_dot_product",), "ReLU": ("aten::clamp_min", "aten::threshold_backward",
+                                                                  "aten::relu"),
+             "LayerNorm": ("aten::native_layer_norm",), "copies": ("aten::copy_",),
+             "AdamW update": ("aten::_fused_adamw",), "gradient norm and clip": ("aten::_foreach_norm",
+                                                                               "aten::linalg_vector_norm",
+                                                                               "aten::_foreach_mul")}
+
+
+def op_shares(trainer: Trainer, steps: int = 50) -> dict[str, float]:
+    """Each group's share of the self CPU time of ``steps`` profiled training steps."""
+    from torch.profiler import ProfilerActivity, profile
+
+    for _ in range(10):
+        trainer._train_step(1e-3, measure=False)
+        trainer.meter.discard()
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(steps):
+            trainer._train_step(1e-3, measure=False)
+            trainer.meter.discard()
+    averages = prof.key_averages()
+    total = sum(a.self_cpu_time_total for a in averages)
+    shares = {group: sum(a.self_cpu_time_total for a in averages if a.key.startswith(names)) / total
+              for group, names in OP_GROUPS.items()}
+    return {**shares, "everything else": 1.0 - sum(shares.values())}
+
+
+def nanogpt_shape(args) -> None:
+    from vs_nanogpt import recipe
+
+    config = with_overrides(load_config(REPO / "configs" / "chapter19.toml"),
+                            {**recipe(WARMUP + args.steps), "data": str(REPO / "data" / "orders.txt")})
+    rates: dict[bool, list[float]] = {True: [], False: []}
+    overhead, shares = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for round_ in range(args.rounds):
+            for health in ((True, False) if round_ % 2 == 0 else (False, True)):
+                rate, trainer = engine_steps_per_sec(with_overrides(config, {"health": health}), args.steps,
+                                                     Path(tmp))
+                rates[health].append(rate)
+                if health:
+                    overhead.append(python_overhead(trainer))
+                    shares.append(op_shares(trainer))
+    on, off = statistics.median(rates[True]), statistics.median(rates[False])
+    print(f"nanoGPT's CPU recipe shape (char-level data/orders.txt), {torch.get_num_threads()} threads, torch "
+          f"{torch.__version__}, median of {args.rounds} rounds")
+    print(f"engine, health on:  {on:.1f} steps/s ({1000 / on:.1f} ms a step)")
+    print(f"engine, health off: {off:.1f} steps/s; health costs {off / on - 1:+.1%} (rounds: "
+          f"{', '.join(f'{b / a - 1:+.1%}' for a, b in zip(rates[True], rates[False]))})")
+    print(f"engine Python overhead per step: {statistics.median(overhead):.1%} of step time")
+    print("\n| where a step's time goes (torch.profiler, self CPU time) | share |\n|---|---:|")
+    for group in shares[0]:
+        print(f"| {group} | {statistics.median(s[group] for s in shares):.1%} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--shape", choices=("chapter19", "nanogpt"), default="chapter19")
     args = parser.parse_args()
     torch.set_num_threads(torch.get_num_threads())
+    if args.shape == "nanogpt":
+        nanogpt_shape(args)
+        return
     config = load_config(REPO / "configs" / "chapter19.toml", {"dropout": 0.1})
     raw = torch.from_numpy(load_tokens(resolve_data_path(""), get_tokenizer("cl100k_base")).astype("int64"))
     max_vocab = int(raw.max()) + 1

@@ -10,14 +10,17 @@ The target is AdamW + cosine's best val loss at --steps. Every run stops once an
 it (target_val_loss), so "time" is the training time to get there, from run.json. A schedule
 is shaped by max_iters, so Muon + WSD runs at half, three quarters and all of --steps, and its
 fastest length that reaches the target counts; the AdamW recipes run at --steps. AdamW's
-learning rate comes from the learning-rate finder (gpt-tui lr-find) on the config; Muon's
-muon_lr from a 3-point grid at half the steps. Rounds interleave the recipes.
+learning rate comes from the learning-rate finder (gpt-tui lr-find) on the config; Muon + WSD's
+from a small grid at half the steps: muon_lr, its AdamW group's learning_rate (the finder's, or
+three times it: embeddings and head take a larger step beside Muon, as in modded-nanogpt) and
+the cooldown's length (decay_fraction). Rounds interleave the recipes.
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
 import io
+import itertools
 import json
 import statistics
 import tempfile
@@ -28,7 +31,7 @@ from tui_trainer.engine.config import load_config, to_toml, with_overrides
 from tui_trainer.engine.follow import read_status
 
 REPO = Path(__file__).resolve().parent.parent
-MUON_GRID = (0.01, 0.02, 0.05)
+MUON_GRID = {"muon_lr": (0.02, 0.05), "lr_factor": (1.0, 3.0), "decay_fraction": (0.2, 0.5)}
 LENGTHS = (0.5, 0.75, 1.0)  # Muon + WSD's max_iters, as fractions of --steps
 
 
@@ -57,14 +60,18 @@ def main_bench() -> None:
     base = work / "base.toml"
     base.write_text(to_toml(config), encoding="utf-8")
     lr = json.loads(quietly(["lr-find", "--config", str(base), "--json"]))["suggestion"]
-    grid = {m: train(base, work / f"grid-{m}", optimizer="muon", lr_schedule="wsd", learning_rate=lr, muon_lr=m,
-                     max_iters=args.steps // 2)["best_val_loss"] for m in MUON_GRID}
-    muon_lr = min(grid, key=grid.get)
+    grid = {}
+    for point in itertools.product(*MUON_GRID.values()):
+        muon_lr, factor, decay = point
+        grid[point] = train(base, work / f"grid-{muon_lr}-{factor}-{decay}", optimizer="muon", lr_schedule="wsd",
+                            learning_rate=lr * factor, muon_lr=muon_lr, decay_fraction=decay,
+                            max_iters=args.steps // 2)["best_val_loss"]
+    muon_lr, factor, decay = min(grid, key=grid.get)
     recipes = {
         "chapter: AdamW, constant lr": ({"lr_schedule": "constant", "learning_rate": lr}, (1.0,)),
         "AdamW + cosine": ({"lr_schedule": "cosine", "learning_rate": lr}, (1.0,)),
-        "Muon + WSD": ({"optimizer": "muon", "lr_schedule": "wsd", "learning_rate": lr, "muon_lr": muon_lr},
-                       LENGTHS),
+        "Muon + WSD": ({"optimizer": "muon", "lr_schedule": "wsd", "learning_rate": lr * factor, "muon_lr": muon_lr,
+                        "decay_fraction": decay}, LENGTHS),
     }
     results: dict[str, list[tuple[float, int, int]]] = {name: [] for name in recipes}  # (time, steps, max_iters)
     target = None
@@ -83,9 +90,12 @@ def main_bench() -> None:
                 if reached and reached["elapsed"] < best[0]:
                     best = (reached["elapsed"], reached["step"], length)
             results[name].append(best)
-    print(f"\n{Path(args.config).name} on the bundled corpus, {args.rounds} rounds; lr {lr:.3g} (lr finder), muon_lr "
-          f"{muon_lr:g} (grid {', '.join(f'{m:g}: {v:.4f}' for m, v in grid.items())}); target val loss "
-          f"{target:.4f} (AdamW + cosine's best at {args.steps} steps)")
+    print(f"\n{Path(args.config).name} on the bundled corpus, {args.rounds} rounds; lr {lr:.3g} (lr finder); "
+          f"Muon + WSD: muon_lr {muon_lr:g}, learning_rate {lr * factor:.3g}, decay_fraction {decay:g}, the best of "
+          f"the grid at {args.steps // 2} steps:")
+    for (m, f, d), value in sorted(grid.items(), key=lambda item: item[1]):
+        print(f"  muon_lr {m:g}, learning_rate {f:g} x {lr:.3g}, decay_fraction {d:g}: best val loss {value:.4f}")
+    print(f"target val loss {target:.4f} (AdamW + cosine's best at {args.steps} steps)")
     print("\n| recipe | max_iters | steps to target | time to target (median) | vs AdamW + cosine |\n"
           "|---|---:|---:|---:|---:|")
     reference = statistics.median(t for t, _, _ in results["AdamW + cosine"])

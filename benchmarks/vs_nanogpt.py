@@ -57,13 +57,18 @@ def run_nanogpt(scratch: Path, iters: int, name: str) -> tuple[float, float]:
     return seconds, float(losses[-1])
 
 
-def run_gpt_tui(work: Path, name: str, iters: int, **extra) -> tuple[float, dict]:
-    """(wall seconds, run.json) of `gpt-tui train` at the recipe's shape."""
-    sets = {"d_model": SHAPE["n_embd"], "num_blocks": SHAPE["n_layer"], "num_heads": SHAPE["n_head"],
+def recipe(iters: int) -> dict:
+    """nanoGPT's CPU recipe in gpt-tui's keys (also bench_train.py's --shape nanogpt)."""
+    return {"d_model": SHAPE["n_embd"], "num_blocks": SHAPE["n_layer"], "num_heads": SHAPE["n_head"],
             "context_length": SHAPE["block_size"], "batch_size": SHAPE["batch_size"], "dropout": 0.0,
             "tokenizer": "byte", "max_iters": iters, "learning_rate": 1e-3, "min_lr": 1e-4, "lr_schedule": "cosine",
             "warmup_iters": 100, "eval_interval": 250, "eval_iters": 20, "log_interval": 100, "device": "cpu",
-            "sample_interval": 0, "checkpoint_interval": 0, "weight_decay": 0.1, **extra}
+            "sample_interval": 0, "checkpoint_interval": 0, "weight_decay": 0.1}
+
+
+def run_gpt_tui(work: Path, name: str, iters: int, **extra) -> tuple[float, dict]:
+    """(wall seconds, run.json) of `gpt-tui train` at the recipe's shape."""
+    sets = {**recipe(iters), **extra}
     out = work / name
     started = time.perf_counter()
     subprocess.run([sys.executable, "-m", "tui_trainer", "train", "--data", str(CORPUS), "--out", str(out),

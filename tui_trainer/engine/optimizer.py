@@ -76,7 +76,7 @@ def check_optimizer(config: TrainConfig, dtype: torch.dtype) -> None:
 class Updater:
     def __init__(self, model: torch.nn.Module, config: TrainConfig, device: torch.device, dtype: torch.dtype):
         check_optimizer(config, dtype)
-        self.model = model
+        self.params = list(model.parameters())  # once: model.parameters() walks every module, each step
         self.kind = config.optimizer
         self.grad_clip = config.grad_clip
         self.learning_rate, self.muon_lr = config.learning_rate, config.muon_lr
@@ -123,7 +123,7 @@ class Updater:
         """The global gradient norm before clipping, on the device (unscaled first under float16)."""
         if self.scaler:
             self.scaler.unscale_(self.optimizer)
-        return torch.nn.utils.get_total_norm([p.grad for p in self.model.parameters() if p.grad is not None])
+        return torch.nn.utils.get_total_norm([p.grad for p in self.params if p.grad is not None])
 
     def step(self, bad: torch.Tensor | None, norm: torch.Tensor | None = None) -> None:
         """Clip and apply the gradients, then clear them. ``bad`` (a device flag: the loss or the
@@ -133,9 +133,9 @@ class Updater:
             self.scaler.unscale_(self.optimizer)
         if self.grad_clip:
             if norm is None:
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+                torch.nn.utils.clip_grad_norm_(self.params, self.grad_clip)
             else:
-                torch.nn.utils.clip_grads_with_norm_(self.model.parameters(), self.grad_clip, norm)
+                torch.nn.utils.clip_grads_with_norm_(self.params, self.grad_clip, norm)
         if self.scaler:
             self.scaler.step(self.optimizer)  # skips steps with inf/NaN gradients itself
             self.scaler.update()
