@@ -21,7 +21,7 @@ def test_gpu_checks_new_rows_run_on_the_cpu_path(tmp_path):
     """--allow-cpu tries the script itself: Muon against AdamW and gpt2-small.toml's row run
     through the real engine at the tiny config, and the table lands under --out."""
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
-    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu_check.py"), "--allow-cpu", "--steps", "30",
+    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu_check.py"), "--allow-cpu", "--steps", "12",
                              "--only", "headless", "muon", "gpt2", "modes", "--out", str(tmp_path)],
                             capture_output=True, text=True, env=env, timeout=240)
     assert result.returncode == 0, result.stderr

@@ -6,6 +6,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from textual.widgets import Input
 
 from tui_trainer.engine.config import load_config
 from tui_trainer.ui.app import create_app
@@ -24,6 +25,8 @@ async def corpus_figures_shown(pilot) -> None:
         if derived and "tokens, vocab" in str(derived.first().render()):
             break
         await pilot.pause(0.05)
+    for field in pilot.app.query(Input):
+        field.cursor_blink = False  # a blinking cursor is caught on or off by the machine's load
     pilot.app.query_one("#f-d_model").focus()
     await pilot.pause()
 
