@@ -50,9 +50,8 @@ CPU_TINY = {"d_model": 64, "num_blocks": 2, "num_heads": 2, "context_length": 64
 
 
 class Report:
-    def __init__(self, out: Path | None):
+    def __init__(self) -> None:
         self.rows: list[tuple[str, str, str]] = []
-        self.out = out
 
     def add(self, check: str, result: str, verdict: str = "") -> None:
         self.rows.append((check, result, verdict))
@@ -142,6 +141,7 @@ def headless_in_process(report: Report, config, name: str, slug: str, out: Path,
     run_dir = out / f"headless-{slug}"
     cfg = with_overrides(config, changes)
     seen: list[StepMetrics] = []
+    fresh_compiler()
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     started = time.perf_counter()
@@ -164,6 +164,17 @@ def headless_in_process(report: Report, config, name: str, slug: str, out: Path,
     return rate, statistics.median(mfu) if mfu else None, run_dir
 
 
+def fresh_compiler() -> None:
+    """Every in-process run compiles the same GPT.forward, and torch.compile's cache of it (and
+    its recompile limit) is shared by all of them: start each run afresh, so none is measured
+    eager or with dynamic shapes because of the runs before it."""
+    import torch
+
+    torch.compiler.reset()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
 def nanogpt_reference(config, steps: int) -> float:
     """nanoGPT's train.py loop over the engine's model class: tokens/s after warm-up."""
     import torch
@@ -174,6 +185,7 @@ def nanogpt_reference(config, steps: int) -> float:
     from tui_trainer.engine.model import GPT
     from tui_trainer.engine.tokenizer import get_tokenizer
 
+    fresh_compiler()
     device = resolve_device(config.device)
     dtype = resolve_dtype(config.dtype, device)
     corpus = build_corpus(config.data, get_tokenizer(config.tokenizer), config.vocab)
@@ -248,31 +260,47 @@ def nanogpt_own(report: Report, nanogpt: Path | None, config, out: Path, steps: 
     """nanoGPT's own train.py (unmodified, from a scratch folder) at gpu.toml's shape, char-level
     on the bundled corpus, beside gpt-tui at the same shape and tokenizer (bytes: the corpus's
     characters): tokens/s and MFU."""
-    if nanogpt is None or not (nanogpt / "train.py").is_file():
-        report.add("nanoGPT's own train.py", "no --nanogpt PATH: skipped")
+    if nanogpt is None:
+        report.add("nanoGPT's own train.py", "no --nanogpt PATH given: skipped")
+        return
+    if not (nanogpt / "train.py").is_file():
+        report.add("nanoGPT's own train.py", f"no train.py in {nanogpt}: skipped", "FAIL")
         return
     from vs_nanogpt import prepare_nanogpt
 
     scratch = prepare_nanogpt(nanogpt.resolve(), out)
     shape = {"n_layer": config.num_blocks, "n_head": config.num_heads, "n_embd": config.d_model,
              "block_size": config.context_length, "batch_size": config.batch_size, "dropout": config.dropout}
+    # It reads the loss (a device sync) at each log interval: gpt-tui's, so both sync as often.
     args = [f"--{k}={v}" for k, v in shape.items()] + [
         "--dataset=orders", f"--device={'cuda' if on_gpu else 'cpu'}", f"--compile={config.compile}",
         f"--dtype={'bfloat16' if on_gpu else 'float32'}", f"--max_iters={steps}", f"--lr_decay_iters={steps}",
-        f"--eval_interval={steps}", "--eval_iters=5", "--log_interval=1", f"--out_dir={scratch / 'out'}"]
-    run = subprocess.run([sys.executable, "train.py", "config/train_shakespeare_char.py", *args], cwd=scratch,
-                         capture_output=True, text=True, timeout=900)
-    (out / "nanogpt.log").write_text(run.stdout + run.stderr)
-    iters = [(int(i), float(ms), float(mfu)) for i, ms, mfu in
-             re.findall(r"iter (\d+): loss [\d.]+, time ([\d.]+)ms, mfu (-?[\d.]+)%", run.stdout)]
-    timed = [(ms, mfu) for i, ms, mfu in iters if WARMUP < i < steps]
-    if run.returncode or not timed:
-        report.add("nanoGPT's own train.py", f"exit {run.returncode}: {run.stderr.strip()[-200:]}", "FAIL")
+        f"--eval_interval={steps}", "--eval_iters=5", f"--log_interval={config.log_interval}",
+        f"--out_dir={scratch / 'out'}"]
+    # Its own "time Xms" is one iteration's, and the one that syncs: time the log lines as they come.
+    stamps: list[tuple[float, int, float]] = []  # (arrival, iteration, its MFU figure)
+    log = []
+    proc = subprocess.Popen([sys.executable, "-u", "train.py", "config/train_shakespeare_char.py", *args],
+                            cwd=scratch, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        for line in proc.stdout:
+            log.append(line)
+            found = re.match(r"iter (\d+): loss [\d.]+, time [\d.]+ms, mfu (-?[\d.]+)%", line)
+            if found:
+                stamps.append((time.perf_counter(), int(found.group(1)), float(found.group(2))))
+        code = proc.wait(timeout=900)
+    finally:
+        proc.kill()
+    (out / "nanogpt.log").write_text("".join(log))
+    timed = [(t, i, m) for t, i, m in stamps if WARMUP <= i < steps]  # the eval at iter `steps` left out
+    if code or len(timed) < 2:
+        report.add("nanoGPT's own train.py", f"exit {code}, {len(timed)} log lines after warm-up "
+                   f"(--steps must exceed {WARMUP + 2 * config.log_interval}): {''.join(log)[-200:]}", "FAIL")
         return
-    theirs = config.batch_size * config.context_length / (statistics.median(ms for ms, _ in timed) / 1000)
+    (t0, i0, _), (t1, i1, mfu_theirs) = timed[0], timed[-1]
+    theirs = (i1 - i0) * config.batch_size * config.context_length / (t1 - t0)
     report.add("nanoGPT's own train.py, gpu.toml's shape, char-level",
-               f"{theirs:,.0f} tok/s, MFU {statistics.median(m for _, m in timed):.1f}% (its own figure, against "
-               f"an A100's 312 TFLOP/s)")
+               f"{theirs:,.0f} tok/s, MFU {mfu_theirs:.1f}% (its own figure, against an A100's 312 TFLOP/s)")
     ours, mfu, _ = headless_in_process(report, config, "gpt-tui, the same shape, byte tokenizer", "nanogpt-shape",
                                        out, tokenizer="byte")
     shown = f"; gpt-tui's MFU restated against an A100's 312: {100 * mfu * peak_tflops() / 312:.1f}%" \
@@ -307,13 +335,15 @@ def app_against_headless(report: Report, config_args: list[str], out: Path, step
                          timeout=240)
     (out / "ratio-headless.log").write_text(run.stdout + run.stderr)
     app = PtyApp(cli(*config_args, "--out", str(app_dir), "--start"), log=out / "ratio-app.tty")
-    wait_until(lambda: last_step(app_dir) >= WARMUP, 240)
-    cpu_before, wall_before, step_before = thread_cpu_seconds(app.pid), time.perf_counter(), last_step(app_dir)
-    finished = wait_until(lambda: run_status(app_dir) in ("finished", "stopped", "failed"), 240)
-    cpu_after, wall_after, step_after = thread_cpu_seconds(app.pid), time.perf_counter(), last_step(app_dir)
-    app.press("ctrl+q")  # the app stays open on a finished run until the user quits
-    ended = app.wait(30)
-    app.kill()
+    try:
+        wait_until(lambda: last_step(app_dir) >= WARMUP, 240)
+        cpu_before, wall_before, step_before = thread_cpu_seconds(app.pid), time.perf_counter(), last_step(app_dir)
+        finished = wait_until(lambda: run_status(app_dir) in ("finished", "stopped", "failed"), 240)
+        cpu_after, wall_after, step_after = thread_cpu_seconds(app.pid), time.perf_counter(), last_step(app_dir)
+        app.press("ctrl+q")  # the app stays open on a finished run until the user quits
+        ended = app.wait(30)
+    finally:
+        app.kill()  # never left holding the GPU for the checks after this one
     head, in_app = steps_per_sec(head_dir), steps_per_sec(app_dir)
     ok = run.returncode == 0 and finished and in_app / head >= 0.95
     report.add(f"app (pty 120x40) vs headless, {steps} steps", f"{in_app:.1f} vs {head:.1f} steps/s = "
@@ -408,26 +438,33 @@ def main() -> int:
         return 0
     from tui_trainer.engine.config import load_config
 
-    out = args.out or Path(tempfile.mkdtemp(prefix="gpu-check-"))
+    # Runs, caches and logs go to a work folder; --out gets gpu_check.md alone (a device
+    # machine sends back a few files only), rewritten after every check so a timeout keeps it.
+    work = Path(tempfile.mkdtemp(prefix="gpu-check-"))
+    out = args.out or work
     out.mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("GPT_TUI_CACHE", str(out / "token-cache"))
+    os.environ.setdefault("GPT_TUI_CACHE", str(work / "token-cache"))
     overrides = {"max_iters": args.steps, "eval_interval": args.steps, "sample_interval": 0,
-                 "checkpoint_interval": 0, "out_dir": str(out)}
+                 "checkpoint_interval": 0, "out_dir": str(work)}
     if not on_gpu:
         overrides.update(CPU_TINY, device="cpu")
     config = load_config(REPO / "configs" / "gpu.toml", overrides)
     config_args = ["--config", str(REPO / "configs" / "gpu.toml"), *sets(overrides)]
-    report = Report(out)
+    report = Report()
     started = time.time()
-    steps = [("info", lambda: info(report, out))]
+    steps = [("info", lambda: info(report, work))]
     state: dict = {}
+
+    def needs_headless(name: str, check):
+        """A check that compares with the headless runs' figures: skipped when they are not there."""
+        return lambda: check() if "on" in state else report.add(name, "needs the headless check: skipped")
 
     def headless_both() -> None:
         state["off"], _, state["run_dir"] = headless_in_process(report, config, "headless gpu.toml, compile off",
-                                                                "compile-off", out, compile=False)
+                                                                "compile-off", work, compile=False)
         if on_gpu:  # on a CPU, inductor's compile of even the tiny model outlasts its run
             state["on"], _, _ = headless_in_process(report, config, "headless gpu.toml, compile on", "compile-on",
-                                                    out, compile=True)
+                                                    work, compile=True)
         else:
             state["on"] = state["off"]
 
@@ -437,17 +474,26 @@ def main() -> int:
         report.add("nanoGPT-style loop, same config (compile on)", f"{ref:,.0f} tok/s; gpt-tui {ours:,.0f} tok/s = "
                    f"{ours / ref:.2f}x (goal >= 1.0x)", verdict(ours / ref >= 1.0))
 
-    modes = (lambda: compile_modes(report, config, out, state["on"])) if on_gpu else \
+    modes = (lambda: compile_modes(report, config, work, state["on"])) if on_gpu else \
         (lambda: report.add("compile modes", "CUDA graphs need a GPU: skipped"))
-    steps += [("headless", headless_both), ("reference", reference),
-              ("nanogpt", lambda: nanogpt_own(report, args.nanogpt, config, out, args.steps, on_gpu)),
-              ("modes", modes), ("muon", lambda: muon_against_adamw(report, config, out, state["on"])),
-              ("gpt2", lambda: gpt2_small(report, overrides, out)),
+    steps += [("headless", headless_both), ("reference", needs_headless("reference", reference)),
+              ("nanogpt", lambda: nanogpt_own(report, args.nanogpt, config, work, args.steps, on_gpu)),
+              ("modes", needs_headless("compile modes", modes)),
+              ("muon", needs_headless("Muon + WSD", lambda: muon_against_adamw(report, config, work, state["on"]))),
+              ("gpt2", lambda: gpt2_small(report, overrides, work)),
               ("app", lambda: app_against_headless(
-                  report, config_args + [f"--set=max_iters={args.ratio_steps}"], out, args.ratio_steps)),
-              ("oom", lambda: oom(report, state["run_dir"], out)),
-              ("hangup", lambda: save_and_hang_up(report, config_args, out)),
-              ("ddp", lambda: two_gpus(report, config_args, out))]
+                  report, config_args + [f"--set=max_iters={args.ratio_steps}"], work, args.ratio_steps)),
+              ("oom", needs_headless("batch_size 32768 (cannot fit)", lambda: oom(report, state["run_dir"], work))),
+              ("hangup", lambda: save_and_hang_up(report, config_args, work)),
+              ("ddp", lambda: two_gpus(report, config_args, work))]
+    device = torch.cuda.get_device_name() if on_gpu else "CPU (--allow-cpu, tiny config)"
+
+    def write_table() -> str:
+        table = report.table(f"gpu_check on {device}, torch {torch.__version__}, {args.steps} steps, "
+                             f"{time.time() - started:.0f} s so far; runs and logs in {work}")
+        (out / "gpu_check.md").write_text(table + "\n")
+        return table
+
     for name, step in steps:
         if args.only and name not in args.only:
             continue
@@ -455,11 +501,8 @@ def main() -> int:
             step()
         except Exception as exc:  # one broken check must not hide the others
             report.add(name, f"{type(exc).__name__}: {exc}", "FAIL")
-    device = torch.cuda.get_device_name() if on_gpu else "CPU (--allow-cpu, tiny config)"
-    table = report.table(f"gpu_check on {device}, torch {torch.__version__}, {args.steps} steps, "
-                         f"{time.time() - started:.0f} s in all")
-    print("\n" + table)
-    (out / "gpu_check.md").write_text(table + "\n")
+        write_table()
+    print("\n" + write_table())
     return 0
 
 

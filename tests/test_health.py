@@ -178,22 +178,33 @@ async def test_the_dashboard_shows_health_the_grad_norm_and_marks_spikes(tiny_co
         await wait_for(pilot, lambda: "grad 0.75 (clipped 3)" in str(figures.render()))  # at the UI's next tick
 
 
-async def test_a_training_runs_figures_never_touch_a_widget_in_a_hidden_tab(tiny_config, monkeypatch):
-    """Refreshing a hidden widget makes Textual rebuild its map of every widget at the next size
-    query, on the UI thread that the training thread needs the GIL from: steps and evals, the
-    events that come every log interval, leave the hidden tabs alone (the Device panel's poll
-    too), and a tab shows them once it is opened."""
-    from textual.widget import Widget
+def shown_text(renderable) -> str:
+    console = Console(width=100, record=True, file=io.StringIO())
+    console.print(renderable)
+    return console.export_text()
 
+
+@pytest.mark.parametrize("tab", ["tab-log", "tab-health"])
+async def test_a_training_runs_events_never_touch_a_widget_in_a_hidden_tab(tiny_config, monkeypatch, tab):
+    """Refreshing a hidden widget makes Textual rebuild its map of every widget at the next size
+    query, on the UI thread that the training thread needs the GIL from: steps, evals, log lines
+    and samples leave the hidden tabs alone (the Device panel's poll too), and each tab shows
+    what came meanwhile once it is opened."""
+    from textual.widget import Widget
+    from textual.widgets import TabPane
+
+    from tui_trainer.engine.events import LogMessage, SampleText
     from tui_trainer.ui.app import create_app
     from tui_trainer.ui.messages import EngineEvents
-    from tui_trainer.ui.widgets.hidden import in_hidden_tab
 
     health = {"groups": [{"name": "block 0", "grad_norm": 2.5, "update_ratio": 2e-3}], "embedding_norm": 1.0,
               "head_norm": 1.0}
     app = create_app(tiny_config)
     async with app.run_test(size=(120, 40)) as pilot:
+        board = app.dashboard
+        board.tabs.active = tab
         await pilot.pause()
+        hidden = {widget for pane in board.tabs.query(TabPane) if pane.id != tab for widget in pane.walk_children()}
         touched: list[Widget] = []
         refresh = Widget.refresh
 
@@ -203,18 +214,23 @@ async def test_a_training_runs_figures_never_touch_a_widget_in_a_hidden_tab(tiny
 
         monkeypatch.setattr(Widget, "refresh", spy)
         for step in range(10, 110, 10):
-            app.dashboard.post_message(EngineEvents([StepMetrics(step, 2.0, 1e-3, 1000.0, 1.0, 9.0, None, 0.75, 0,
-                                                                 health), EvalResult(step, 2.0, 2.1, 2.1)]))
+            board.post_message(EngineEvents([
+                StepMetrics(step, 2.0, 1e-3, 1000.0, 1.0, 9.0, None, 0.75, 0, health),
+                EvalResult(step, 2.0, 2.1, 2.1), LogMessage("info", f"note at step {step}"),
+                SampleText(step, "", f"sample at step {step}")]))
             await pilot.pause()
-        app.dashboard.device_panel.poll()
+        board.device_panel.poll()
+        await wait_for(pilot, lambda: board.progress.step == 100)
         await pilot.pause(0.3)
-        assert app.dashboard.tabs.active == "tab-log"
-        hidden = {widget for widget in touched if in_hidden_tab(widget)}
-        assert not hidden, sorted(str(widget) for widget in hidden)
-        assert app.dashboard.progress in touched or any(w in touched for w in app.dashboard.progress.walk_children())
-        app.dashboard.tabs.active = "tab-health"
-        panel = app.dashboard.health_panel
-        await wait_for(pilot, lambda: "step 100" in panel.render_line(0).text)
+        assert not hidden & set(touched), sorted(str(widget) for widget in hidden & set(touched))
+        assert set(touched) - hidden  # the shown tab and the progress line did redraw
+        for pane, shown in (("tab-health", lambda: "step 100" in board.health_panel.render_line(0).text),
+                            ("tab-log", lambda: "note at step 100" in "".join(
+                                strip.text for strip in board.log_panel.lines)),
+                            ("tab-samples", lambda: "step 100" in shown_text(board.samples.query_one(
+                                "SampleView").render()))):
+            board.tabs.active = pane
+            await wait_for(pilot, shown, timeout=5)
 
 
 def test_under_float16_scaling_an_overflowing_gradient_is_no_spike():

@@ -10,6 +10,7 @@ from textual.widgets import RichLog
 from ...engine.events import Event, LogMessage, RolledBack, RunFailed, SampleText, SpikeDetected, StepMetrics
 from ...engine.safe_text import visible
 from ...event_text import event_line
+from .hidden import in_hidden_tab
 
 STYLES = {"info": "", "warning": "yellow", "error": "bold red"}
 MAX_LINES = 2000
@@ -19,6 +20,9 @@ class LogPanel(RichLog):
     def __init__(self, **kwargs) -> None:
         super().__init__(wrap=True, markup=False, max_lines=MAX_LINES, **kwargs)
         self.messages: deque[tuple[str, str]] = deque(maxlen=MAX_LINES)  # (level, text), unwrapped
+        # Lines that came while the tab was hidden: written when it shows (see in_hidden_tab),
+        # and then wrapped at the log's real width.
+        self.unwritten: deque[Text] = deque(maxlen=MAX_LINES)
 
     def add_event(self, event: Event) -> None:
         """The event's line; steps show in the progress line and the plot, samples in their tab."""
@@ -35,4 +39,11 @@ class LogPanel(RichLog):
         self.messages.append((level, text))
         line = Text(time.strftime("%H:%M:%S "), style="dim")
         line.append(text, style=STYLES.get(level, ""))
-        self.write(line)
+        if in_hidden_tab(self):
+            self.unwritten.append(line)
+        else:
+            self.write(line)
+
+    def on_show(self) -> None:
+        while self.unwritten:
+            self.write(self.unwritten.popleft())

@@ -21,6 +21,7 @@ from textual.widget import Widget
 
 from ...engine.events import SampleText
 from ...token_text import alternatives, legend, token_text
+from .hidden import in_hidden_tab
 
 MAX_PAGES = 200  # samples kept for paging back: a long run's periodic samples do not grow without end
 SIDE_BY_SIDE_WIDTH = 40  # columns each compared sample needs to sit beside the others
@@ -72,6 +73,10 @@ class SampleView(Widget, can_focus=True):
                 self.page -= 1
             if following:
                 self._show(len(self.pages) - 1)
+        if not in_hidden_tab(self):  # else on_show draws it
+            self.refresh(layout=True)
+
+    def on_show(self) -> None:
         self.refresh(layout=True)
 
     def _show(self, page: int) -> None:
