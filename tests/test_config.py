@@ -79,3 +79,11 @@ def test_readme_lists_every_key():
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     missing = [name for name in FIELDS if f"| `{name}` |" not in readme]
     assert not missing, f"README's key table lacks {missing}"
+
+
+def test_a_compile_mode_without_compile_is_refused_with_the_fix():
+    with pytest.raises(ConfigError) as info:
+        config_from_dict({"compile_mode": "reduce-overhead"})
+    assert info.value.problems == ["compile_mode = 'reduce-overhead' takes effect only with compile = true: set "
+                                   "compile = true, or compile_mode = 'default'"]
+    assert config_from_dict({"compile_mode": "reduce-overhead", "compile": True}).compile_mode == "reduce-overhead"

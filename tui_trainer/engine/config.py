@@ -204,6 +204,10 @@ def find_problems(values: dict[str, Any]) -> dict[str, str]:
     if (merged["lr_schedule"] in ("cosine", "wsd") and "min_lr" not in problems and "learning_rate" not in problems
             and merged["min_lr"] > merged["learning_rate"]):
         problems["min_lr"] = f"min_lr = {merged['min_lr']:g}: must be <= learning_rate {merged['learning_rate']:g}"
+    if (merged["compile_mode"] != "default" and not merged["compile"] and "compile_mode" not in problems
+            and "compile" not in problems):
+        problems["compile_mode"] = (f"compile_mode = {quoted(merged['compile_mode'])} takes effect only with compile "
+                                    "= true: set compile = true, or compile_mode = 'default'")
     return problems
 
 
