@@ -61,6 +61,13 @@ def _outermost_aten(event) -> bool:
     return True
 
 
+def train_steps(trainer: Trainer, steps: int) -> None:
+    """``steps`` of the real training step, outside the loop (no reports, no evals)."""
+    for _ in range(steps):
+        trainer._train_step(1e-3, measure=False)
+        trainer.meter.discard()
+
+
 def python_overhead(trainer: Trainer, steps: int = 40) -> float:
     """Share of an unprofiled training step spent outside ATen ops.
 
@@ -73,9 +80,7 @@ def python_overhead(trainer: Trainer, steps: int = 40) -> float:
 
     def timed() -> float:
         start = time.perf_counter()
-        for _ in range(steps):
-            trainer._train_step(1e-3, measure=False)
-            trainer.meter.discard()
+        train_steps(trainer, steps)
         return time.perf_counter() - start
 
     timed()  # warm up
@@ -100,13 +105,9 @@ def op_shares(trainer: Trainer, steps: int = 50) -> dict[str, float]:
     """Each group's share of the self CPU time of ``steps`` profiled training steps."""
     from torch.profiler import ProfilerActivity, profile
 
-    for _ in range(10):
-        trainer._train_step(1e-3, measure=False)
-        trainer.meter.discard()
+    train_steps(trainer, 10)  # warm up
     with profile(activities=[ProfilerActivity.CPU]) as prof:
-        for _ in range(steps):
-            trainer._train_step(1e-3, measure=False)
-            trainer.meter.discard()
+        train_steps(trainer, steps)
     averages = prof.key_averages()
     total = sum(a.self_cpu_time_total for a in averages)
     shares = {group: sum(a.self_cpu_time_total for a in averages if a.key.startswith(names)) / total

@@ -22,8 +22,8 @@
 
 Without CUDA it says it skipped and exits 0. ``--allow-cpu`` runs the same checks on the CPU
 with a tiny config and compile off (to try the script itself without a GPU). The table is
-printed and, with --out (default: $OUT when set), written to gpu_check.md there, with each
-run's log beside it.
+printed and, with --out (default: $OUT when set), written to gpu_check.md there after every
+check; runs, caches and logs go to a work folder the table names.
 """
 from __future__ import annotations
 

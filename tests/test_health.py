@@ -142,6 +142,13 @@ def test_a_non_finite_loss_rolls_back_under_rollback_and_fails_under_warn(tiny_c
             assert isinstance(result, RunFailed) and result.kind == "nonfinite"
 
 
+def shown_text(renderable) -> str:
+    """A renderable as the terminal shows it, as text."""
+    console = Console(width=100, record=True, file=io.StringIO())
+    console.print(renderable)
+    return console.export_text()
+
+
 async def test_the_dashboard_shows_health_the_grad_norm_and_marks_spikes(tiny_config):
     from tui_trainer.ui.app import create_app
     from tui_trainer.ui.messages import EngineEvents
@@ -166,9 +173,7 @@ async def test_the_dashboard_shows_health_the_grad_norm_and_marks_spikes(tiny_co
         await wait_for(pilot, lambda: panel.size.height >= 2 + len(groups)
                        and "step 20" in panel.render_line(0).text)
         assert list(panel.grads["block 0"]) == [2.5, 2.5] and list(panel.grads["head"]) == []  # null: no point
-        console = Console(width=100, record=True, file=io.StringIO())
-        console.print(panel.render())
-        text = console.export_text()
+        text = shown_text(panel.render())
         assert "block 1" in text and "grad 0.75 (clipped 3)" in text and "head norm 4.25" in text
         assert "loss spike at step 23" in text and "2.5" in text and "0.03" in text
         assert (23, "spike", "spike") in app.dashboard.plot.markers
@@ -176,12 +181,6 @@ async def test_the_dashboard_shows_health_the_grad_norm_and_marks_spikes(tiny_co
         assert any(n.title == "Loss spike" for n in app._notifications)
         figures = app.query_one("#run-figures")
         await wait_for(pilot, lambda: "grad 0.75 (clipped 3)" in str(figures.render()))  # at the UI's next tick
-
-
-def shown_text(renderable) -> str:
-    console = Console(width=100, record=True, file=io.StringIO())
-    console.print(renderable)
-    return console.export_text()
 
 
 @pytest.mark.parametrize("tab", ["tab-log", "tab-health"])
