@@ -141,6 +141,10 @@ async def test_live_learning_rate_change(app_config):
         await wait_for(pilot, lambda: app.dashboard.state == "running")
         lr_input = app.query_one("#f-learning_rate", Input)
         assert not lr_input.disabled and app.query_one("#f-d_model", Input).disabled
+        lr_input.focus()
+        await press(pilot, "enter")  # the value in force: nothing to ask the run for
+        await pilot.pause(0.3)
+        assert "asked for" not in log_text(app)
         lr_input.value = "0.0005"
         lr_input.focus()
         await press(pilot, "enter")

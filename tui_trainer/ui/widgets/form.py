@@ -303,13 +303,16 @@ class HyperparamForm(VerticalScroll):
 
     @on(Input.Submitted)
     def _live_submitted(self, event: Input.Submitted) -> None:
-        """Enter in a live field during a run: apply it, unless it shows a problem."""
+        """Enter in a live field during a run: apply it, unless it shows a problem or is the value
+        in force already (as a live choice is, in _live_chosen)."""
         name = (event.input.id or "").removeprefix("f-")
         if self._in_force is None or name not in LIVE_KEYS:
             return
         event.stop()
         if name not in self._problems:
-            self.post_message(self.LiveChangeSubmitted({name: parse_value(name, event.value)}))
+            value = parse_value(name, event.value)
+            if value != self._in_force[name]:
+                self.post_message(self.LiveChangeSubmitted({name: value}))
 
     @on(Select.Changed)
     def _live_chosen(self, event: Select.Changed) -> None:
