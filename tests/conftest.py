@@ -1,11 +1,14 @@
 """Shared fixtures: a private token cache, small corpora and tiny configs that train in seconds."""
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
 import psutil
 import pytest
+import textual.app
+import textual.pilot
 from hypothesis import settings
 
 from tui_trainer.engine.config import TrainConfig, config_from_dict
@@ -28,6 +31,20 @@ def _token_cache(tmp_path_factory) -> None:
     os.environ["GPT_TUI_PRESETS"] = str(tmp_path_factory.mktemp("presets"))  # never the user's own
     os.environ["GPT_TUI_KEYMAP"] = str(tmp_path_factory.mktemp("keys") / "keymap.toml")
     os.environ["GPT_TUI_SETTINGS"] = str(tmp_path_factory.mktemp("settings") / "settings.toml")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _pilot_idle_wait_bounded():
+    """Textual's pilot.press waits after each key, twice, until the process's CPU goes idle, for
+    up to 1 s each time. While the app trains in its own thread the CPU never goes idle, so every
+    key that started or resumed a run cost 2 s of training that no test asked for (54 keys and
+    64 s in one suite run). A key is still handled before press returns: pilot.press then waits
+    for the screen to process its messages, which does not depend on the CPU."""
+    patch = pytest.MonkeyPatch()
+    for module in (textual.app, textual.pilot):
+        patch.setattr(module, "wait_for_idle", functools.partial(module.wait_for_idle, max_sleep=0.2))
+    yield
+    patch.undo()
 
 
 def processes_under(path: Path) -> list[psutil.Process]:
