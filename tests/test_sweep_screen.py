@@ -148,16 +148,16 @@ async def test_the_setup_starts_a_sweep_of_the_form_and_opens_it(app_config, mon
 
 
 # ---- a snapshot of a fixed, finished sweep ---------------------------------------------------------
-def fixed_sweep(root: Path) -> Path:
+def fixed_sweep(root: Path, name: str = "sweep-fixed") -> Path:
     """A finished sweep with fixed numbers: five trials, one pruned, written without training."""
-    sweep_dir = root / "sweep-fixed"
+    sweep_dir = root / name
     sweep_dir.mkdir(parents=True)
     spec = parse_sweep({"trials": 5, "search": {"learning_rate": {"log_uniform": [1e-4, 1e-2]},
                                                 "dropout": {"uniform": [0.0, 0.3]}}, "set": {"max_iters": 300}},
                        "fixed", base={})
     (sweep_dir / "sweep.toml").write_text(spec.to_toml(), encoding="utf-8")
     storage = storage_field(sweep_dir, None)
-    study = create_study(spec, "sweep-fixed", storage)
+    study = create_study(spec, name, storage)
     table = [(3e-4, 0.05, [4.1, 3.2, 2.9]), (3e-3, 0.2, [3.8, 2.6, 2.2]), (1e-4, 0.25, [4.6]),
              (1.2e-3, 0.1, [3.9, 2.8, 2.4]), (8e-3, 0.02, [3.7, 2.7, 2.5])]
     distributions = {"learning_rate": FloatDistribution(1e-4, 1e-2, log=True), "dropout": FloatDistribution(0.0, 0.3)}
@@ -309,3 +309,28 @@ async def test_hostile_typing_on_the_sweep_screens_never_breaks_the_app(app_conf
         await pilot.press("escape")
         await wait_for(pilot, lambda: app.screen is app.dashboard)
         assert inconsistency(app) is None
+
+
+async def test_every_screens_title_is_whole_at_80_columns(app_config, tmp_path, monkeypatch):
+    """The Sweep, Runs and Compare screens' titles wrap rather than lose their end at 80x24: the
+    best trial, the folder's own name, the last key that differs."""
+    from tui_trainer.ui.compare_screen import CompareScreen
+    from tui_trainer.ui.runs_screen import RunsScreen
+
+    monkeypatch.chdir(tmp_path)  # a relative folder: the title's length never depends on the temp path's
+    deep = Path("a-folder-name-that-is-long-" * 3) / "runs"
+    sweep_dir = fixed_sweep(deep, "sweep-of-the-learning-rate-and-the-dropout")
+    screens = {"#sweep-title": lambda: SweepScreen(sweep_dir), "#runs-title": lambda: RunsScreen(deep),
+               "#compare-title": lambda: CompareScreen([], [f"key_{i}_of_the_comparison" for i in range(6)])}
+    app = create_app(app_config)
+    async with app.run_test(size=(80, 24)) as pilot:
+        for selector, make in screens.items():
+            await app.push_screen(make())
+            title = app.screen.query_one(selector)
+            await wait_for(pilot, lambda: "trial 1)" in str(title.render()) or selector != "#sweep-title")
+            await pilot.pause()
+            text = str(title.render())
+            assert len(text) > 80  # long enough to test the wrap
+            shown = "".join(strip.text.strip() for strip in title.render_lines(title.region.reset_offset))
+            assert shown.replace(" ", "") == text.replace(" ", ""), selector
+            app.pop_screen()

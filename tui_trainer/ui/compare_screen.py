@@ -21,7 +21,7 @@ def compared_rows(runs: list[RunSummary], keys: list[str]) -> list[TrialRow]:
 
 class CompareScreen(Screen[None]):
     DEFAULT_CSS = """
-    #compare-title { height: 1; color: $accent; text-style: bold; padding: 0 1; }
+    #compare-title { height: auto; max-height: 3; color: $accent; text-style: bold; padding: 0 1; }
     #compare-table { height: 1fr; }
     """
     BINDINGS = [

@@ -72,7 +72,7 @@ class SweepScreen(Screen[tuple[str, Path] | None]):
     # Here rather than in app.tcss: the app's stylesheet is matched against every widget of every
     # screen, and this screen's rules would slow the dashboard's layout for nothing.
     DEFAULT_CSS = """
-    #sweep-title { height: 1; color: $accent; text-style: bold; padding: 0 1; }
+    #sweep-title { height: auto; max-height: 3; color: $accent; text-style: bold; padding: 0 1; }
     #sweep-table { height: 1fr; min-height: 5; }
     #sweep-plot { height: 1fr; min-height: 8; }
     #sweep-info { height: auto; max-height: 4; padding: 0 1; }
