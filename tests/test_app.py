@@ -166,6 +166,37 @@ async def test_command_palette_offers_the_training_actions(app_config):
         titles = [command.title for command in app.get_system_commands(app.screen)]
         assert "Start training" in titles and "Toggle log-scale loss axis" in titles
         assert "Save checkpoint" not in titles  # nothing to save before a run
+        assert titles.count("Quit") == 1 == titles.count("Keys")  # the app's Quit, which asks to save a run
+
+
+async def test_keys_typed_together_with_tab_go_to_the_field_tab_moves_to(app_config):
+    """A typist's or a laggy SSH link's keys arrive together: each goes where the focus is once
+    the keys before it have acted, never into the field that Tab left."""
+    app = create_app(app_config)
+    async with app.run_test(size=SIZE) as pilot:
+        fields = [app.query_one(f"#f-{key}", Input) for key in ("dropout", "batch_size", "max_iters")]
+        fields[0].focus()
+        await pilot.pause()
+        for key, char in [("ctrl+a", None), ("a", "a"), ("b", "b"), ("tab", "\t"), ("5", "5"), ("tab", "\t"),
+                          ("7", "7"), ("shift+tab", None), ("9", "9")]:
+            app._driver.send_message(events.Key(key, char))  # all at once, as they come from the terminal
+        await wait_for(pilot, lambda: app.focused is fields[1] and fields[1].value == "9", timeout=10)
+        assert [field.value for field in fields] == ["ab", "9", "7"]
+
+
+async def test_f1_shows_every_key_escape_hides_it_and_ctrl_c_says_how_to_quit(app_config):
+    app = create_app(app_config)
+    async with app.run_test(size=SIZE) as pilot:
+        app.set_focus(None)  # in a field, ctrl+c copies its text
+        await pilot.press("ctrl+c")
+        assert [n.message for n in app._notifications] == ["^q quits (during a run it asks to save first)"]
+        for key, panels in [("f1", 1), ("f1", 0), ("f1", 1), ("escape", 0)]:
+            await pilot.press(key)
+            assert len(app.screen.query("HelpPanel")) == panels, key
+        await pilot.press("f2")  # on another screen too
+        await wait_for(pilot, lambda: app.screen is not app.dashboard)
+        await pilot.press("f1")
+        assert len(app.screen.query("HelpPanel")) == 1
 
 
 async def test_a_users_keymap_remaps_keys_by_binding_id(app_config, tmp_path, monkeypatch):

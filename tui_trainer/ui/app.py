@@ -16,6 +16,8 @@ from pathlib import Path
 
 from textual.actions import parse as parse_action
 from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.widgets import HelpPanel
 
 from ..engine.config import TrainConfig
 from ..engine.events import Event, LogMessage
@@ -37,7 +39,15 @@ EXIT_GRACE = 5.0  # seconds a signalled app may take to leave once its run is on
 class GptTuiApp(App[int]):
     CSS_PATH = "app.tcss"
     TITLE = "gpt-tui"
-    BINDINGS = [binding for binding in DashboardScreen.BINDINGS if binding.id == "quit"]  # on every screen
+    BINDINGS = [
+        *(binding for binding in DashboardScreen.BINDINGS if binding.id in ("quit", "keys")),  # on every screen
+        Binding("escape", "hide_help_panel", show=False),  # where a screen has no Escape of its own
+        # Priority, so that the app moves the focus before it hands on the next key: as Textual's
+        # own (non-priority) binding, Tab waited in the focused field's queue, and the keys typed
+        # right after it went into the field that Tab had left ("abc", Tab, "5" gave "abc5").
+        Binding("tab", "focus_next", "Next field", show=False, priority=True, id="focus.next"),
+        Binding("shift+tab", "focus_previous", "Previous field", show=False, priority=True, id="focus.previous"),
+    ]
 
     def __init__(self, config: TrainConfig, run_dir: str | Path | None = None, start: bool = False,
                  stderr: NativeStderr | None = None, corpus_figures: tuple[int, int] | None = None,
@@ -93,10 +103,14 @@ class GptTuiApp(App[int]):
         super().notify(visible(message), title=visible(title), severity=severity, timeout=timeout, markup=False)
 
     def get_system_commands(self, screen):
-        """Textual's own commands, then each binding allowed now on ``screen``, in the words of its tooltip."""
-        yield from super().get_system_commands(screen)
+        """Textual's own commands, then each binding allowed now on ``screen``, in the words of its tooltip.
+        Not Textual's Quit, which leaves at once (this app's asks to save a run first), nor its
+        Keys, which F1's command does."""
+        yield from (command for command in super().get_system_commands(screen) if command.title not in ("Quit", "Keys"))
         owner = screen if screen is self.dashboard else self
         for binding in owner.BINDINGS:
+            if not binding.tooltip:
+                continue  # Tab and shift+Tab: no command of their own
             _, action, parameters = parse_action(binding.action)  # "find('lr_find')": find, ("lr_find",)
             if owner.check_action(action, parameters) is True:
                 title, _, help_text = binding.tooltip.partition(": ")
@@ -143,6 +157,18 @@ class GptTuiApp(App[int]):
             self.detached, self._detach_line = True, line
             self.dashboard.session.detach()
             self.exit(0)
+
+    def action_toggle_keys(self) -> None:
+        if self.screen.query(HelpPanel):
+            self.action_hide_help_panel()
+        else:
+            self.action_show_help_panel()
+
+    def action_help_quit(self) -> None:
+        """Ctrl+C (Textual's binding): quitting is ctrl+q, which asks to save a run first."""
+        keys = [self.get_key_display(active.binding) for active in self.active_bindings.values()
+                if active.binding.action == "request_quit"]  # as the keymap has it
+        self.notify(f"{keys[0] if keys else 'ctrl+q'} quits (during a run it asks to save first)", title="Quit?")
 
     def action_request_quit(self) -> None:
         if not self.owns_run():

@@ -57,11 +57,13 @@ REPEAT_GUARD = 1.5  # seconds after F7 during which F5 is taken as a mashed key
 class DashboardScreen(Screen):
     # Each binding's words are written here once: the footer shows the description, the
     # command palette the tooltip ("title: help"). The ids let users remap keys (keymap.py).
-    # Screen bindings: under the Runs screen or a dialog, none of them is live. Quit is the
-    # app's (it works on every screen), named here too so that the footer shows it first.
+    # Screen bindings: under the Runs screen or a dialog, none of them is live. Quit and Keys are
+    # the app's (they work on every screen), named here too so that the footer shows them first.
     BINDINGS = [
         Binding("ctrl+q", "request_quit", "Quit", tooltip="Quit: asks to save first during a run", priority=True,
                 id="quit"),
+        Binding("f1", "toggle_keys", "Keys", tooltip="Keys: show or hide every key of this screen, and what it does",
+                id="keys"),
         Binding("f5", "start", "Start", tooltip="Start training: a run with the form's values", id="start"),
         Binding("f6", "toggle_pause", "Pause", tooltip="Pause or resume training: at the next step", id="pause"),
         Binding("f7", "stop", "Stop", tooltip="Stop training: at the next step; the model stays in memory to "
@@ -265,6 +267,9 @@ class DashboardScreen(Screen):
     # ---- actions -------------------------------------------------------------------------------
     def action_request_quit(self) -> None:
         self.app.action_request_quit()
+
+    def action_toggle_keys(self) -> None:
+        self.app.action_toggle_keys()
 
     def action_start(self) -> None:
         if self.check_action("start", ()) is not True:
