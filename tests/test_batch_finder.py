@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 import tui_trainer.engine.batch_finder as batch_finder
 from tui_trainer.cli import main
-from tui_trainer.engine.batch_finder import _largest_on_gpu, accumulation, fit_batch, largest
+from tui_trainer.engine.batch_finder import _largest_on_gpu, fit_batch, largest, split_step
 from tui_trainer.engine.errors import ConfigError
 from tui_trainer.engine.probe import build_probe
 
@@ -27,9 +27,14 @@ def test_the_search_finds_the_largest_size_that_fits_in_few_tries(threshold, lim
     assert len(asked) <= 2 * math.ceil(math.log2(limit + 1)) + 1 and max(asked) <= limit
 
 
-def test_grad_accum_steps_follow_a_target_of_tokens_per_step():
-    assert accumulation(16384, 32, 128, 1) == 4 and accumulation(1000, 32, 128, 1) == 1
-    assert accumulation(None, 32, 128, 3) == 3  # no target: the config's own
+@given(sequences=st.integers(1, 5000), found=st.integers(1, 4096), context=st.integers(1, 2048))
+def test_a_step_keeps_its_tokens_with_a_micro_batch_no_larger_than_the_one_found(sequences, found, context):
+    """F4's "keeping the form's tokens per step": a found micro-batch larger than the whole step
+    (batch 8 of 32 tokens, and 128 found) gave 16 times the tokens."""
+    batch, accum = split_step(sequences * context, found, context, 1)
+    assert batch * accum == sequences and 1 <= batch <= found
+    assert all(sequences % size for size in range(batch + 1, min(found, sequences) + 1))  # the largest such
+    assert split_step(None, found, context, 3) == (found, 3)  # no target: the config's own accumulation
 
 
 def test_on_a_cpu_the_fastest_power_of_two_within_the_memory_budget_wins(tiny_config, monkeypatch):
@@ -37,7 +42,8 @@ def test_on_a_cpu_the_fastest_power_of_two_within_the_memory_budget_wins(tiny_co
     sizes = [trial["batch_size"] for trial in found.tried]
     assert sizes == [2 ** i for i in range(len(sizes))] and found.device == "cpu"
     best = max(found.tried, key=lambda trial: trial["tokens_per_sec"])
-    assert found.batch_size == best["batch_size"] and found.grad_accum_steps == math.ceil(4096 / (found.batch_size * 32))
+    assert found.batch_size == min(best["batch_size"], 4096 // 32)
+    assert found.batch_size * found.grad_accum_steps * 32 == 4096
     one = batch_finder.estimate_activation_memory(256, 32, 2, 32)  # batch 1's activations (byte vocabulary)
     monkeypatch.setattr(batch_finder, "free_bytes", lambda device: int(one * 4.5 / batch_finder.CPU_SHARE))
     assert max(trial["batch_size"] for trial in fit_batch(tiny_config).tried) == 4  # 8 would pass the budget
@@ -82,7 +88,7 @@ def test_fit_batch_prints_one_json_object(corpus, capsys, tmp_path, monkeypatch)
     sets = [f"--set={key}={value}" for key, value in {**TINY, "device": "cpu"}.items()]
     assert main(["fit-batch", "--data", str(corpus), *sets, "--tokens-per-step", "2048", "--json"]) == 0
     found = json.loads(capsys.readouterr().out)
-    assert found["grad_accum_steps"] == math.ceil(2048 / (found["batch_size"] * 32))
+    assert found["batch_size"] * found["grad_accum_steps"] * 32 == 2048
     assert found["batch_size"] in [trial["batch_size"] for trial in found["tried"]] and list(tmp_path.iterdir()) == []
 
 
@@ -95,7 +101,8 @@ async def test_f4_fills_the_form_keeping_its_tokens_per_step(app_config):
     from .conftest import make_config
     from .test_app import SIZE, press, wait_for
 
-    app = create_app(make_config(app_config, batch_size=8, grad_accum_steps=4))  # 8 x 4 x 32 = 1,024 tokens
+    # 2 x 2 x 32 = 128 tokens: a step smaller than the fastest micro-batch, which it must not grow to
+    app = create_app(make_config(app_config, batch_size=2, grad_accum_steps=2))
     async with app.run_test(size=SIZE) as pilot:
         board = app.dashboard
         await press(pilot, "f4")
@@ -105,5 +112,5 @@ async def test_f4_fills_the_form_keeping_its_tokens_per_step(app_config):
         await wait_for(pilot, lambda: not board.fit_batch.running)
         batch = int(board.query_one("#f-batch_size", Input).value)
         accum = int(board.query_one("#f-grad_accum_steps", Input).value)
-        assert board.form_config.batch_size == batch and accum == math.ceil(1024 / (batch * 32))
+        assert board.form_config.batch_size == batch and batch * accum * 32 == 128
         assert board.check_action("start", ()) is True and board.state == "idle"

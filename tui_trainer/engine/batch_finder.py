@@ -77,11 +77,15 @@ def largest(fits: Callable[[int], bool], limit: int) -> int | None:
     return good
 
 
-def accumulation(tokens_per_step: int | None, batch_size: int, context_length: int, default: int) -> int:
-    """Micro-batches per optimizer step for a target of ``tokens_per_step`` (one rank's)."""
+def split_step(tokens_per_step: int | None, found: int, context_length: int, default: int) -> tuple[int, int]:
+    """(batch_size, grad_accum_steps) for a target of ``tokens_per_step`` (one rank's), with the
+    micro-batch at most ``found``: the largest that divides the target's sequences, so that the
+    step keeps the target exactly (a micro-batch larger than the step would change it)."""
     if not tokens_per_step:
-        return default
-    return max(1, math.ceil(tokens_per_step / (batch_size * context_length)))
+        return found, default
+    sequences = max(1, round(tokens_per_step / context_length))
+    batch = next(size for size in range(min(found, sequences), 0, -1) if sequences % size == 0)
+    return batch, sequences // batch
 
 
 def fit_batch(config: TrainConfig, tokens_per_step: int | None = None, progress: Progress | None = None,
@@ -97,8 +101,10 @@ def fit_batch(config: TrainConfig, tokens_per_step: int | None = None, progress:
     if size is None:
         raise ConfigError([f"not even batch_size 1 fits on {device} at context_length {config.context_length}: "
                            "lower context_length, d_model or num_blocks"])
-    return BatchFit(size, accumulation(tokens_per_step, size, config.context_length, config.grad_accum_steps),
-                    str(device), rule, tried)
+    batch, accum = split_step(tokens_per_step, size, config.context_length, config.grad_accum_steps)
+    if batch < size:
+        rule += f"; {batch} × {accum} micro-batches make the {batch * accum} sequences of a step"
+    return BatchFit(batch, accum, str(device), rule, tried)
 
 
 def _largest_on_gpu(probe: Probe, batches: torch.Generator, tried: list[dict],
