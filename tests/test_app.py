@@ -425,3 +425,25 @@ async def test_a_wsd_run_marks_where_its_decay_starts(app_config):
         await press(pilot, "f5")
         await wait_for(pilot, lambda: app.dashboard.state == "ended" and app.dashboard.plot.raw.total > 0)
         assert plot.decay_start is None and not any(name.startswith("decay") for _, name, _ in plot.legend())
+
+
+async def test_the_log_wraps_at_its_panes_width_and_again_when_it_changes(app_config):
+    """At 80x24 the Log pane is about 48 columns: lines wrapped at 78 hid their middle, and a
+    resize left them wrapped as they were. Also for a line that came while another tab showed."""
+    long = "learning rate range test: 94 rates tried; the loss diverged at lr 3.27 (4 x its lowest) " * 2
+    app = create_app(app_config)
+    async with app.run_test(size=(80, 24)) as pilot:
+        log = app.query_one(LogPanel)
+        log.add(long)
+        await press(pilot, "ctrl+t")  # Samples: the Log is hidden
+        log.add("came while hidden " + long)
+        await press(pilot, "ctrl+t", "ctrl+t", "ctrl+t")  # Health, Device, and the Log again
+        for size in [(80, 24), (200, 50), (80, 24)]:
+            await pilot.resize_terminal(*size)
+            await pilot.pause(0.2)
+            width = log.scrollable_content_region.width
+            rows = [strip.text.rstrip() for strip in log.lines]
+            assert all(len(row) <= width for row in rows), size
+            joined = " ".join(rows)
+            assert " ".join(long.split()) in joined and "came while hidden" in joined
+            assert len(rows) <= 2 * len(" ".join(long.split())) // width + 4  # wrapped at this width, not a narrower one

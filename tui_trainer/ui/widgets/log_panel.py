@@ -18,11 +18,15 @@ MAX_LINES = 2000
 
 class LogPanel(RichLog):
     def __init__(self, **kwargs) -> None:
-        super().__init__(wrap=True, markup=False, max_lines=MAX_LINES, **kwargs)
+        # min_width=1: RichLog's default of 78 wrapped lines wider than an 80-column terminal's
+        # log pane, which then hid their middle.
+        super().__init__(wrap=True, markup=False, max_lines=MAX_LINES, min_width=1, **kwargs)
         self.messages: deque[tuple[str, str]] = deque(maxlen=MAX_LINES)  # (level, text), unwrapped
+        self.history: deque[Text] = deque(maxlen=MAX_LINES)  # with their times, to wrap again at a new width
         # Lines that came while the tab was hidden: written when it shows (see in_hidden_tab),
         # and then wrapped at the log's real width.
         self.unwritten: deque[Text] = deque(maxlen=MAX_LINES)
+        self._wrapped_at = 0  # the width the written lines were wrapped at
 
     def add_event(self, event: Event) -> None:
         """The event's line; steps show in the progress line and the plot, samples in their tab."""
@@ -39,11 +43,31 @@ class LogPanel(RichLog):
         self.messages.append((level, text))
         line = Text(time.strftime("%H:%M:%S "), style="dim")
         line.append(text, style=STYLES.get(level, ""))
+        self.history.append(line)
         if in_hidden_tab(self):
             self.unwritten.append(line)
         else:
-            self.write(line)
+            self._write(line)
 
     def on_show(self) -> None:
+        self._catch_up()
+
+    def on_resize(self) -> None:
+        if not in_hidden_tab(self):
+            self._catch_up()
+
+    def _catch_up(self) -> None:
+        """Write what came while hidden; at a new width, every line again, wrapped to fit it."""
+        width = self.scrollable_content_region.width
+        if width and width != self._wrapped_at:
+            self._wrapped_at = width
+            self.unwritten.clear()
+            self.clear()
+            for line in self.history:
+                self._write(line)
         while self.unwritten:
-            self.write(self.unwritten.popleft())
+            self._write(self.unwritten.popleft())
+
+    def _write(self, line: Text) -> None:
+        """At the pane's width: RichLog's own measure stops at the console's, which can be narrower."""
+        self.write(line, width=self.scrollable_content_region.width or None)
