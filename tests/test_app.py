@@ -321,6 +321,9 @@ async def test_runs_screen_lists_the_folder_of_the_apps_out(app_config, tmp_path
     async with app.run_test(size=SIZE) as pilot:
         await press(pilot, "f2")
         assert isinstance(app.screen, RunsScreen) and app.screen.out_dir == tmp_path / "elsewhere"
+        await press(pilot, "c")  # no run to compare: it says so and stays, nothing is "cleared"
+        assert isinstance(app.screen, RunsScreen) and "no run to compare" in list(app._notifications)[-1].message
+        assert "comparison cleared" not in log_text(app)
 
 
 async def test_presets_never_overwrite_shipped_ones_ask_before_mine_and_load_invalid_ones_safely(
@@ -340,7 +343,8 @@ async def test_presets_never_overwrite_shipped_ones_ask_before_mine_and_load_inv
             await pilot.pause()
         assert not (tmp_path / "presets").exists()
         name_field.value = "mine"
-        app.query_one("#save-preset", Button).press()
+        name_field.focus()
+        await press(pilot, "enter")  # Enter in the name saves, as the button does
         await wait_for(pilot, lambda: (tmp_path / "presets" / "mine.toml").exists())
         picker = app.query_one("#preset", Select)
         assert str(tmp_path / "presets" / "mine.toml") in [value for _, value in picker._options]  # at once

@@ -93,10 +93,14 @@ class RunsScreen(Screen[tuple[str, list[Path]] | None]):
         self.table.update_cell(key, "mark", MARK if key in self.marked else "")
 
     def action_compare(self) -> None:
-        """Overlay the marked runs (or the selected one); with nothing to show, clear the overlay."""
+        """Overlay the marked runs (or the selected one); with no run at all, say so and stay (x clears)."""
         chosen = [run.path for run in self.runs if str(run.path) in self.marked]
         if not chosen and self._selected():
             chosen = [self._selected()]
+        if not chosen:
+            self.app.notify("no run to compare here: runs that train into this folder are listed, then space "
+                            "marks them and c overlays them", severity="warning", title="Compare")
+            return
         self.dismiss(("compare", chosen))
 
     def action_clear_compare(self) -> None:

@@ -341,10 +341,11 @@ class HyperparamForm(VerticalScroll):
         # Loaded as text, valid or not: the fields show each problem, as if typed.
         self.load_values({k: v for k, v in values.items() if k in FIELDS})
 
+    @on(Input.Submitted, "#preset-name")
     @on(Button.Pressed, "#save-preset")
-    def _save_preset(self, event: Button.Pressed) -> None:
-        """Saved among the user's presets; a shipped one is never written, an existing one of the
-        user's only after a yes."""
+    def _save_preset(self, event: Button.Pressed | Input.Submitted) -> None:
+        """Saved among the user's presets (the button, or Enter in the name); a shipped one is
+        never written, an existing one of the user's only after a yes."""
         event.stop()
         name = self.query_one("#preset-name", Input).value.strip()
         config = self.validate()
