@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
-from textual.widgets import Button, Input, Static
+from textual.widgets import Button, Input, Label, Static
 
 from ...engine.config import quoted
 from ...engine.control import SampleRequest
@@ -29,13 +29,18 @@ class SamplesPanel(Vertical):
         self.max_new_tokens = max_new_tokens
 
     def compose(self) -> ComposeResult:
-        with Horizontal(id="sample-controls"):
-            yield TextInput(placeholder="prompt", id="sample-prompt")
-            yield TextInput("1.0", placeholder="temperature", id="sample-temperature")
-            yield TextInput("", placeholder="top_k", id="sample-top-k")
-            yield TextInput("", placeholder="top_p", id="sample-top-p")
-            yield Button("Sample", id="sample-button")
-            yield Button("Compare", id="compare-button")
+        # Two rows, the settings labelled: in one, an 80-column terminal left the prompt 3 columns
+        # and hid which number was which once the placeholders were typed over.
+        with Vertical(id="sample-controls"):
+            with Horizontal(classes="sample-row"):
+                yield TextInput(placeholder="prompt", id="sample-prompt")
+                yield Button("Sample", id="sample-button")
+                yield Button("Compare", id="compare-button")
+            with Horizontal(classes="sample-row"):
+                for label, value, widget_id in (("temperature", "1.0", "sample-temperature"),
+                                                ("top_k", "", "sample-top-k"), ("top_p", "", "sample-top-p")):
+                    yield Label(label)
+                    yield TextInput(value, placeholder="off" if not value else "", id=widget_id)
         yield Static("", id="sample-problem", markup=False)
         with VerticalScroll(id="sample-scroll"):
             yield SampleView(id="sample-view")
