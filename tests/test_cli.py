@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -95,11 +96,37 @@ def _file(name: str, content: bytes):
     ("--data", lambda tmp_path: (tmp_path / "nothing").mkdir() or str(tmp_path / "nothing"), "holds no text files"),
     ("--data", _file("short.txt", "山禾 燕麦片\n".encode() * 3), "context_length + 1 = 129"),
     ("--config", _file("bad.toml", b"d_model = = 3\n"), "is not valid TOML"),
+    ("--config", _file("model.bin", bytes(range(128, 256)) * 8), "is not text (not UTF-8)"),
 ])
 def test_bad_files_exit_2(flag, make, message, tmp_path, capsys):
     assert main(["train", flag, make(tmp_path), "--out", str(tmp_path / "run")]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("command, message", [
+    (["runs", "{file}"], "runs folder '{file}': it is a file, not a folder"),
+    (["set", "{file}", "learning_rate=1e-3"], "run directory '{file}': it is a file, not a folder"),
+    (["train", "--out", "{file}"], "run directory '{file}' cannot be created: it is a file, not a folder"),
+    (["train", "--out", "{file}/run"], "cannot be created: '{file}' is a file, not a folder"),
+    (["sweep", "{file}/no.toml"], "sweep file '{file}/no.toml' cannot be reached: '{file}' is a file, not a folder"),
+    (["train", "--config", "{file}/no.toml"], "config file '{file}/no.toml' cannot be reached: '{file}' is a file"),
+    (["train", "--data", "{file}/no.txt"], "data path '{file}/no.txt' cannot be reached: '{file}' is a file"),
+    (["sample", "{file}/no.ckpt"], "checkpoint '{file}/no.ckpt' cannot be reached: '{file}' is a file"),
+    (["sweep", "no.toml"], "sweep file 'no.toml' does not exist"),
+    (["sample", "{file}"], "checkpoint '{file}' is not a readable torch file (it is not a pickle)"),
+])
+def test_a_file_where_a_folder_or_another_kind_of_file_belongs_is_named_as_what_it_is(
+        command, message, corpus, tmp_path, monkeypatch, capsys):
+    """A message says what is there: a file where a folder belongs "does not exist" misled."""
+    monkeypatch.chdir(tmp_path)
+    Path("random.bin").write_bytes(bytes(range(256)) * 12)  # no pickle: not one holding code either
+    args = [arg.format(file="random.bin") for arg in command]
+    if args[0] == "train":
+        args = [*args, "--data", str(corpus), "--set", "max_iters=1"] if "--data" not in args else args
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert message.format(file="random.bin") in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
 
 
 def test_not_a_checkpoint_and_hostile_pickle(tmp_path, capsys):
@@ -132,13 +159,6 @@ def test_truncated_checkpoint(tiny_config, tmp_path, capsys):
     capsys.readouterr()
     assert main(["sample", str(cut)]) == 2
     assert "truncated" in capsys.readouterr().err
-
-
-def test_run_dir_that_cannot_be_created(corpus, tmp_path, capsys):
-    blocker = tmp_path / "file"
-    blocker.write_text("x")
-    assert main(["train", "--data", str(corpus), "--out", str(blocker / "run"), *TINY_SETS]) == 2
-    assert "cannot be created or written" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGHUP, 129)])

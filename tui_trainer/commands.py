@@ -385,9 +385,11 @@ def runs(args: argparse.Namespace) -> int:
     from .engine.safe_text import visible
     from .runs_table import COLUMNS, run_cells
 
+    from .engine.errors import not_a_folder
+
     if not Path(args.out_dir).is_dir():
-        raise RunDirError(f"runs folder {args.out_dir!r} does not exist: pass the out_dir your runs were written "
-                          "to (default: runs)")
+        raise RunDirError(f"runs folder {args.out_dir!r}: {not_a_folder(Path(args.out_dir))}; pass the out_dir your "
+                          "runs were written to (default: runs)")
     found = list_runs(args.out_dir)
     if args.sort == "best":
         found.sort(key=lambda run: run.best_val_loss)

@@ -16,7 +16,7 @@ import torch
 
 from .atomic import atomic_path
 from .config import ARCH_KEYS, CHAPTER_KEYS, TrainConfig, config_from_dict, stored, with_overrides
-from .errors import CheckpointError, ConfigError
+from .errors import CheckpointError, ConfigError, missing
 from .model import GPT, ModelConfig
 from .tokenizer import VocabMap
 
@@ -47,7 +47,7 @@ def resolve_checkpoint(path: str | Path, prefer: tuple[str, ...] = ("model.ckpt"
         raise CheckpointError(f"run directory {str(path)!r} has no {' or '.join(prefer)}: train it first, "
                               "or name a .ckpt file")
     if not path.exists():
-        raise CheckpointError(f"checkpoint {str(path)!r} does not exist: check the path")
+        raise CheckpointError(f"checkpoint {str(path)!r} {missing(path)}: check the path")
     return path
 
 
@@ -58,12 +58,16 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         with warnings.catch_warnings():  # torch warns about pickle protocols; the outcome is what matters
             warnings.simplefilter("ignore")
             ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise CheckpointError(f"checkpoint {str(path)!r} does not exist: check the path") from None
+    except (FileNotFoundError, NotADirectoryError):
+        raise CheckpointError(f"checkpoint {str(path)!r} {missing(path)}: check the path") from None
     except IsADirectoryError:
         raise CheckpointError(f"checkpoint {str(path)!r} is a directory: name a .ckpt file or a run directory") from None
-    except pickle.UnpicklingError:
+    except pickle.UnpicklingError as exc:
         # weights_only refuses pickles that would import or call anything: never retry without it.
+        # Bytes that are no pickle at all fail there too, at an opcode it does not know.
+        if any(sign in str(exc.__context__ or exc) for sign in ("Unsupported operand", "invalid load key")):
+            raise CheckpointError(f"checkpoint {str(path)!r} is not a readable torch file (it is not a pickle); it "
+                                  "may be truncated or not a checkpoint") from None
         raise CheckpointError(f"checkpoint {str(path)!r} was refused: it holds Python objects other than tensors "
                               "and plain data, which could run code when loaded; only load files you trust") from None
     except Exception as exc:  # torch raises many types for garbage and truncated files

@@ -21,7 +21,7 @@ else:  # Python 3.10 (Ubuntu 22.04): the same parser, from PyPI
     import tomli as tomllib
 
 from .atomic import write_text_atomic
-from .errors import ConfigError
+from .errors import ConfigError, missing
 from .safe_text import visible
 
 GROUPS = ("Model", "Training", "Evaluation", "Data", "System")
@@ -241,17 +241,20 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
     return values
 
 
-def read_toml(path: Path) -> dict[str, Any]:
-    """Read a config file; a missing or malformed file is a ConfigError naming it."""
+def read_toml(path: Path, kind: str = "config file", examples: str = "configs/ has presets") -> dict[str, Any]:
+    """Read a TOML file (a config, a sweep, settings); a missing or malformed one is a
+    ConfigError naming it as ``kind``."""
     try:
         with open(path, "rb") as handle:
             return tomllib.load(handle)
-    except FileNotFoundError:
-        raise ConfigError([f"config file {str(path)!r} does not exist: check the path, or see configs/ for presets"]) from None
+    except (FileNotFoundError, NotADirectoryError):
+        raise ConfigError([f"{kind} {str(path)!r} {missing(Path(path))}: check the path ({examples})"]) from None
     except IsADirectoryError:
-        raise ConfigError([f"config file {str(path)!r} is a directory: name a .toml file"]) from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError([f"config file {str(path)!r} is not valid TOML ({exc}): fix the line it names"]) from None
+        raise ConfigError([f"{kind} {str(path)!r} is a directory: name a .toml file"]) from None
+    except UnicodeDecodeError:
+        raise ConfigError([f"{kind} {str(path)!r} is not text (not UTF-8): name a .toml file"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{kind} {str(path)!r} is not valid TOML ({exc}): fix the line it names"]) from None
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | dict[str, Any] | None = None) -> TrainConfig:

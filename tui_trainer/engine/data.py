@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from .atomic import atomic_path
-from .errors import DataError
+from .errors import DataError, missing
 from .resources import BUNDLED_CORPUS, bundled_path
 from .tokenizer import SLICE, Tokenizer, VocabMap
 
@@ -35,7 +35,7 @@ def resolve_data_path(data: str) -> Path:
     """The corpus path a config names; empty means the bundled corpus."""
     path = Path(data).expanduser() if data else bundled_path(BUNDLED_CORPUS)
     if not path.exists():
-        raise DataError(f"data path {str(path)!r} does not exist: check the path, or leave data empty "
+        raise DataError(f"data path {str(path)!r} {missing(path)}: check the path, or leave data empty "
                         "for the bundled corpus")
     return path.resolve()
 

@@ -1,6 +1,8 @@
 """User-facing errors: each one is shown as a short message, never a traceback."""
 from __future__ import annotations
 
+from pathlib import Path
+
 
 class GptTuiError(Exception):
     """Base class for problems the user can fix (bad config, data, checkpoint, path).
@@ -49,3 +51,19 @@ class BrokenModel(GptTuiError):
 
 class RunDirError(GptTuiError):
     """The run directory cannot be created or written."""
+
+
+def not_a_folder(path: Path) -> str:
+    """Why ``path`` is no folder, or cannot be reached: what is there instead (a file at it, or
+    at a folder above it), else that nothing is."""
+    for place in [path, *path.parents]:
+        if place.exists() and not place.is_dir():
+            return "it is a file, not a folder" if place == path else f"{str(place)!r} is a file, not a folder"
+    return "it does not exist"
+
+
+def missing(path: Path) -> str:
+    """How a path that was not found is not there: "does not exist", or which file stands where a
+    folder on its way belongs."""
+    reason = not_a_folder(path)
+    return "does not exist" if reason == "it does not exist" else f"cannot be reached: {reason}"

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import FIELDS, read_toml, stored, value_problem
-from .errors import ConfigError, RunDirError
+from .errors import ConfigError, RunDirError, not_a_folder
 from .events import EvalResult
 from .follow import effective_status, on_other_host, read_events, read_status
 from .rundir import holds_run
@@ -42,7 +42,7 @@ def check_run_dir(path: str | Path) -> Path:
     """``path`` as a run directory, or a RunDirError that says what to pass instead."""
     path = Path(path).expanduser()
     if not path.is_dir():
-        raise RunDirError(f"run directory {str(path)!r} does not exist: pass a folder under runs/ "
+        raise RunDirError(f"run directory {str(path)!r}: {not_a_folder(path)}; pass a folder under runs/ "
                           "(gpt-tui runs lists them)")
     if not holds_run(path):
         raise RunDirError(f"{str(path)!r} is not a run directory (it has no run.json or metrics.jsonl): "
