@@ -99,6 +99,10 @@ async def test_pause_resume_stop_and_save(app_config):
         await wait_for(pilot, lambda: app.dashboard.state == "ended")
         stopped_at = app.dashboard.progress.step
         assert torch.load(ckpt, weights_only=True)["step"] == stopped_at
+        figures = app.dashboard.progress._figures
+        # the ended run's figures stay, less the time left, which was a countdown to nothing
+        await wait_for(pilot, lambda: "elapsed" in str(figures.render()) and "eta" not in str(figures.render()),
+                       timeout=10)
         # after a stop the model stays in memory: sampling and saving still work
         await press(pilot, "f8")
         await wait_for(pilot, lambda: app.query_one("#sample-view").pages)
