@@ -132,10 +132,13 @@ async def test_bad_data_in_form_reported_in_app(app_config, tmp_path):
     app = create_app(app_config)
     async with app.run_test(size=SIZE) as pilot:
         app.query_one("#f-data", Input).value = str(tmp_path / "missing.txt")
-        await pilot.pause()
+        under_field = app.query_one("#error-data", Static)
+        await wait_for(pilot, lambda: under_field.display and "does not exist" in str(under_field.render()))
         await press(pilot, "f5")
         await wait_for(pilot, lambda: "does not exist" in log_text(app))
         assert app.dashboard.state == "idle" and app.is_running
+        app.query_one("#f-data", Input).value = ""  # the bundled corpus: the line goes once it is read
+        await wait_for(pilot, lambda: not under_field.display)
 
 
 async def test_live_learning_rate_change(app_config):

@@ -209,6 +209,10 @@ class HyperparamForm(VerticalScroll):
     def set_corpus_info(self, tokens: int | None, vocab_size: int | None, error: str | None) -> None:
         self._corpus = (tokens, vocab_size, error)
         self._update_derived(self.raw_values()[0])
+        if "data" not in self._problems:  # also under the field, where it is typed: the figures may be off screen
+            line = self.query_one("#error-data", Static)
+            line.update(error or "")
+            line.display = bool(error)
 
     def _update_derived(self, values: dict[str, Any]) -> None:
         tokens, vocab_size, error = self._corpus
