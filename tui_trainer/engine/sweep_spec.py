@@ -151,7 +151,7 @@ def around(config) -> list[tuple[Param, bool]]:
 def read_sweep_file(path: str | Path) -> SweepSpec:
     """Read and check a sweep file; raises SweepError (every problem) or ConfigError (unreadable)."""
     path = Path(path).expanduser()
-    raw = read_toml(path, "sweep file", "the README's Sweeps section shows one; F12 in the app writes one")
+    raw = read_toml(path, "sweep file", "the README's Sweeps section shows one")
     return parse_sweep(raw, str(path), relative_to=path.parent)
 
 
