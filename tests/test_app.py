@@ -83,8 +83,13 @@ async def test_pause_resume_stop_and_save(app_config):
     async with app.run_test(size=SIZE) as pilot:
         await press(pilot, "f5")
         await wait_for(pilot, lambda: app.dashboard.progress.step >= 3)
+        assert app.screen.active_bindings["f6"].binding.description == "Pause"
         await press(pilot, "f6")
         await wait_for(pilot, lambda: app.dashboard.state == "paused")
+        # the footer and the palette name what F6 does now
+        assert app.screen.active_bindings["f6"].binding.description == "Resume"
+        titles = [command.title for command in app.get_system_commands(app.screen)]
+        assert "Resume training" in titles and "Pause training" not in titles
         step = app.dashboard.progress.step
         await pilot.pause(0.3)
         assert app.dashboard.progress.step == step

@@ -65,7 +65,9 @@ class DashboardScreen(Screen):
         Binding("f1", "toggle_keys", "Keys", tooltip="Keys: show or hide every key of this screen, and what it does",
                 id="keys"),
         Binding("f5", "start", "Start", tooltip="Start training: a run with the form's values", id="start"),
-        Binding("f6", "toggle_pause", "Pause", tooltip="Pause or resume training: at the next step", id="pause"),
+        # One key, two bindings: the footer names what F6 does now (check_action hides the other).
+        Binding("f6", "toggle_pause('pause')", "Pause", tooltip="Pause training: at the next step", id="pause"),
+        Binding("f6", "toggle_pause('resume')", "Resume", tooltip="Resume training", id="pause"),
         Binding("f7", "stop", "Stop", tooltip="Stop training: at the next step; the model stays in memory to "
                 "save and sample", id="stop"),
         Binding("ctrl+s", "save", "Save ckpt", tooltip="Save checkpoint: RUN_DIR/model.ckpt at the next step "
@@ -207,6 +209,9 @@ class DashboardScreen(Screen):
             finder = self.finders[parameters[0]]
             ok = finder is finding or (rules.start and self.form_config is not None and finding is None)
         elif action in ("toggle_pause", "stop"):
+            resume = self.state == AppState.PAUSED
+            if action == "toggle_pause" and parameters and (parameters[0] == "resume") != resume:
+                return False  # the other of F6's two bindings is the one that applies
             ok = rules.steer
         elif action in ("save", "sample", "detach"):
             ok = self.allows(action)
@@ -302,7 +307,8 @@ class DashboardScreen(Screen):
     def _finder_ended(self, message: FinderEnded) -> None:
         next(f for f in self.finders.values() if f.group == message.group).finished(message)
 
-    def action_toggle_pause(self) -> None:
+    def action_toggle_pause(self, which: str = "") -> None:
+        """Pause a running run, resume a paused one (``which``: the binding's name for it)."""
         if not allowed(self.state).steer:
             return
         if self.state == AppState.PAUSED:
