@@ -453,6 +453,8 @@ async def test_the_log_wraps_at_its_panes_width_and_again_when_it_changes(app_co
         log.add(long)
         await press(pilot, "ctrl+t")  # Samples: the Log is hidden
         log.add("came while hidden " + long)
+        await pilot.resize_terminal(120, 30)  # and resized while hidden
+        await pilot.pause(0.2)
         await press(pilot, "ctrl+t", "ctrl+t", "ctrl+t")  # Health, Device, and the Log again
         for size in [(80, 24), (200, 50), (80, 24)]:
             await pilot.resize_terminal(*size)

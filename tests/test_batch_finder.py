@@ -27,14 +27,23 @@ def test_the_search_finds_the_largest_size_that_fits_in_few_tries(threshold, lim
     assert len(asked) <= 2 * math.ceil(math.log2(limit + 1)) + 1 and max(asked) <= limit
 
 
-@given(sequences=st.integers(1, 5000), found=st.integers(1, 4096), context=st.integers(1, 2048))
-def test_a_step_keeps_its_tokens_with_a_micro_batch_no_larger_than_the_one_found(sequences, found, context):
+@given(tokens=st.integers(1, 10**7), found=st.integers(1, 4096), context=st.integers(1, 2048))
+def test_a_step_keeps_its_tokens_with_a_micro_batch_no_larger_than_the_one_found(tokens, found, context):
     """F4's "keeping the form's tokens per step": a found micro-batch larger than the whole step
     (batch 8 of 32 tokens, and 128 found) gave 16 times the tokens."""
-    batch, accum = split_step(sequences * context, found, context, 1)
-    assert batch * accum == sequences and 1 <= batch <= found
-    assert all(sequences % size for size in range(batch + 1, min(found, sequences) + 1))  # the largest such
+    batch, accum = split_step(tokens, found, context, 1)
+    sequences = -(-tokens // context)  # the target's, rounded up
+    assert 1 <= batch <= found and batch * accum * context >= tokens
+    assert 2 * batch >= min(found, sequences)  # never a needlessly small micro-batch (977 = 977 x 1)
+    exact = [size for size in range(min(found, sequences), 0, -1) if sequences % size == 0][0]
+    if 2 * exact >= min(found, sequences):  # a good divisor exists: the step is exactly the target's
+        assert (batch, batch * accum) == (exact, sequences)
     assert split_step(None, found, context, 3) == (found, 3)  # no target: the config's own accumulation
+
+
+def test_a_prime_count_of_sequences_keeps_the_found_micro_batch():
+    assert split_step(977 * 1024, 32, 1024, 1) == (32, 31)  # 992 sequences, not 977 micro-batches of 1
+    assert split_step(8 * 32, 128, 32, 1) == (8, 1) and split_step(64 * 128, 24, 128, 1) == (16, 4)
 
 
 def test_on_a_cpu_the_fastest_power_of_two_within_the_memory_budget_wins(tiny_config, monkeypatch):

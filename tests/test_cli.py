@@ -1,6 +1,7 @@
 import ast
 import json
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -114,6 +115,9 @@ def test_bad_files_exit_2(flag, make, message, tmp_path, capsys):
     (["train", "--data", "{file}/no.txt"], "data path '{file}/no.txt' cannot be reached: '{file}' is a file"),
     (["sample", "{file}/no.ckpt"], "checkpoint '{file}/no.ckpt' cannot be reached: '{file}' is a file"),
     (["sweep", "no.toml"], "sweep file 'no.toml' does not exist"),
+    (["sweep", "sweep.toml", "--out", "{file}/sweep"], "cannot be created: '{file}' is a file, not a folder"),
+    (["--out", "{file}"], "run directory '{file}' cannot be created: it is a file, not a folder"),  # the app
+    (["--out", "{file}/run"], "run directory '{file}/run' cannot be created: '{file}' is a file"),
     (["sample", "{file}"], "checkpoint '{file}' is not a readable torch file (it is not a pickle)"),
 ])
 def test_a_file_where_a_folder_or_another_kind_of_file_belongs_is_named_as_what_it_is(
@@ -121,6 +125,7 @@ def test_a_file_where_a_folder_or_another_kind_of_file_belongs_is_named_as_what_
     """A message says what is there: a file where a folder belongs "does not exist" misled."""
     monkeypatch.chdir(tmp_path)
     Path("random.bin").write_bytes(bytes(range(256)) * 12)  # no pickle: not one holding code either
+    Path("sweep.toml").write_text('trials = 2\n[search]\nlearning_rate = { log_uniform = [1e-4, 1e-2] }\n')
     args = [arg.format(file="random.bin") for arg in command]
     if args[0] == "train":
         args = [*args, "--data", str(corpus), "--set", "max_iters=1"] if "--data" not in args else args
@@ -144,10 +149,16 @@ def test_not_a_checkpoint_and_hostile_pickle(tmp_path, capsys):
         def __reduce__(self):
             return (os.system, (f"touch {marker}",))
 
-    hostile = tmp_path / "evil.ckpt"
-    torch.save({"model_state_dict": Evil()}, hostile)
-    assert main(["sample", str(hostile)]) == 2
-    assert "refused" in capsys.readouterr().err and not marker.exists()
+    # as torch saves it, and as bare pickles of every protocol: each is said to be refused, a
+    # warning about what it holds (torch calls a protocol-4 pickle an "Unsupported operand")
+    for protocol in range(2, pickle.HIGHEST_PROTOCOL + 1):
+        hostile = tmp_path / f"evil-{protocol}.ckpt"
+        torch.save({"model_state_dict": Evil()}, hostile, pickle_protocol=protocol)
+        bare = tmp_path / f"evil-{protocol}.pkl"
+        bare.write_bytes(pickle.dumps({"model_state_dict": Evil()}, protocol=protocol))
+        for path in (hostile, bare):
+            assert main(["sample", str(path)]) == 2
+            assert "could run code" in capsys.readouterr().err and not marker.exists(), path
 
 
 def test_truncated_checkpoint(tiny_config, tmp_path, capsys):

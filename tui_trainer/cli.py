@@ -114,7 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 "GPU, the fastest on a CPU; with --tokens-per-step, grad_accum_steps too")
     _config_options(batch)
     batch.add_argument("--tokens-per-step", type=positive_count, default=None, metavar="N",
-                       help="tokens per optimizer step wanted (per process): grad_accum_steps follows from it")
+                       help="tokens per optimizer step wanted (per process): batch_size is then at most the "
+                       "step's sequences, and grad_accum_steps makes up the rest")
     batch.add_argument("--json", action="store_true",
                        help="print one JSON object: batch_size, grad_accum_steps, device, rule, and each size tried")
 

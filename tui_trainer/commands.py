@@ -413,8 +413,13 @@ def _run_app(make_app, stderr_log) -> int:
     from .ui.crash import report_crash
     from .ui.native_stderr import NativeStderr
 
+    from .engine.rundir import unwritable
+
     stderr = NativeStderr()
-    stderr.start(stderr_log)
+    try:
+        stderr.start(stderr_log)
+    except OSError as exc:  # --out names a file, or a path through one
+        raise unwritable(stderr_log.parent, exc) from None
     application = make_app(stderr)
     try:
         result = application.run()  # after a detach, this returns when the run has ended

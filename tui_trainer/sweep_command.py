@@ -39,7 +39,7 @@ def sweep(args: argparse.Namespace) -> int:
         storage, name = args.join, args.study
         study, spec = load_study(name, storage, salt + os.getpid())
         sweep_dir = Path(args.out or Path(spec.trial_values({}).get("out_dir", "runs")) / name).expanduser()
-        sweep_dir.mkdir(parents=True, exist_ok=True)
+        _make_folder(sweep_dir)
     else:
         from .engine.sweep_spec import read_sweep_file
 
@@ -103,8 +103,17 @@ def _new_sweep_dir(args: argparse.Namespace, spec) -> Path:
 
         path = free_path(Path(spec.trial_values({}).get("out_dir", "runs")).expanduser()
                          / f"sweep-{Path(args.file).stem}-{stamp}")
-    path.mkdir(parents=True, exist_ok=True)
+    _make_folder(path)
     return path
+
+
+def _make_folder(path: Path) -> None:
+    from .engine.rundir import unwritable
+
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a file where the folder, or one above it, belongs
+        raise unwritable(path, exc) from None
 
 
 def _budget(spec) -> str:

@@ -79,12 +79,16 @@ def largest(fits: Callable[[int], bool], limit: int) -> int | None:
 
 def split_step(tokens_per_step: int | None, found: int, context_length: int, default: int) -> tuple[int, int]:
     """(batch_size, grad_accum_steps) for a target of ``tokens_per_step`` (one rank's), with the
-    micro-batch at most ``found``: the largest that divides the target's sequences, so that the
-    step keeps the target exactly (a micro-batch larger than the step would change it)."""
+    micro-batch at most ``found`` (one larger than the step would change it). The step keeps
+    the target's sequences exactly with the largest micro-batch that divides them, unless that
+    is under half the one found (977 sequences, a prime, would take micro-batches of 1): then
+    the micro-batch found, and the step rounds up to a multiple of it."""
     if not tokens_per_step:
         return found, default
-    sequences = max(1, round(tokens_per_step / context_length))
+    sequences = math.ceil(tokens_per_step / context_length)
     batch = next(size for size in range(min(found, sequences), 0, -1) if sequences % size == 0)
+    if 2 * batch < min(found, sequences):
+        return found, math.ceil(sequences / found)
     return batch, sequences // batch
 
 
@@ -102,8 +106,8 @@ def fit_batch(config: TrainConfig, tokens_per_step: int | None = None, progress:
         raise ConfigError([f"not even batch_size 1 fits on {device} at context_length {config.context_length}: "
                            "lower context_length, d_model or num_blocks"])
     batch, accum = split_step(tokens_per_step, size, config.context_length, config.grad_accum_steps)
-    if batch < size:
-        rule += f"; {batch} × {accum} micro-batches make the {batch * accum} sequences of a step"
+    if batch < size or (tokens_per_step and batch * accum * config.context_length != tokens_per_step):
+        rule += f"; {accum} micro-batches of {batch} make the {batch * accum * config.context_length:,} tokens of a step"
     return BatchFit(batch, accum, str(device), rule, tried)
 
 

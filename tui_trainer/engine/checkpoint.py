@@ -51,6 +51,16 @@ def resolve_checkpoint(path: str | Path, prefer: tuple[str, ...] = ("model.ckpt"
     return path
 
 
+def _starts_as_pickle(path: Path) -> bool:
+    """A torch zip archive (``PK``), or a pickle of protocol 2 or later (``0x80``)."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(4)
+    except OSError:
+        return True  # unread: say what is safe, that it was refused
+    return head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"
+
+
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Load and check a checkpoint; anything that is not ours, or is unsafe, is refused."""
     path = Path(path)
@@ -62,10 +72,12 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"checkpoint {str(path)!r} {missing(path)}: check the path") from None
     except IsADirectoryError:
         raise CheckpointError(f"checkpoint {str(path)!r} is a directory: name a .ckpt file or a run directory") from None
-    except pickle.UnpicklingError as exc:
+    except pickle.UnpicklingError:
         # weights_only refuses pickles that would import or call anything: never retry without it.
-        # Bytes that are no pickle at all fail there too, at an opcode it does not know.
-        if any(sign in str(exc.__context__ or exc) for sign in ("Unsupported operand", "invalid load key")):
+        # Bytes that are no pickle at all fail there too. Told apart by how the file starts (a
+        # torch zip, or a pickle's PROTO opcode), never by torch's message, which also says
+        # "Unsupported operand" of a protocol-4 pickle that would run code.
+        if not _starts_as_pickle(path):
             raise CheckpointError(f"checkpoint {str(path)!r} is not a readable torch file (it is not a pickle); it "
                                   "may be truncated or not a checkpoint") from None
         raise CheckpointError(f"checkpoint {str(path)!r} was refused: it holds Python objects other than tensors "

@@ -251,6 +251,8 @@ def read_toml(path: Path, kind: str = "config file", examples: str = "configs/ h
         raise ConfigError([f"{kind} {str(path)!r} {missing(Path(path))}: check the path ({examples})"]) from None
     except IsADirectoryError:
         raise ConfigError([f"{kind} {str(path)!r} is a directory: name a .toml file"]) from None
+    except PermissionError:
+        raise ConfigError([f"{kind} {str(path)!r} cannot be read (permission denied): check its permissions"]) from None
     except UnicodeDecodeError:
         raise ConfigError([f"{kind} {str(path)!r} is not text (not UTF-8): name a .toml file"]) from None
     except tomllib.TOMLDecodeError as exc:

@@ -61,7 +61,7 @@ def compared_checkpoints(run_dir: Path) -> list[Path]:
 
 def unwritable(path: Path, exc: OSError) -> RunDirError:
     """The error for a run directory that cannot be made or written, with the way out."""
-    if isinstance(exc, (FileExistsError, NotADirectoryError)):  # it, or a folder above it, is a file
+    if isinstance(exc, (FileExistsError, NotADirectoryError)) and not_a_folder(path) != "it does not exist":
         return RunDirError(f"run directory {str(path)!r} cannot be created: {not_a_folder(path)}; choose another "
                            "--out or out_dir")
     return RunDirError(f"run directory {str(path)!r} cannot be created or written ({exc.strerror or exc}): "

@@ -34,7 +34,7 @@ def with_user_settings(config: TrainConfig) -> TrainConfig:
     path = settings_path()
     if config.notify_command or not path.is_file():
         return config
-    values = read_toml(path, "settings file", "it is optional: remove it to use none")
+    values = read_toml(path, "settings file")
     problems = [f"settings file {str(path)!r}: {key!r} is not a setting; the settings are "
                 f"{', '.join(SETTINGS_KEYS)}" for key in values if key not in SETTINGS_KEYS]
     command = values.get("notify_command", "")

@@ -19,6 +19,7 @@ class BatchFound(Message):
     token: int
     fit: BatchFit
     tokens: int  # per optimizer step, as the form had them when the search began
+    found_tokens: int  # per optimizer step with the batch found: the same, but where no micro-batch divides them
 
 
 class FitBatch(FormFinder):
@@ -34,7 +35,8 @@ class FitBatch(FormFinder):
         tokens = config.batch_size * config.grad_accum_steps * config.context_length  # the form's, kept
         fit = fit_batch(config, tokens, tokenize_progress(self.dashboard), cancelled=stopped)
         if fit is not None:
-            self.dashboard.post_message(BatchFound(token, fit, tokens))
+            found = fit.batch_size * fit.grad_accum_steps * config.context_length
+            self.dashboard.post_message(BatchFound(token, fit, tokens, found))
 
     def show(self, message: BatchFound) -> None:
         board, fit = self.dashboard, message.fit
@@ -49,6 +51,7 @@ class FitBatch(FormFinder):
             board.form.query_one("#f-batch_size", Input).value = str(fit.batch_size)
             board.form.query_one("#f-grad_accum_steps", Input).value = str(fit.grad_accum_steps)
             board.log_line(f"batch_size {fit.batch_size}, grad_accum_steps {fit.grad_accum_steps} are in the form")
-        self.offer(f"batch_size {fit.batch_size} with grad_accum_steps {fit.grad_accum_steps} ({tokens:,} tokens per "
-                   f"optimizer step, as the form has now) on {fit.device}. Put them into the form?", apply)
+        kept = "as the form has now" if message.found_tokens == tokens else f"the form has {tokens:,}"
+        self.offer(f"batch_size {fit.batch_size} with grad_accum_steps {fit.grad_accum_steps} ({message.found_tokens:,} "
+                   f"tokens per optimizer step, {kept}) on {fit.device}. Put them into the form?", apply)
 

@@ -160,6 +160,8 @@ class HyperparamForm(VerticalScroll):
                 error.update(problems.get(name, ""))
                 error.display = name in problems
                 self.query_one(f"#field-{name}").set_class(name in problems, "invalid")
+        if "data" not in problems and self._shown and self._shown.get("data") != self.query_one("#f-data").value:
+            self.query_one("#error-data", Static).display = False  # the last corpus's problem: a new path is read
         self._problems = problems
         self._shown = {name: self.query_one(f"#f-{name}").value for name in FIELDS}
         self._mark_pending(values)

@@ -14,6 +14,7 @@ from .hidden import in_hidden_tab
 
 STYLES = {"info": "", "warning": "yellow", "error": "bold red"}
 MAX_LINES = 2000
+REWRAP_DELAY = 0.1  # seconds after the last resize before every line is wrapped again
 
 
 class LogPanel(RichLog):
@@ -27,6 +28,7 @@ class LogPanel(RichLog):
         # and then wrapped at the log's real width.
         self.unwritten: deque[Text] = deque(maxlen=MAX_LINES)
         self._wrapped_at = 0  # the width the written lines were wrapped at
+        self._rewrap = None  # the pending rewrap of a resize: a drag sends many, one is enough
 
     def add_event(self, event: Event) -> None:
         """The event's line; steps show in the progress line and the plot, samples in their tab."""
@@ -53,6 +55,11 @@ class LogPanel(RichLog):
         self._catch_up()
 
     def on_resize(self) -> None:
+        if self._rewrap is not None:
+            self._rewrap.stop()
+        self._rewrap = self.set_timer(REWRAP_DELAY, self._catch_up_shown)
+
+    def _catch_up_shown(self) -> None:
         if not in_hidden_tab(self):
             self._catch_up()
 

@@ -66,8 +66,9 @@ class ProgressPanel(Horizontal):
         # (priority, text) in display order: 0 is kept longest when the panel is narrow
         parts = [(0, f"step {self.step:,}/{self.max_iters:,}" if self.max_iters else "step -")]
         if m:
-            # An eta only while the run can still go on: after its end it counted down to nothing.
-            eta = [(4, f"eta {fmt_duration(m.eta)}")] if self.state in ("running", "paused", "stopping") else []
+            # An eta only while the run goes on to max_iters: once it ends (or stops at the next
+            # step) it counted down to nothing.
+            eta = [(4, f"eta {fmt_duration(m.eta)}")] if self.state in ("running", "paused") else []
             parts += [(7, f"elapsed {fmt_duration(m.elapsed)}"), *eta,
                       (3, f"{m.tokens_per_sec:,.0f} tok/s"), (5, f"MFU {fmt_mfu(m.mfu)}"), (6, f"lr {m.lr:.1e}"),
                       (1, f"loss {fmt_loss(m.loss)}")]
