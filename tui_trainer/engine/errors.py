@@ -53,17 +53,20 @@ class RunDirError(GptTuiError):
     """The run directory cannot be created or written."""
 
 
+def file_in_the_way(path: Path) -> Path | None:
+    """The file at ``path``, or at a folder above it, that stands where a folder belongs."""
+    return next((place for place in [path, *path.parents] if place.exists() and not place.is_dir()), None)
+
+
 def not_a_folder(path: Path) -> str:
-    """Why ``path`` is no folder, or cannot be reached: what is there instead (a file at it, or
-    at a folder above it), else that nothing is."""
-    for place in [path, *path.parents]:
-        if place.exists() and not place.is_dir():
-            return "it is a file, not a folder" if place == path else f"{str(place)!r} is a file, not a folder"
-    return "it does not exist"
+    """Why ``path`` is no folder, or cannot be reached: the file in the way, else that nothing is there."""
+    blocker = file_in_the_way(path)
+    if blocker is None:
+        return "it does not exist"
+    return "it is a file, not a folder" if blocker == path else f"{str(blocker)!r} is a file, not a folder"
 
 
 def missing(path: Path) -> str:
     """How a path that was not found is not there: "does not exist", or which file stands where a
     folder on its way belongs."""
-    reason = not_a_folder(path)
-    return "does not exist" if reason == "it does not exist" else f"cannot be reached: {reason}"
+    return "does not exist" if file_in_the_way(path) is None else f"cannot be reached: {not_a_folder(path)}"

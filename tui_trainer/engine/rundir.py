@@ -15,7 +15,7 @@ from typing import Any
 
 from .atomic import write_text_atomic
 from .config import TrainConfig, save_config
-from .errors import RunDirError, not_a_folder
+from .errors import RunDirError, file_in_the_way, not_a_folder
 from .events import json_value
 from .follow import read_status
 
@@ -61,7 +61,7 @@ def compared_checkpoints(run_dir: Path) -> list[Path]:
 
 def unwritable(path: Path, exc: OSError) -> RunDirError:
     """The error for a run directory that cannot be made or written, with the way out."""
-    if isinstance(exc, (FileExistsError, NotADirectoryError)) and not_a_folder(path) != "it does not exist":
+    if isinstance(exc, (FileExistsError, NotADirectoryError)) and file_in_the_way(path) is not None:
         return RunDirError(f"run directory {str(path)!r} cannot be created: {not_a_folder(path)}; choose another "
                            "--out or out_dir")
     return RunDirError(f"run directory {str(path)!r} cannot be created or written ({exc.strerror or exc}): "
