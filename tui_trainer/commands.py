@@ -380,12 +380,10 @@ def runs(args: argparse.Namespace) -> int:
     from rich.table import Table
     from rich.text import Text
 
-    from .engine.errors import RunDirError
+    from .engine.errors import RunDirError, not_a_folder
     from .engine.runs import list_runs
     from .engine.safe_text import visible
     from .runs_table import COLUMNS, run_cells
-
-    from .engine.errors import not_a_folder
 
     if not Path(args.out_dir).is_dir():
         raise RunDirError(f"runs folder {args.out_dir!r}: {not_a_folder(Path(args.out_dir))}; pass the out_dir your "
@@ -410,10 +408,9 @@ def runs(args: argparse.Namespace) -> int:
 def _run_app(make_app, stderr_log) -> int:
     """Run ``make_app(stderr)`` with native stderr sent to ``stderr_log``; a signal's exit code wins.
     A dashboard that failed exits 1 with one line that names its traceback's file."""
+    from .engine.rundir import unwritable
     from .ui.crash import report_crash
     from .ui.native_stderr import NativeStderr
-
-    from .engine.rundir import unwritable
 
     stderr = NativeStderr()
     try:

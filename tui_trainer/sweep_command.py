@@ -11,6 +11,7 @@ from datetime import datetime
 from pathlib import Path
 
 from .engine.errors import ConfigError
+from .engine.rundir import free_path, make_folder
 from .signals import SignalHandlers
 
 EXIT_INPUT = 2
@@ -39,7 +40,7 @@ def sweep(args: argparse.Namespace) -> int:
         storage, name = args.join, args.study
         study, spec = load_study(name, storage, salt + os.getpid())
         sweep_dir = Path(args.out or Path(spec.trial_values({}).get("out_dir", "runs")) / name).expanduser()
-        _make_folder(sweep_dir)
+        make_folder(sweep_dir)
     else:
         from .engine.sweep_spec import read_sweep_file
 
@@ -99,21 +100,10 @@ def _new_sweep_dir(args: argparse.Namespace, spec) -> Path:
                                f"`gpt-tui sweep --resume {path}`, or name a new folder"])
     else:
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-        from .engine.rundir import free_path
-
         path = free_path(Path(spec.trial_values({}).get("out_dir", "runs")).expanduser()
                          / f"sweep-{Path(args.file).stem}-{stamp}")
-    _make_folder(path)
+    make_folder(path)
     return path
-
-
-def _make_folder(path: Path) -> None:
-    from .engine.rundir import unwritable
-
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:  # a file where the folder, or one above it, belongs
-        raise unwritable(path, exc) from None
 
 
 def _budget(spec) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import INVOCATION_KEYS, TrainConfig, save_config
-from .rundir import refuse_existing_run, unwritable
+from .rundir import make_folder, refuse_existing_run, unwritable
 from .runlock import RunLock
 
 
@@ -45,10 +45,7 @@ def fork_args(source: str | Path, overrides: dict[str, Any], run_dir: Path) -> l
     rank writes the same one), which must not hold a run yet."""
     RunLock.refuse_if_held(run_dir)
     refuse_existing_run(run_dir)
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)  # torchrun's log goes there before rank 0 starts
-    except OSError as exc:
-        raise unwritable(run_dir, exc) from None
+    make_folder(run_dir)  # torchrun's log goes there before rank 0 starts
     return ["--fork", str(source), "--out", str(run_dir), *_set_args(overrides)]
 
 

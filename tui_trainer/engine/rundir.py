@@ -68,6 +68,14 @@ def unwritable(path: Path, exc: OSError) -> RunDirError:
                        "choose another --out or out_dir")
 
 
+def make_folder(path: Path) -> None:
+    """``path`` and the folders above it, or the RunDirError that says why they cannot be made."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise unwritable(path, exc) from None
+
+
 class RunDir:
     def __init__(self, path: Path):
         self.path = Path(path)
