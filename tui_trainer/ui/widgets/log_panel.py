@@ -22,13 +22,18 @@ class LogPanel(RichLog):
         # min_width=1: RichLog's default of 78 wrapped lines wider than an 80-column terminal's
         # log pane, which then hid their middle.
         super().__init__(wrap=True, markup=False, max_lines=MAX_LINES, min_width=1, **kwargs)
-        self.messages: deque[tuple[str, str]] = deque(maxlen=MAX_LINES)  # (level, text), unwrapped
-        self.history: deque[Text] = deque(maxlen=MAX_LINES)  # with their times, to wrap again at a new width
-        # Lines that came while the tab was hidden: written when it shows (see in_hidden_tab),
-        # and then wrapped at the log's real width.
-        self.unwritten: deque[Text] = deque(maxlen=MAX_LINES)
+        # (time, level, text), unwrapped: written again, wrapped to fit, when the width changes
+        self.history: deque[tuple[str, str, str]] = deque(maxlen=MAX_LINES)
+        # The newest lines of history not written yet: they came while the tab was hidden (see
+        # in_hidden_tab), and are written when it shows, at the log's real width.
+        self._unwritten = 0
         self._wrapped_at = 0  # the width the written lines were wrapped at
         self._rewrap = None  # the pending rewrap of a resize: a drag sends many, one is enough
+
+    @property
+    def messages(self) -> list[tuple[str, str]]:
+        """(level, text) of each line kept, oldest first."""
+        return [(level, text) for _, level, text in self.history]
 
     def add_event(self, event: Event) -> None:
         """The event's line; steps show in the progress line and the plot, samples in their tab."""
@@ -42,14 +47,11 @@ class LogPanel(RichLog):
 
     def add(self, text: str, level: str = "info") -> None:
         text = visible(text)  # paths and messages come from users and files: never terminal codes
-        self.messages.append((level, text))
-        line = Text(time.strftime("%H:%M:%S "), style="dim")
-        line.append(text, style=STYLES.get(level, ""))
-        self.history.append(line)
+        self.history.append((time.strftime("%H:%M:%S "), level, text))
         if in_hidden_tab(self):
-            self.unwritten.append(line)
+            self._unwritten = min(self._unwritten + 1, MAX_LINES)
         else:
-            self._write(line)
+            self._write(*self.history[-1])
 
     def on_show(self) -> None:
         self._catch_up()
@@ -68,13 +70,14 @@ class LogPanel(RichLog):
         width = self.scrollable_content_region.width
         if width and width != self._wrapped_at:
             self._wrapped_at = width
-            self.unwritten.clear()
             self.clear()
-            for line in self.history:
-                self._write(line)
-        while self.unwritten:
-            self._write(self.unwritten.popleft())
+            self._unwritten = len(self.history)
+        for entry in list(self.history)[len(self.history) - self._unwritten:]:
+            self._write(*entry)
+        self._unwritten = 0
 
-    def _write(self, line: Text) -> None:
+    def _write(self, stamp: str, level: str, text: str) -> None:
         """At the pane's width: RichLog's own measure stops at the console's, which can be narrower."""
+        line = Text(stamp, style="dim")
+        line.append(text, style=STYLES.get(level, ""))
         self.write(line, width=self.scrollable_content_region.width or None)
