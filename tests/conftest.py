@@ -1,8 +1,10 @@
 """Shared fixtures: a private token cache, small corpora and tiny configs that train in seconds."""
 from __future__ import annotations
 
+import asyncio
 import functools
 import os
+import time
 from pathlib import Path
 
 import psutil
@@ -43,6 +45,34 @@ def _pilot_idle_wait_bounded():
     patch = pytest.MonkeyPatch()
     for module in (textual.app, textual.pilot):
         patch.setattr(module, "wait_for_idle", functools.partial(module.wait_for_idle, max_sleep=0.2))
+    yield
+    patch.undo()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _pilot_press_waits_for_the_keys_effects():
+    """Textual's pilot.press waits for the messages each widget had queued when it looked. A key
+    goes from the app to the focused widget and bubbles up through its parents' queues, so on a
+    loaded machine press could return before the key's binding ran, or before the screen it pushed
+    had mounted (a Runs table with 0 of its 2 rows). So press goes on waiting until the key's route
+    (the app, the focused widget and its parents) holds no message and the screen on top has
+    mounted: for 1 s at the most, as an app that trains is never quite quiet."""
+    press_keys = textual.app.App._press_keys
+
+    def busy(app) -> bool:
+        if not app.is_running or not app._screen_stack:
+            return False
+        route = [app, app.screen, *(app.focused.ancestors_with_self if app.focused else ())]
+        return not app.screen.is_mounted or any(pump._message_queue.qsize() for pump in route)
+
+    async def press_and_wait(app, keys) -> None:
+        await press_keys(app, keys)
+        deadline = time.monotonic() + 1
+        while busy(app) and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+
+    patch = pytest.MonkeyPatch()
+    patch.setattr(textual.app.App, "_press_keys", press_and_wait)
     yield
     patch.undo()
 

@@ -327,7 +327,9 @@ async def test_every_screens_title_is_whole_at_80_columns(app_config, tmp_path, 
         for selector, make in screens.items():
             await app.push_screen(make())
             title = app.screen.query_one(selector)
-            await wait_for(pilot, lambda: "trial 1)" in str(title.render()) or selector != "#sweep-title")
+            # laid out (a region of its own) and, for the sweep, showing its best trial
+            await wait_for(pilot, lambda: title.region.width and
+                           ("trial 1)" in str(title.render()) or selector != "#sweep-title"))
             await pilot.pause()
             text = str(title.render())
             assert len(text) > 80  # long enough to test the wrap
