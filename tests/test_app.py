@@ -136,14 +136,15 @@ async def test_engine_error_is_shown_and_app_stays_alive(app_config, monkeypatch
 async def test_bad_data_in_form_reported_in_app(app_config, tmp_path):
     app = create_app(app_config)
     async with app.run_test(size=SIZE) as pilot:
+        assert not app.query("#error-data")  # a field's problem line is made when it first has one
         app.query_one("#f-data", Input).value = str(tmp_path / "missing.txt")
-        under_field = app.query_one("#error-data", Static)
-        await wait_for(pilot, lambda: under_field.display and "does not exist" in str(under_field.render()))
+        await wait_for(pilot, lambda: app.query("#error-data") and app.query_one("#error-data").display and
+                       "does not exist" in str(app.query_one("#error-data").render()))
         await press(pilot, "f5")
         await wait_for(pilot, lambda: "does not exist" in log_text(app))
         assert app.dashboard.state == "idle" and app.is_running
         app.query_one("#f-data", Input).value = ""  # the bundled corpus: the line goes once it is read
-        await wait_for(pilot, lambda: not under_field.display)
+        await wait_for(pilot, lambda: not app.query_one("#error-data", Static).display)
 
 
 async def test_live_learning_rate_change(app_config):

@@ -8,7 +8,7 @@ from typing import Any
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.widgets import Button, Input, Label, Select, Static, Switch
 
@@ -58,6 +58,7 @@ class HyperparamForm(VerticalScroll):
         self._loading = False
         self._in_force: dict[str, Any] | None = None  # during a run: the values it trains with
         self._step = 0  # the step the run shown has reached
+        self._problem_lines: dict[str, Static] = {}  # the fields' problem lines made so far
 
     def compose(self) -> ComposeResult:
         yield Select(self._preset_options(self._presets), prompt="Load preset…", id="preset", allow_blank=True,
@@ -67,12 +68,11 @@ class HyperparamForm(VerticalScroll):
             for name, f in FIELDS.items():
                 if f.metadata["group"] != group:
                     continue
-                with Vertical(classes="field", id=f"field-{name}"):
-                    with Horizontal(classes="field-row"):
-                        yield Label(name, classes="field-name")
-                        yield self._input_for(name, getattr(self._initial, name))
-                    # problems quote what the user typed: plain text, never markup
-                    yield Static("", classes="field-error", id=f"error-{name}", markup=False)
+                # a field's problem gets its line under the row when it first has one: fifty
+                # empty lines would be a sixth of the app's widgets, and of its start-up time
+                with Horizontal(classes="field", id=f"field-{name}"):
+                    yield Label(name, classes="field-name")
+                    yield self._input_for(name, getattr(self._initial, name))
         yield Static("", id="derived", markup=False)  # may name the corpus path
         with Horizontal(id="preset-save"):
             yield TextInput(placeholder="preset name", id="preset-name")
@@ -156,12 +156,10 @@ class HyperparamForm(VerticalScroll):
             problems["max_iters"] = below_step(values, self._step)  # said as typed, not only at Enter
         for name in FIELDS:
             if problems.get(name) != self._problems.get(name) or not self._shown:
-                error = self.query_one(f"#error-{name}", Static)
-                error.update(problems.get(name, ""))
-                error.display = name in problems
+                self._show_problem(name, problems.get(name, ""))
                 self.query_one(f"#field-{name}").set_class(name in problems, "invalid")
         if "data" not in problems and self._shown and self._shown.get("data") != self.query_one("#f-data").value:
-            self.query_one("#error-data", Static).display = False  # the last corpus's problem: a new path is read
+            self._show_problem("data", "")  # the last corpus's problem: a new path is read
         self._problems = problems
         self._shown = {name: self.query_one(f"#f-{name}").value for name in FIELDS}
         self._mark_pending(values)
@@ -212,9 +210,19 @@ class HyperparamForm(VerticalScroll):
         self._corpus = (tokens, vocab_size, error)
         self._update_derived(self.raw_values()[0])
         if "data" not in self._problems:  # also under the field, where it is typed: the figures may be off screen
-            line = self.query_one("#error-data", Static)
-            line.update(error or "")
-            line.display = bool(error)
+            self._show_problem("data", error or "")
+
+    def _show_problem(self, name: str, problem: str) -> None:
+        """``problem`` on the line under the field (none: the line hides), made on first need."""
+        line = self._problem_lines.get(name)
+        if line is None:
+            if not problem:
+                return
+            # problems quote what the user typed: plain text, never markup
+            line = self._problem_lines[name] = Static("", classes="field-error", id=f"error-{name}", markup=False)
+            self.mount(line, after=self.query_one(f"#field-{name}"))
+        line.update(problem)
+        line.display = bool(problem)
 
     def _update_derived(self, values: dict[str, Any]) -> None:
         tokens, vocab_size, error = self._corpus
