@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from pathlib import Path
 
@@ -472,3 +473,36 @@ async def test_the_log_wraps_at_its_panes_width_and_again_when_it_changes(app_co
             joined = " ".join(rows)
             assert " ".join(long.split()) in joined and "came while hidden" in joined
             assert len(rows) <= 2 * len(" ".join(long.split())) // width + 4  # wrapped at this width, not a narrower one
+
+
+async def test_at_80_columns_every_field_name_and_choice_shows_whole_or_says_it_is_cut(app_config):
+    """The form's 32 columns at 80x24, read from the screen as drawn: a name or a choice that does
+    not fit ends in '…', and the short choices ("constant", "bfloat16", "rollback") fit whole."""
+    from tui_trainer.engine.config import FIELDS
+
+    app = create_app(app_config)
+    async with app.run_test(size=(80, 24)) as pilot:
+        form = app.dashboard.form
+
+        def row(name: str) -> tuple[str, str]:
+            """(name, value) as the screen shows the field's row."""
+            y = form.query_one(f"#field-{name}").region.y
+            line = app.screen._compositor.render_strips()[y].text[form.region.x:form.region.right]
+            label, _, value = line.strip().partition(" ")
+            return label, value.strip().rstrip("▎▇▼ ").strip()
+
+        def fits(choice: str, value: str) -> bool:
+            return value == choice or (len(choice) > 10 and value.endswith("…") and choice.startswith(value[:-1]))
+
+        for name in FIELDS:
+            field = form.query_one(f"#field-{name}")
+            if not form.region.contains_region(field.region):
+                field.scroll_visible(animate=False, top=True)
+                await wait_for(pilot, lambda: form.region.contains_region(field.region))
+            label, _ = row(name)
+            assert label == name or (label.endswith("…") and name.startswith(label[:-1]) and len(label) > 8), label
+            for choice in FIELDS[name].metadata["choices"] or ():
+                form.query_one(f"#f-{name}").value = choice
+                with contextlib.suppress(AssertionError):  # drawn, or the assert below says what is
+                    await wait_for(pilot, lambda: fits(choice, row(name)[1]), timeout=5)
+                assert fits(choice, row(name)[1]), (name, choice, row(name)[1])
