@@ -65,7 +65,10 @@ def test_train_then_sample(corpus, tmp_path, capsys):
     (["train", "--set", "d_model=-8"], "d_model = -8: must be >= 1"),
     (["train", "--set", "batch_size=0"], "batch_size = 0: must be >= 1"),
     (["train", "--set", "learning_rate=-0.1"], "learning_rate = -0.1: must be > 0"),
-    (["train", "--set", "learning_rate=nan"], "learning_rate = nan: must be a finite number"),
+    (["train", "--set", "learning_rate=nan"], "learning_rate = 'nan': must be a finite number"),
+    (["train", "--set", "learning_rate=1e400"], "learning_rate = '1e400': must be a finite number"),  # reads as inf
+    (["train", "--set", "dropout=" + "9" * 5000], "dropout = '" + "9" * 40 + "'… (5,000 characters): must be a finite"),
+    (["train", "--set", "d_model=" + "9" * 5000], "(5,000 characters): must be an integer of at most 4,300 digits"),
     (["train", "--set", "dropout=1"], "dropout = 1.0: must be in [0, 1)"),
     (["train", "--set", "device=tpu"], "device = 'tpu'"),
     (["train", "--set", "d_mode=8"], "unknown key 'd_mode'"),

@@ -1,9 +1,11 @@
 import math
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from tui_trainer.engine.config import (CHAPTER_KEYS, FIELDS, TrainConfig, config_from_dict, find_problems, load_config,
-                                       parse_overrides, read_toml)
+from tui_trainer.engine.config import (CHAPTER_KEYS, FIELDS, TrainConfig, config_from_dict, field_type, find_problems,
+                                       load_config, parse_overrides, parse_value, quoted, read_toml)
 from tui_trainer.engine.errors import ConfigError
 
 from .conftest import REPO
@@ -87,3 +89,21 @@ def test_a_compile_mode_without_compile_is_refused_with_the_fix():
     assert info.value.problems == ["compile_mode = 'reduce-overhead' takes effect only with compile = true: set "
                                    "compile = true, or compile_mode = 'default'"]
     assert config_from_dict({"compile_mode": "reduce-overhead", "compile": True}).compile_mode == "reduce-overhead"
+
+
+NUMBER_KEYS = sorted(name for name in FIELDS if field_type(name) in (int, float))
+TYPED = st.one_of(st.text(), st.text("0123456789.e-+", max_size=6000), st.sampled_from(["inf", "-inf", "nan", "1e400"]))
+
+
+@given(name=st.sampled_from(NUMBER_KEYS), text=TYPED)
+def test_a_number_field_reads_what_was_typed_or_says_so_in_one_line(name, text):
+    """Whatever is typed or pasted into a number (a form field, --set, gpt-tui set): a finite
+    number of the field's type, or one line that names the field and quotes the text as typed
+    (never the inf that 1e400 or 5,000 digits read as)."""
+    try:
+        value = parse_value(name, text)
+    except ValueError as error:
+        message = str(error)
+        assert message.startswith(f"{name} = {quoted(text)}: ") and "\n" not in message and len(message) < 200
+    else:
+        assert type(value) is field_type(name) and math.isfinite(value)

@@ -131,12 +131,18 @@ def parse_value(name: str, text: str) -> Any:
         try:
             return int(raw)
         except ValueError:
-            pass
+            if raw.lstrip("+-").isdigit():  # Python reads at most 4,300 digits
+                raise ValueError(f"{name} = {quoted(text)}: must be an integer of at most 4,300 digits") from None
     elif tp is float:
         try:
-            return float(raw)
+            value = float(raw)
         except ValueError:
             pass
+        else:
+            if math.isfinite(value):
+                return value
+            # as typed, not as read: 1e400 and 5,000 pasted digits read as inf
+            raise ValueError(f"{name} = {quoted(text)}: must be a finite number")
     else:
         return text
     raise ValueError(f"{name} = {quoted(text)}: must be {_type_name(tp)}")
