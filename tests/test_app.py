@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 from rich.text import Span
 from textual import events
+from textual.color import Color
 from textual.widgets import Button, Input, Static
 
 from tui_trainer.ui.app import create_app
@@ -396,9 +397,16 @@ async def test_a_large_data_folder_is_read_only_when_asked(app_config, tmp_path,
         field = app.query_one("#f-data", Input)
         field.value = str(folder)
         await wait_for(pilot, lambda: "press Enter in the data field" in str(app.query_one("#derived").render()))
+        under_field = app.query_one("#error-data", Static)  # the question, under the field too: asked, not a fault
+        colour = {name: Color.parse(app.get_css_variables()[name]) for name in ("warning", "error")}
+        assert under_field.display and under_field.styles.color == colour["warning"]
         field.focus()
         await press(pilot, "enter")
         await wait_for(pilot, lambda: "3,200 tokens" in str(app.query_one("#derived").render()))
+        assert not under_field.display
+        field.value = str(tmp_path / "missing")  # a fault after the question: the line turns to one
+        await wait_for(pilot, lambda: under_field.display and "does not exist" in str(under_field.render()))
+        assert under_field.styles.color == colour["error"]
 
 
 async def test_quit_during_a_run_asks_once_and_saves(app_config):

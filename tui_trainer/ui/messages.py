@@ -27,6 +27,7 @@ class CorpusInfo(Message):
     tokens: int | None
     vocab_size: int | None
     error: str | None = None
+    ask: bool = False  # ``error`` is a question (read a large corpus?), not a fault
 
 
 @dataclass

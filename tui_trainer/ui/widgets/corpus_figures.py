@@ -27,7 +27,7 @@ def read_figures(key: tuple, confirmed: bool, progress: Callable[[int, int], Non
             size = corpus_bytes(data)
             if size > ASK_ABOVE_BYTES:
                 return CorpusInfo(key, None, None, f"{size / 2**20:,.0f} MB to read: press Enter in the data field "
-                                                   "to read it")
+                                                   "to read it", ask=True)
         corpus = build_corpus(data, get_tokenizer(tokenizer), vocab, progress=progress)
         return CorpusInfo(key, corpus.raw_count, corpus.vocab.size)
     except GptTuiError as exc:

@@ -188,7 +188,7 @@ class HyperparamForm(VerticalScroll):
     def _corpus_info(self, event: CorpusInfo) -> None:
         event.stop()
         if event.key == self._corpus_key and self.is_attached:  # a read that ends as the app closes: no form left
-            self.set_corpus_info(event.tokens, event.vocab_size, event.error)
+            self.set_corpus_info(event.tokens, event.vocab_size, event.error, event.ask)
 
     @on(Input.Submitted, "#f-data")
     def _read_large_corpus(self, event: Input.Submitted) -> None:
@@ -206,14 +206,16 @@ class HyperparamForm(VerticalScroll):
     def problems(self) -> dict[str, str]:
         return dict(self._problems)
 
-    def set_corpus_info(self, tokens: int | None, vocab_size: int | None, error: str | None) -> None:
+    def set_corpus_info(self, tokens: int | None, vocab_size: int | None, error: str | None,
+                        ask: bool = False) -> None:
         self._corpus = (tokens, vocab_size, error)
         self._update_derived(self.raw_values()[0])
         if "data" not in self._problems:  # also under the field, where it is typed: the figures may be off screen
-            self._show_problem("data", error or "")
+            self._show_problem("data", error or "", question=ask)
 
-    def _show_problem(self, name: str, problem: str) -> None:
-        """``problem`` on the line under the field (none: the line hides), made on first need."""
+    def _show_problem(self, name: str, problem: str, question: bool = False) -> None:
+        """``problem`` on the line under the field (none: the line hides), made on first need; a
+        question (read this large corpus?) is shown as one, not in the colours of a fault."""
         line = self._problem_lines.get(name)
         if line is None:
             if not problem:
@@ -223,6 +225,7 @@ class HyperparamForm(VerticalScroll):
             self.mount(line, after=self.query_one(f"#field-{name}"))
         line.update(problem)
         line.display = bool(problem)
+        line.set_class(question, "question")
 
     def _update_derived(self, values: dict[str, Any]) -> None:
         tokens, vocab_size, error = self._corpus
