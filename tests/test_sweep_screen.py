@@ -127,6 +127,10 @@ async def test_the_setup_starts_a_sweep_of_the_form_and_opens_it(app_config, mon
         await pilot.press("f12")
         await wait_for(pilot, lambda: isinstance(app.screen, SweepSetupScreen))
         setup = app.screen
+        ticks = {box.id: box for box in setup.query(".setup-key")}
+        assert {box.value for box in ticks.values()} == {True, False}
+        for box in ticks.values():  # the tick is a character, not only a colour
+            assert str(box.render()).startswith("▐X▌" if box.value else "▐ ▌"), box.id
         setup.query_one("#low-learning_rate").value = "0.1"
         setup.query_one("#high-learning_rate").value = "0.01"
         setup.query_one("#start").press()  # (scrolled out of view at this size: a click would miss it)

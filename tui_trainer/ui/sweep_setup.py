@@ -6,12 +6,13 @@ from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Button, Checkbox, Label, Select, Static
+from textual.widgets import Button, Label, Select, Static
 
 from ..engine.config import TrainConfig, field_type, parse_value, stored
 from ..engine.safe_text import visible
 from ..engine.sweep_spec import PRUNERS, SAMPLERS, SweepError, SweepSpec, around, parse_sweep
 from .widgets.text_input import TextInput
+from .widgets.tick_box import TickBox
 
 
 def _text(value) -> str:
@@ -24,6 +25,7 @@ class SweepSetupScreen(ModalScreen[tuple[SweepSpec, int] | None]):
     DEFAULT_CSS = """
     SweepSetupScreen { align: center middle; }
     #sweep-setup { width: 90%; max-width: 100; height: auto; max-height: 95%; }
+    #setup-intro { width: 1fr; }  /* wraps at 80 columns rather than lose its end */
     #sweep-rows { height: auto; }
     .setup-row { height: 3; }
     .setup-key { width: 22; }
@@ -45,11 +47,12 @@ class SweepSetupScreen(ModalScreen[tuple[SweepSpec, int] | None]):
         # one scrolling dialog: at 80x24 its rows, budget and buttons do not fit at once, and Tab
         # (or the mouse) scrolls whatever is focused into view
         with VerticalScroll(classes="choice-dialog", id="sweep-setup"):
-            yield Label("Sweep around the form's values: tick the keys to search, edit their ranges.", markup=False)
+            yield Label("Sweep around the form's values: tick the keys to search, edit their ranges.", markup=False,
+                        id="setup-intro")
             with Vertical(id="sweep-rows"):
                 for param, searched in self.rows:
                     with Horizontal(classes="setup-row"):
-                        yield Checkbox(param.name, searched, id=f"on-{param.name}", classes="setup-key")
+                        yield TickBox(param.name, searched, id=f"on-{param.name}", classes="setup-key")
                         yield Label(param.kind.replace("_", "-"), classes="setup-kind", markup=False)
                         if param.kind == "choice":
                             yield TextInput(", ".join(map(_text, param.values)), id=f"choices-{param.name}",
@@ -94,7 +97,7 @@ class SweepSetupScreen(ModalScreen[tuple[SweepSpec, int] | None]):
         problems: list[str] = []
         search = {}
         for param, _ in self.rows:
-            if not self.query_one(f"#on-{param.name}", Checkbox).value:
+            if not self.query_one(f"#on-{param.name}", TickBox).value:
                 continue
             try:
                 if param.kind == "choice":
