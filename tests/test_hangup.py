@@ -31,4 +31,5 @@ def test_hanging_up_mid_draw_saves_and_exits_within_10_s_every_time(corpus, tmp_
             app.kill()
         status = json.loads((run_dir / "run.json").read_text())
         assert status["status"] == "stopped" and "SIGHUP" in status["reason"]
+        assert not [log.name for log in run_dir.glob("*.log") if log.stat().st_size == 0]  # tidied, either exit
         assert torch.load(run_dir / "model.ckpt", weights_only=True)["step"] >= last_step(run_dir)

@@ -197,8 +197,14 @@ class GptTuiApp(App[int]):
         """Exit after a signal. The terminal may be gone (SIGHUP: a dropped SSH connection), and
         Textual's output thread can then block forever as the app shuts down, holding memory
         and the GPU. Everything is on disk by now, so if the orderly exit has not ended the
-        process within EXIT_GRACE seconds, end it."""
-        timer = threading.Timer(EXIT_GRACE, os._exit, (code,))
+        process within EXIT_GRACE seconds, end it (leaving no empty log behind: the orderly
+        exit would have removed them)."""
+        def end_it() -> None:
+            if self.stderr:
+                self.stderr.tidy()
+            os._exit(code)
+
+        timer = threading.Timer(EXIT_GRACE, end_it)
         timer.daemon = True
         timer.start()
         self.exit(code)

@@ -43,6 +43,11 @@ class NativeStderr:
         os.close(self._terminal_fd)
         self._terminal_fd = None
         sys.__stderr__ = self._saved_dunder
+        self.tidy()
+
+    def tidy(self) -> None:
+        """Remove the logs this made that are still empty, and the folders made for them that
+        are empty now. Safe to call again, and from the thread that ends a stuck exit."""
         for made in reversed(self._made):  # a file before its folder, a folder before its parent
             try:
                 if made.is_dir():
