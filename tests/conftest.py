@@ -40,8 +40,8 @@ def _pilot_idle_wait_bounded():
     """Textual's pilot.press waits after each key, twice, until the process's CPU goes idle, for
     up to 1 s each time. While the app trains in its own thread the CPU never goes idle, so every
     key that started or resumed a run cost 2 s of training that no test asked for (54 keys and
-    64 s in one suite run). A key is still handled before press returns: pilot.press then waits
-    for the screen to process its messages, which does not depend on the CPU."""
+    64 s in one suite run). That the key has been handled when press returns is the next
+    fixture's wait, which does not depend on the CPU."""
     patch = pytest.MonkeyPatch()
     for module in (textual.app, textual.pilot):
         patch.setattr(module, "wait_for_idle", functools.partial(module.wait_for_idle, max_sleep=0.2))
@@ -56,7 +56,7 @@ def _pilot_press_waits_for_the_keys_effects():
     loaded machine press could return before the key's binding ran, or before the screen it pushed
     had mounted (a Runs table with 0 of its 2 rows). So press goes on waiting until the key's route
     (the app, the focused widget and its parents) holds no message and the screen on top has
-    mounted: for 1 s at the most, as an app that trains is never quite quiet."""
+    mounted, after each key: for 1 s at the most, as an app that trains is never quite quiet."""
     press_keys = textual.app.App._press_keys
 
     def busy(app) -> bool:
@@ -66,10 +66,11 @@ def _pilot_press_waits_for_the_keys_effects():
         return not app.screen.is_mounted or any(pump._message_queue.qsize() for pump in route)
 
     async def press_and_wait(app, keys) -> None:
-        await press_keys(app, keys)
-        deadline = time.monotonic() + 1
-        while busy(app) and time.monotonic() < deadline:
-            await asyncio.sleep(0.01)
+        for key in keys:  # F2 then space: the space goes to the Runs screen once it has mounted
+            await press_keys(app, [key])
+            deadline = time.monotonic() + 1
+            while busy(app) and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
 
     patch = pytest.MonkeyPatch()
     patch.setattr(textual.app.App, "_press_keys", press_and_wait)

@@ -1,4 +1,5 @@
 import math
+import re
 
 import pytest
 from hypothesis import given
@@ -92,7 +93,8 @@ def test_a_compile_mode_without_compile_is_refused_with_the_fix():
 
 
 NUMBER_KEYS = sorted(name for name in FIELDS if field_type(name) in (int, float))
-TYPED = st.one_of(st.text(), st.text("0123456789.e-+", max_size=6000), st.sampled_from(["inf", "-inf", "nan", "1e400"]))
+TYPED = st.one_of(st.text(), st.text("0123456789.e-+", max_size=6000), st.sampled_from(["inf", "-inf", "nan", "1e400"]),
+                  st.text("0123456789", min_size=4290, max_size=4310), st.sampled_from(["--5", "+-5", "²", "5²"]))
 
 
 @given(name=st.sampled_from(NUMBER_KEYS), text=TYPED)
@@ -105,5 +107,7 @@ def test_a_number_field_reads_what_was_typed_or_says_so_in_one_line(name, text):
     except ValueError as error:
         message = str(error)
         assert message.startswith(f"{name} = {quoted(text)}: ") and "\n" not in message and len(message) < 200
+        too_long = re.fullmatch(r"[+-]?[0-9]+", text.strip()) and len(text.strip().lstrip("+-")) > 4300
+        assert ("digits" in message) == bool(field_type(name) is int and too_long), message
     else:
-        assert type(value) is field_type(name) and math.isfinite(value)
+        assert type(value) is field_type(name) and (type(value) is int or math.isfinite(value))

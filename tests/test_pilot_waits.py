@@ -1,5 +1,7 @@
 """The suite's own pilot waits (conftest): a key's effects are in place when press returns, on any
-machine. A loaded one is modelled by an idle wait that returns at once."""
+machine. A loaded one is modelled by an idle wait that returns at once: Textual's own wait then
+returned before the key, bubbling up from the focused field, had reached the screen's binding.
+Once the pushed screen is on top, Textual's wait for its queue also covers its mount."""
 from __future__ import annotations
 
 import asyncio

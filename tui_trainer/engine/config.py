@@ -130,9 +130,10 @@ def parse_value(name: str, text: str) -> Any:
     elif tp is int:
         try:
             return int(raw)
-        except ValueError:
-            if raw.lstrip("+-").isdigit():  # Python reads at most 4,300 digits
-                raise ValueError(f"{name} = {quoted(text)}: must be an integer of at most 4,300 digits") from None
+        except ValueError as exc:
+            if "Exceeds the limit" in str(exc):  # Python reads at most sys.get_int_max_str_digits() digits
+                raise ValueError(f"{name} = {quoted(text)}: must be an integer of at most "
+                                 f"{sys.get_int_max_str_digits():,} digits") from None
     elif tp is float:
         try:
             value = float(raw)

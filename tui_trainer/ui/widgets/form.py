@@ -218,7 +218,7 @@ class HyperparamForm(VerticalScroll):
         question (read this large corpus?) is shown as one, not in the colours of a fault."""
         line = self._problem_lines.get(name)
         if line is None:
-            if not problem:
+            if not problem or not self.is_attached:  # a form being closed: the next validate makes it
                 return
             # problems quote what the user typed: plain text, never markup
             line = self._problem_lines[name] = Static("", classes="field-error", id=f"error-{name}", markup=False)
